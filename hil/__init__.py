@@ -1,0 +1,3 @@
+"""hil: hardware-in-loop experiments with stochastic spintronic devices."""
+
+__version__ = "0.1.0"

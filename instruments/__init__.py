@@ -1,0 +1,1 @@
+"""Instrument drivers, instrument roles and the probe station."""

@@ -1,0 +1,1 @@
+"""Measurement procedures written against instrument roles, and their analysis."""

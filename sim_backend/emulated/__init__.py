@@ -1,0 +1,1 @@
+"""Emulated instruments on loopback TCP, backed by one simulated chip and a virtual clock."""
