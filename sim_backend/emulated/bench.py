@@ -1,0 +1,140 @@
+"""The bench the emulated instruments share: one simulated chip, one virtual clock, the routing.
+
+What the emulated pulse generator plays reaches the device the emulated switch matrix routes, and what
+the emulated source meter reads is that device. The pulse generator's marker output is wired to the
+source meter's trigger input: :meth:`Bench.drive_voltage` fires the trigger line once per marked
+segment, handing the armed listeners the ``R_xy`` the device shows at that moment.
+
+All methods are called under :attr:`Bench.lock` by the servers (see ``EmulatedInstrument.receive``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from sim_backend.chip import Chip
+
+SOURCE_IMPEDANCE_OHM = 50.0  # pulse generator output impedance (physics.md)
+
+TriggerListener = Callable[[np.ndarray, np.ndarray], None]
+"""Called with ``(rxy_ohm, times_s)``: one reading and its virtual time per trigger."""
+
+
+class Bench:
+    """Chip, virtual clock and routing shared by one station's emulated instruments.
+
+    ``routes`` maps each device id to the set of crosspoints (e.g. ``{"1A01", "1B02", ...}``) that
+    connect it to the instruments. A device is routed when all its crosspoints are closed and no
+    other device's are; otherwise nothing is connected (pulses go nowhere, reads are open).
+    """
+
+    def __init__(self, chip: Chip, routes: Mapping[str, Iterable[str]] | None = None,
+                 realtime: bool = False, source_impedance_ohm: float = SOURCE_IMPEDANCE_OHM) -> None:
+        self.chip = chip
+        self.routes = {device: frozenset(points) for device, points in (routes or {}).items()}
+        for device in self.routes:
+            chip.index(device)  # an unknown device id fails here, at set-up
+        self.realtime = realtime
+        self.source_impedance_ohm = source_impedance_ohm
+        self.lock = threading.RLock()
+        self.clock_s = 0.0
+        self.closed: frozenset[str] = frozenset()
+        self.routed_device: str | None = None
+        self._listeners: list[TriggerListener] = []
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Advance the virtual clock (and, with ``realtime``, wait for real)."""
+        if seconds < 0:
+            raise ValueError("the clock cannot go back")
+        self.clock_s += seconds
+        if self.realtime and seconds > 0:
+            time.sleep(seconds)
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def set_closed(self, crosspoints: Iterable[str]) -> None:
+        """The switch matrix reports its closed crosspoints; the routed device follows from them."""
+        self.closed = frozenset(point.upper() for point in crosspoints)
+        routed = [device for device, points in self.routes.items() if points and points <= self.closed]
+        self.routed_device = routed[0] if len(routed) == 1 else None
+
+    def _routed_index(self) -> int | None:
+        return None if self.routed_device is None else self.chip.index(self.routed_device)
+
+    # -- what flows through the routed device ---------------------------------------------------
+
+    def drive_voltage(self, levels_v: np.ndarray, durations_s: np.ndarray,
+                      markers: np.ndarray | None = None) -> np.ndarray:
+        """Play a piecewise-constant voltage waveform from the pulse generator into the routed device.
+
+        The current of each segment is ``V / (R_ch + R_out)``. Returns ``m_z`` after each segment
+        (empty if no device is routed). Fires the trigger line with the ``R_xy`` at the end of every
+        segment flagged in ``markers`` (open-circuit readings, ``inf``, when nothing is routed).
+        """
+        levels = np.asarray(levels_v, dtype=np.float64).reshape(-1)
+        durations = np.broadcast_to(np.asarray(durations_s, dtype=np.float64), levels.shape)
+        marks = np.zeros(levels.shape, bool) if markers is None else np.asarray(markers, bool).reshape(-1)
+        ends = self.clock_s + np.cumsum(durations)
+        index = self._routed_index()
+        if index is None:
+            states = np.zeros((0,), dtype=np.int8)
+            readings = np.full(int(marks.sum()), np.inf)
+        else:
+            r_total = float(self.chip.r_ch_ohm[index]) + self.source_impedance_ohm
+            m = self.chip.apply_waveform([index], torch.from_numpy(levels / r_total)[None, :],
+                                         torch.from_numpy(durations.copy())[None, :])[0]
+            states = m.numpy()
+            readings = self._rxy_of_states(index, states[marks])
+        self.advance(float(durations.sum()))
+        if marks.any():
+            self.fire_trigger(readings, ends[marks])
+        return states
+
+    def source_current(self, current_a: float, duration_s: float) -> None:
+        """The source meter forces a DC current through the routed device's channel for ``duration_s``."""
+        index = self._routed_index()
+        if index is not None and current_a != 0.0:
+            self.chip.apply_waveform([index], torch.tensor([[float(current_a)]], dtype=torch.float64),
+                                     torch.tensor([[float(duration_s)]], dtype=torch.float64))
+        self.advance(duration_s)
+
+    def read_rxy(self, n_readings: int = 1) -> np.ndarray:
+        """Four-wire Hall readings ``R_xy`` of the routed device in Ω (``inf``: open, nothing routed)."""
+        index = self._routed_index()
+        if index is None:
+            return np.full(n_readings, np.inf)
+        return self.chip.read([index], n_readings)[0].numpy()
+
+    def channel_resistance(self) -> float:
+        """Two-wire channel resistance of the routed device in Ω (``inf``: open)."""
+        index = self._routed_index()
+        return np.inf if index is None else float(self.chip.channel_resistance([index])[0])
+
+    def _rxy_of_states(self, index: int, states: np.ndarray) -> np.ndarray:
+        chip = self.chip
+        noise = torch.randn(states.shape, generator=chip.generator, dtype=torch.float64).numpy()
+        r0, dr = float(chip.r0_ohm[index]), float(chip.delta_r_ahe_ohm[index])
+        readings = r0 + 0.5 * dr * states.astype(np.float64) + chip.read_noise_ohm * noise
+        return np.where(states == 0, np.inf, readings)
+
+    # -- trigger line (pulse generator marker → source meter trigger in) ------------------------
+
+    def add_trigger_listener(self, listener: TriggerListener) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove_trigger_listener(self, listener: TriggerListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def fire_trigger(self, rxy_ohm: np.ndarray, times_s: np.ndarray) -> None:
+        """Deliver one trigger per element to every armed listener."""
+        for listener in list(self._listeners):
+            listener(rxy_ohm, times_s)

@@ -1,0 +1,237 @@
+"""Loopback TCP servers for emulated instruments, and the base class they share.
+
+One :class:`InstrumentServer` serves one :class:`EmulatedInstrument` on ``127.0.0.1`` at an
+ephemeral (or given) port, reachable through pyvisa-py as ``TCPIP::127.0.0.1::<port>::SOCKET``.
+Messages are terminated by ``\\n``; an IEEE 488.2 definite-length binary block (``#<n><len><bytes>``,
+after a space or comma) is read whole even when its bytes contain ``\\n``. A message is handed to
+:meth:`EmulatedInstrument.handle` as text (binary bytes decoded as latin-1, so they survive
+``.encode("latin-1")``); a returned string is sent back with ``\\n``; ``None`` sends nothing.
+
+Faults for tests (:class:`Faults`): a reply delayed past the client's timeout, a connection dropped,
+a garbled reply.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import socketserver
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim_backend.emulated.bench import Bench
+
+ERROR_QUEUE_SIZE = 21  # the instruments keep about 20 entries and then report a queue overflow
+SCPI_NO_ERROR = (0, "No error")
+SCPI_UNDEFINED_HEADER = -113
+SCPI_DATA_OUT_OF_RANGE = -222
+SCPI_QUEUE_OVERFLOW = (-350, "Queue overflow")
+
+
+@dataclass
+class Faults:
+    """Faults injected into an emulated instrument's transport (for tests of recovery)."""
+
+    reply_delay_s: float = 0.0
+    drop_connection: bool = False
+    garble_next_reply: bool = False
+
+
+def scpi_pattern(spec: str) -> re.Pattern[str]:
+    """Compile a manual-style SCPI header into a regex that accepts its short and long forms.
+
+    ``":SOURce[1]:CURRent[:LEVel]"`` accepts ``:SOUR:CURR``, ``SOURCE1:CURRENT:LEV``, ``sour:curr:level``
+    and so on (case-insensitive, leading colon optional). Uppercase letters of a keyword are its
+    short form. ``<n>`` stands for an optional channel number and is captured as a group.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(spec):
+        char = spec[i]
+        if char == "[":
+            out.append("(?:")
+        elif char == "]":
+            out.append(")?")
+        elif spec.startswith("<n>", i):
+            out.append(r"(\d*)")
+            i += 3
+            continue
+        elif char.isalpha():
+            j = i
+            while j < len(spec) and spec[j].isalpha():
+                j += 1
+            word = spec[i:j]
+            short = "".join(c for c in word if c.isupper() or c.isdigit())
+            rest = word[len(short):]
+            # long form must be complete: SOUR or SOURCE, not SOURC
+            out.append(re.escape(short) + (f"(?:{re.escape(rest)})?" if rest else ""))
+            i = j
+            continue
+        elif char == "*":
+            out.append(r"\*")
+        else:
+            out.append(re.escape(char))
+        i += 1
+    body = "".join(out)
+    if body.startswith(":"):
+        body = ":?" + body[1:]
+    return re.compile(rf"^{body}$", re.IGNORECASE)
+
+
+def split_header(message: str) -> tuple[str, str]:
+    """Split ``":SOUR:CURR 1e-3"`` into the header and its argument text."""
+    message = message.strip()
+    head, _, args = message.partition(" ")
+    return head, args.strip()
+
+
+class EmulatedInstrument:
+    """Base for one emulated instrument: identity, error queue, access to the shared bench.
+
+    Subclasses implement :meth:`handle`. They report a command they do not understand with
+    :meth:`push_error` (it lands in the error queue; nothing is replied).
+    """
+
+    idn: str = "Emulated instrument"
+    model: str = ""
+
+    def __init__(self, bench: Bench | None = None) -> None:
+        self.bench = bench
+        self.errors: deque[tuple[int, str]] = deque()
+        self.faults = Faults()
+        self.log: list[str] = []  # every message received, in order (for tests)
+
+    def handle(self, message: str) -> str | None:
+        """Act on one message; return the reply text for a query, ``None`` otherwise."""
+        raise NotImplementedError
+
+    def push_error(self, code: int, message: str) -> None:
+        """Append an error to the queue (the oldest are kept; overflow is reported as the last entry)."""
+        if len(self.errors) >= ERROR_QUEUE_SIZE - 1:
+            if self.errors[-1] != SCPI_QUEUE_OVERFLOW:
+                self.errors.append(SCPI_QUEUE_OVERFLOW)
+            return
+        self.errors.append((code, message))
+
+    def next_error(self) -> tuple[int, str]:
+        """Pop the oldest error, or ``(0, "No error")``."""
+        return self.errors.popleft() if self.errors else SCPI_NO_ERROR
+
+    def clear_errors(self) -> None:
+        self.errors.clear()
+
+    def receive(self, message: str) -> str | None:
+        """Entry point from the server: log, hand to :meth:`handle` under the bench lock."""
+        self.log.append(message)
+        if self.bench is not None:
+            with self.bench.lock:
+                return self.handle(message)
+        return self.handle(message)
+
+
+_BLOCK_START = re.compile(rb"[ ,]#([1-9])")
+
+
+def _take_message(buffer: bytearray) -> bytes | None:
+    """Remove and return one ``\\n``-terminated message from ``buffer`` (binary blocks read whole)."""
+    pos = 0
+    while True:
+        newline = buffer.find(b"\n", pos)
+        block = _BLOCK_START.search(buffer, pos)
+        if block is not None and (newline == -1 or block.start() < newline):
+            digits = int(block.group(1))
+            length_start = block.end()
+            length_text = bytes(buffer[length_start:length_start + digits])
+            if len(length_text) < digits:
+                return None
+            if not length_text.isdigit():
+                pos = length_start  # not a block after all
+                continue
+            pos = length_start + digits + int(length_text)
+            if pos > len(buffer):
+                return None
+            continue
+        if newline == -1:
+            return None
+        message = bytes(buffer[:newline])
+        del buffer[:newline + 1]
+        return message.rstrip(b"\r")
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: InstrumentServer
+
+    def handle(self) -> None:
+        instrument = self.server.instrument
+        buffer = bytearray()
+        sock: socket.socket = self.request
+        while not self.server.closing.is_set():
+            try:
+                chunk = sock.recv(1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer.extend(chunk)
+            while (raw := _take_message(buffer)) is not None:
+                if not raw.strip():
+                    continue
+                faults = instrument.faults
+                if faults.drop_connection:
+                    faults.drop_connection = False
+                    sock.close()
+                    return
+                reply = instrument.receive(raw.decode("latin-1"))
+                if reply is None:
+                    continue
+                if faults.reply_delay_s:
+                    time.sleep(faults.reply_delay_s)
+                data = reply.encode("latin-1") + b"\n"
+                if faults.garble_next_reply:
+                    faults.garble_next_reply = False
+                    data = bytes(b ^ 0x5A for b in data[:-1]) + b"\n"
+                try:
+                    sock.sendall(data)
+                except OSError:
+                    return
+
+
+class InstrumentServer(socketserver.ThreadingTCPServer):
+    """Serve one emulated instrument on loopback; a context manager that stops the server on exit."""
+
+    daemon_threads = True
+    block_on_close = False  # a connected client's thread ends with its socket; don't wait for it
+    allow_reuse_address = True
+
+    def __init__(self, instrument: EmulatedInstrument, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.instrument = instrument
+        self.closing = threading.Event()
+        super().__init__((host, port), _Handler)
+        self._thread = threading.Thread(target=self.serve_forever, name=f"emulated {instrument.model}",
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def address(self) -> str:
+        """The VISA resource name of this server."""
+        return f"TCPIP::{self.server_address[0]}::{self.port}::SOCKET"
+
+    def close(self) -> None:
+        if not self.closing.is_set():
+            self.closing.set()
+            self.shutdown()
+            self.server_close()
+
+    def __enter__(self) -> InstrumentServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
