@@ -1,0 +1,102 @@
+"""Chip files are validated on load: a bad key or value is named, and no chip is built."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from sim_backend import ChipConfigError, load_chip
+from sim_backend.chip import DEFAULT_CHIP_FILE
+
+
+@pytest.fixture()
+def raw():
+    return yaml.safe_load(DEFAULT_CHIP_FILE.read_text())
+
+
+def edited(raw, path, value):
+    out = copy.deepcopy(raw)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("material", "delta"), -40, "material.delta: must be a positive quantity, got -40"),
+        (("material", "thickness"), "5 mA", "material.thickness: cannot read '5 mA' as a quantity in m"),
+        (("material", "jc0"), KeyError, "material.jc0: missing"),
+        (("material", "jcO"), 1e11, "material.jcO: unknown key"),
+        (("variation", "ic0"), -0.1, "variation.ic0: must be ≥ 0, got -0.1"),
+        (("devices", 2, "width"), "3 kg", "devices[2].width: cannot read '3 kg'"),
+        (("devices", 2, "width"), "0um", "devices[2].width: must be a positive quantity, got '0um'"),
+        (("devices", 5, "id"), "w3-1", "devices[5].id: duplicate device id 'w3-1'"),
+        (("devices",), [], "devices: expected a non-empty list"),
+        (("seed",), "abc", "seed: expected a non-negative integer, got 'abc'"),
+        (("format",), "hil-chip/9", "format: this version reads 'hil-chip/1', got 'hil-chip/9'"),
+        (("reset", "width"), "100 V", "reset.width: cannot read '100 V'"),
+        (("colour",), "blue", "colour: unknown key"),
+    ],
+)
+def test_bad_chip_config_names_the_key_and_value(raw, path, value, message):
+    with pytest.raises(ChipConfigError) as err:
+        load_chip(edited(raw, path, value))
+    assert message in str(err.value)
+
+
+def test_bad_chip_file_on_disk(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ChipConfigError, match="does not exist"):
+        load_chip(missing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("material: [1, 2\n")
+    with pytest.raises(ChipConfigError, match="not valid YAML"):
+        load_chip(broken)
+
+
+def test_explicit_device_parameters_replace_the_draws(raw):
+    raw["devices"][0].update({"ic0": "2mA", "delta": 55, "r_ch": "1.2 kohm"})
+    chip = load_chip(raw)
+    assert float(chip.ic0_a[0]) == pytest.approx(2e-3)
+    assert float(chip.delta[0]) == pytest.approx(55)
+    assert float(chip.r_ch_ohm[0]) == pytest.approx(1200)
+    # the other devices keep the values drawn from the seed
+    assert float(chip.ic0_a[1]) == pytest.approx(float(load_chip().ic0_a[1]))
+
+
+def test_units_in_config_are_parsed_to_si(raw):
+    raw["reset"]["width"] = "0.2 ms"
+    raw["devices"][0]["width"] = "3000 nm"
+    chip = load_chip(raw)
+    assert chip.reset_width_s == pytest.approx(2e-4)
+    assert float(chip.width_m[0]) == pytest.approx(3e-6)
+
+
+def test_benchmarks_print_json_rows():
+    out = subprocess.run([sys.executable, "-m", "benchmarks", "--json", "--only", "sampling"],
+                         capture_output=True, text=True, check=True)
+    rows = json.loads(out.stdout)
+    row = rows[0]
+    assert row["name"] == "sim_switching_samples" and row["unit"] == "samples/s"
+    assert row["value"] > 0 and row["reference"] > 0
+    assert row["ratio"] == pytest.approx(row["value"] / row["reference"])
+
+
+def test_demo_fits_every_device_of_the_default_chip():
+    out = subprocess.run([sys.executable, "-m", "hil.cli", "demo", "--trials", "300"],
+                         capture_output=True, text=True, check=True).stdout
+    for width in (3, 5, 10):
+        for k in range(1, 5):
+            assert f"w{width}-{k}" in out
+    i50 = {w: float(line.split("I50 = ")[1].split()[0]) for line in out.splitlines()
+           if line.startswith("width") for w in [int(line.split()[1])]}
+    assert i50[3] < i50[5] < i50[10]
