@@ -10,6 +10,9 @@ import torch
 
 from protocols.fits import fit_logistic
 from sim_backend import load_chip, logistic_from_neel_brown
+from sim_backend.chip import DEFAULT_CHIP_FILE
+
+CONFIGS = DEFAULT_CHIP_FILE.parent
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -36,6 +39,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emulate(args: argparse.Namespace) -> int:
+    """Run the emulated instruments of a station file in the foreground until Ctrl-C."""
+    import time
+
+    from sim_backend.emulated.station import EmulatedStation
+
+    with EmulatedStation(args.station, chip=args.chip, seed=args.seed, realtime=args.realtime) as station:
+        print(f"emulated station {station.spec.name!r} on chip {station.chip.spec.name!r}")
+        for role, inst in station.spec.instruments.items():
+            print(f"  {role:16} {inst.model:14} {inst.address}")
+        print("Ctrl-C stops the servers.", flush=True)
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print(f"stopped; virtual clock at {station.clock_s:.6f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description="Hardware-in-loop experiments with stochastic "
                                      "spintronic devices.")
@@ -45,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="override the chip's seed")
     demo.add_argument("--trials", type=int, default=1000, help="trials per bias point")
     demo.set_defaults(func=_demo)
+
+    emulate = sub.add_parser("emulate", help="run the emulated probe station's instruments on loopback TCP")
+    emulate.add_argument("--station", default=str(CONFIGS / "station.emulated.yaml"), help="station file")
+    emulate.add_argument("--chip", default=None, help="chip file (default: the station file's chip)")
+    emulate.add_argument("--seed", type=int, default=None, help="override the chip's seed")
+    emulate.add_argument("--realtime", action="store_true", help="wait for the modeled instrument time")
+    emulate.set_defaults(func=_emulate)
     return parser
 
 

@@ -1,0 +1,99 @@
+"""Instrument roles: what the protocols need from each kind of instrument, whatever its model.
+
+Protocols are written against these roles, never against a vendor model; an adapter per model
+(``instruments.adapters``) implements a role over a PyMeasure driver. Values are SI (A, V, s, Ω).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a piecewise-constant pulse-generator waveform."""
+
+    level_v: float
+    duration_s: float
+    marker: bool = False  # a marker/trigger-out at the end of this segment (starts a source-meter reading)
+
+
+@runtime_checkable
+class PulseGenerator(Protocol):
+    """Plays voltage pulses and arbitrary waveforms into the routed device."""
+
+    idn: str
+
+    def max_segments(self, segments: Sequence[Segment]) -> int:
+        """How many of the leading ``segments`` fit into one waveform of the generator's memory."""
+        ...
+
+    def play_pulse(self, level_v: float, width_s: float) -> None:
+        """One rectangular pulse of ``level_v`` for ``width_s``, played now (single shot)."""
+        ...
+
+    def play_waveform(self, segments: Sequence[Segment]) -> None:
+        """Upload a waveform of ``segments`` (must fit, see :meth:`max_segments`) and play it once."""
+        ...
+
+    def output_off(self) -> None:
+        """Output off (safe state)."""
+        ...
+
+
+@runtime_checkable
+class SourceMeter(Protocol):
+    """Forces currents through the channel and reads resistances (4-wire Hall, 2-wire channel)."""
+
+    idn: str
+
+    def configure_read(self, current_a: float, compliance_v: float, nplc: float) -> None:
+        """Set the read current, voltage compliance and integration time used by the reads below."""
+        ...
+
+    def read_hall(self, n_readings: int = 1) -> np.ndarray:
+        """``R_xy`` in Ω from a 4-wire reading (Hall arms sensed) at the read current."""
+        ...
+
+    def read_channel(self) -> float:
+        """Two-wire channel resistance in Ω at the read current."""
+        ...
+
+    def arm_triggered_readings(self, count: int) -> None:
+        """Clear the buffer and wait for ``count`` external triggers, one 4-wire reading per trigger."""
+        ...
+
+    def fetch_readings(self, count: int) -> np.ndarray:
+        """All ``count`` buffered readings in one query (Ω)."""
+        ...
+
+    def list_sweep(self, currents_a: Sequence[float], dwell_s: float) -> np.ndarray:
+        """Step the source through ``currents_a`` with ``dwell_s`` each; ``R_xy`` at every step (Ω)."""
+        ...
+
+    def output_off(self) -> None:
+        """Output off, high impedance (safe state; also during pulses)."""
+        ...
+
+
+@runtime_checkable
+class SwitchMatrix(Protocol):
+    """Connects instrument terminals (rows) to chip pads (columns)."""
+
+    idn: str
+
+    def close_only(self, crosspoints: Iterable[str]) -> None:
+        """Break before make: open every crosspoint, then close exactly ``crosspoints``."""
+        ...
+
+    def open_all(self) -> None:
+        """Open every crosspoint (safe state)."""
+        ...
+
+    def closed(self) -> set[str]:
+        """The crosspoints closed now, as the instrument reports them."""
+        ...

@@ -1,0 +1,137 @@
+"""Device trials — reset pulse → bias pulse → read → switched or not — on two paths.
+
+- **Fast path**: one arbitrary waveform carries many trials (reset, gap, read window with a marker,
+  bias, gap, read window with a marker); the source meter, armed for one triggered reading per
+  marker, buffers them, and one query fetches them all. Waveforms are split where the generator's
+  memory is full.
+- **Naive path**: separate commands for every pulse and every read; the reference the fast path is
+  measured against, and the path for instruments without markers or buffers.
+
+Both return a :class:`TrialBatch`. Its ``instrument_time_s`` is the time the instruments spend
+physically (pulses, gaps, read windows and reading apertures), modeled from the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from instruments.roles import Segment
+from instruments.station import Station
+from instruments.station_config import SafetyError
+
+
+@dataclass(frozen=True)
+class TrialTiming:
+    """The shape of one trial on the fast path, in s."""
+
+    reset_width_s: float = 100e-6
+    gap_s: float = 5e-6
+    read_window_s: float = 10e-6
+
+    def trial_time(self, bias_width_s: float) -> float:
+        return self.reset_width_s + bias_width_s + 2 * (self.gap_s + self.read_window_s)
+
+
+@dataclass
+class TrialBatch:
+    """Outcomes of ``n`` trials on one device. Readings in Ω, currents in A."""
+
+    device: str
+    path: str
+    bias_a: np.ndarray
+    width_s: float
+    reset_a: float
+    reset_readings_ohm: np.ndarray
+    readings_ohm: np.ndarray
+    switched: np.ndarray
+    reset_ok: np.ndarray
+    instrument_time_s: float
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.bias_a.size)
+
+
+def classify(reset_readings: np.ndarray, readings: np.ndarray, hall_step_ohm: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(switched, reset_ok)`` from the readings after reset and after the bias pulse.
+
+    The reset leaves the device down: its reading sits at the device's low level (the median of the
+    batch's reset readings). A switch moves the reading up by about the Hall step; half of it is the
+    threshold. An open reading (``inf``/overflow) counts as neither switched nor reset.
+    """
+    finite = np.isfinite(reset_readings) & (np.abs(reset_readings) < 1e30)
+    low = np.median(reset_readings[finite]) if finite.any() else np.nan
+    threshold = 0.5 * hall_step_ohm
+    reset_ok = finite & (reset_readings - low < threshold)
+    switched = reset_ok & np.isfinite(readings) & (np.abs(readings) < 1e30) & (readings - reset_readings > threshold)
+    return switched, reset_ok
+
+
+def _check(station: Station, device: str, bias_a: np.ndarray, width_s: float, reset_a: float,
+           timing: TrialTiming) -> None:
+    if reset_a >= 0:
+        raise SafetyError(f"reset current on {device} must be negative (switches the device down), got {reset_a} A")
+    station.check_pulses(device, [*bias_a, reset_a], [width_s, timing.reset_width_s])
+
+
+def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,
+                    timing: TrialTiming = TrialTiming()) -> TrialBatch:
+    """``len(bias_a)`` trials on ``device`` through arbitrary waveforms and buffered triggered readings."""
+    if not station.spec.fast_path_wired:
+        raise SafetyError("the fast path needs the pulse generator's marker wired to the source meter's "
+                          "trigger input (station file: triggers); use run_trials_naive")
+    bias = np.asarray(bias_a, dtype=np.float64).reshape(-1)
+    _check(station, device, bias, width_s, reset_a, timing)
+    station.route(device)
+    station.prepare_reads()
+    r_total = station.voltage_for(device, 1.0)  # V per A: R_ch + 50 Ω
+
+    def trial_segments(current: float) -> list[Segment]:
+        return [Segment(reset_a * r_total, timing.reset_width_s), Segment(0.0, timing.gap_s),
+                Segment(0.0, timing.read_window_s, marker=True),
+                Segment(current * r_total, width_s), Segment(0.0, timing.gap_s),
+                Segment(0.0, timing.read_window_s, marker=True)]
+
+    per_trial = len(trial_segments(0.0))
+    # every trial has the same segment durations, so the memory holds the same number of trials each time
+    all_segments = [s for current in bias for s in trial_segments(float(current))]
+    fit = station.pulse_generator.max_segments(all_segments) // per_trial
+    if fit < 1:
+        raise SafetyError("one trial does not fit into the pulse generator's waveform memory")
+    readings: list[np.ndarray] = []
+    waveforms = 0
+    for start in range(0, bias.size, fit):
+        n = min(fit, bias.size - start)
+        station.source_meter.arm_triggered_readings(2 * n)
+        station.pulse_generator.play_waveform(all_segments[start * per_trial:(start + n) * per_trial])
+        readings.append(np.asarray(station.source_meter.fetch_readings(2 * n), dtype=np.float64))
+        waveforms += 1
+    data = np.concatenate(readings)
+    reset_readings, after = data[0::2], data[1::2]
+    switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
+    return TrialBatch(device, "fast", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
+                      bias.size * timing.trial_time(width_s), {"waveforms": waveforms})
+
+
+def run_trials_naive(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,
+                     timing: TrialTiming = TrialTiming()) -> TrialBatch:
+    """The same trials with separate commands for every pulse and every read."""
+    bias = np.asarray(bias_a, dtype=np.float64).reshape(-1)
+    _check(station, device, bias, width_s, reset_a, timing)
+    station.route(device)
+    station.prepare_reads()
+    reset_readings = np.empty(bias.size)
+    after = np.empty(bias.size)
+    aperture_s = station.spec.readout.nplc / 50.0
+    for k, current in enumerate(bias):
+        station.pulse(device, reset_a, timing.reset_width_s)
+        reset_readings[k] = station.read_hall(device)[0]
+        station.pulse(device, float(current), width_s)
+        after[k] = station.read_hall(device)[0]
+    switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
+    per_trial = timing.reset_width_s + width_s + 2 * aperture_s
+    return TrialBatch(device, "naive", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
+                      bias.size * per_trial)

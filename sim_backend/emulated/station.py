@@ -1,0 +1,88 @@
+"""The emulated probe station: the three emulated instruments of a station file on loopback TCP.
+
+They share one :class:`~sim_backend.emulated.bench.Bench` (chip, virtual clock, routing, trigger
+line), wired as the station file says: the switch matrix's crosspoints route the file's devices, the
+pulse generator's marker triggers the source meter. ``EmulatedStation(...).spec`` is the station
+spec with the servers' VISA addresses filled in, ready for ``instruments.station.Station.open``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from instruments.station_config import StationSpec, load_station_spec
+from sim_backend.chip import Chip, load_chip
+from sim_backend.emulated.bench import Bench
+from sim_backend.emulated.keithley707b import EmulatedKeithley707B
+from sim_backend.emulated.keithley2450 import EmulatedKeithley2450
+from sim_backend.emulated.keysight81160a import EmulatedKeysight81160A
+from sim_backend.emulated.server import EmulatedInstrument, InstrumentServer
+
+EMULATED_MODELS: dict[str, type[EmulatedInstrument]] = {
+    "Keysight81160A": EmulatedKeysight81160A,
+    "Keithley2450": EmulatedKeithley2450,
+    "Keithley707B": EmulatedKeithley707B,
+}
+
+
+class EmulatedStationError(ValueError):
+    """The station file and the chip do not fit together, or a model has no emulation."""
+
+
+class EmulatedStation:
+    """Start the emulated instruments of a station file; a context manager that stops them."""
+
+    def __init__(self, station: StationSpec | str | Path, chip: Chip | str | Path | None = None,
+                 seed: int | None = None, realtime: bool = False, ports: dict[str, int] | None = None) -> None:
+        spec = station if isinstance(station, StationSpec) else load_station_spec(station)
+        if not isinstance(chip, Chip):
+            chip = load_chip(chip if chip is not None else spec.chip, seed=seed)
+        missing = [d for d in spec.devices if d not in chip.ids]
+        if missing:
+            raise EmulatedStationError(f"station devices {', '.join(missing)} are not on chip {chip.spec.name!r} "
+                                       f"(its devices: {', '.join(chip.ids)})")
+        for device_id, device in spec.devices.items():
+            chip_width = float(chip.width_m[chip.index(device_id)])
+            if abs(chip_width - device.width_m) > 1e-12:
+                raise EmulatedStationError(f"device {device_id}: the station says width {device.width_m:.3g} m, "
+                                           f"the chip {chip_width:.3g} m")
+        self.chip = chip
+        self.bench = Bench(chip, {device: spec.route(device) for device in spec.devices}, realtime=realtime)
+        self.instruments: dict[str, EmulatedInstrument] = {}
+        self.servers: dict[str, InstrumentServer] = {}
+        ports = ports or {}
+        try:
+            for role, inst in spec.instruments.items():
+                if inst.model not in EMULATED_MODELS:
+                    raise EmulatedStationError(f"instruments.{role}.model: {inst.model!r} has no emulation "
+                                               f"(emulated: {', '.join(EMULATED_MODELS)})")
+                emulated = EMULATED_MODELS[inst.model](self.bench)
+                self.instruments[role] = emulated
+                self.servers[role] = InstrumentServer(emulated, port=ports.get(role, 0))
+        except BaseException:
+            self.close()
+            raise
+        instruments = {role: dataclasses.replace(inst, address=self.servers[role].address)
+                       for role, inst in spec.instruments.items()}
+        self.spec = dataclasses.replace(spec, instruments=instruments)
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        """VISA resource name of each role's server."""
+        return {role: server.address for role, server in self.servers.items()}
+
+    @property
+    def clock_s(self) -> float:
+        """The virtual clock: instrument time a real station would have spent so far."""
+        return self.bench.clock_s
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+
+    def __enter__(self) -> EmulatedStation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
