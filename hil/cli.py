@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import torch
 
+from hil.session import SessionError
 from protocols.fits import fit_logistic
 from sim_backend import load_chip, logistic_from_neel_brown
 from sim_backend.chip import DEFAULT_CHIP_FILE
@@ -58,6 +59,42 @@ def _emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _characterize(args: argparse.Namespace) -> int:
+    from hil.characterize import characterize
+
+    try:
+        result = characterize(args.station, args.protocol, args.out, resume=args.resume, chip=args.chip,
+                              seed=args.seed)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: everything measured so far is in {args.out}; continue with --resume",
+              file=sys.stderr)
+        return 130
+    for name, status in result.statuses.items():
+        print(f"{name}: {status}")
+    if result.virtual_time_s is not None:
+        print(f"modeled instrument time: {result.virtual_time_s:.3f} s (virtual clock of the emulated station)")
+    print(f"session: {result.path}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import json
+
+    from hil.report import format_info, session_info
+
+    info = session_info(args.file)
+    print(json.dumps(info, indent=2, default=str) if args.json else format_info(info))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hil.report import write_report
+
+    for path in write_report(args.file, args.out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description="Hardware-in-loop experiments with stochastic "
                                      "spintronic devices.")
@@ -74,12 +111,38 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--seed", type=int, default=None, help="override the chip's seed")
     emulate.add_argument("--realtime", action="store_true", help="wait for the modeled instrument time")
     emulate.set_defaults(func=_emulate)
+
+    char = sub.add_parser("characterize", help="run characterization protocols into a session file")
+    char.add_argument("--station", required=True, help="station file (configs/station.emulated.yaml: emulated)")
+    char.add_argument("--protocol", required=True, action="append",
+                      help="protocol file (configs/protocols/*.yaml); repeat to run several in order")
+    char.add_argument("--out", required=True, help="session file to write (.h5)")
+    char.add_argument("--resume", action="store_true", help="continue an interrupted session without repeating "
+                      "or losing completed trials")
+    char.add_argument("--chip", default=None, help="emulated station only: chip file on the chuck")
+    char.add_argument("--seed", type=int, default=None, help="emulated station only: chip seed")
+    char.set_defaults(func=_characterize)
+
+    info = sub.add_parser("info", help="what a session file holds, and its fits")
+    info.add_argument("file")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=_info)
+
+    report = sub.add_parser("report", help="PNG figures and a text summary of a session")
+    report.add_argument("file")
+    report.add_argument("--out", required=True, help="output folder")
+    report.set_defaults(func=_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, OSError, SessionError) as exc:
+        # configuration, safety, session and instrument errors: the message says what is wrong and where
+        print(f"hil {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -281,6 +281,10 @@ class Chip:
         idx = self._indices(devices)
         self.m_z[idx] = torch.as_tensor(m_z, dtype=torch.int8, device=self.device).expand(idx.shape)
 
+    def reseed(self, seed: int) -> None:
+        """Restart the switching/read-noise random stream from ``seed`` (the device parameters stay)."""
+        self.generator.manual_seed(int(seed))
+
     def to(self, device: str | torch.device) -> Chip:
         """A copy of this chip (parameters and state) on another torch device."""
         other = Chip(self.spec, device=device)

@@ -1,0 +1,142 @@
+"""``hil characterize``: run characterization protocols on a station into one session file.
+
+A station file whose instruments are all ``address: emulated`` is served by an emulated station
+started in-process (the embedded default); any other file is connected through VISA. The instruments
+are put in the safe state on exit, Ctrl-C and errors (the station's context manager).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hil.recording import ProgressSink, SessionSink
+from hil.session import COMPLETED, SessionError, SessionWriter
+from instruments.station import Station
+from instruments.station_config import StationSpec, load_station_spec
+from protocols import analysis
+from protocols.characterization import load_protocol
+from protocols.engine import run as run_engine
+
+
+@dataclass
+class CharacterizeResult:
+    path: Path
+    statuses: dict[str, str]
+    virtual_time_s: float | None = None
+
+
+@contextlib.contextmanager
+def open_station(station: str | Path | StationSpec, chip: str | Path | None = None, seed: int | None = None,
+                 outcome_seed: int | None = None) -> Iterator[tuple[Station, Any]]:
+    """Connect to the station; start an emulated one in-process when its addresses say ``emulated``.
+
+    Yields ``(station, emulated)`` where ``emulated`` is the :class:`EmulatedStation` or ``None``.
+    """
+    spec = station if isinstance(station, StationSpec) else load_station_spec(station)
+    emulated_roles = [role for role, inst in spec.instruments.items() if inst.address == "emulated"]
+    if emulated_roles and len(emulated_roles) != len(spec.instruments):
+        raise ValueError(f"instruments {', '.join(emulated_roles)} are 'emulated' but the others are not: "
+                         "a station is either all emulated or all real")
+    if not emulated_roles:
+        with Station.open(spec) as connected:
+            yield connected, None
+        return
+    from sim_backend.emulated.station import EmulatedStation
+
+    with EmulatedStation(spec, chip=chip, seed=seed) as emulated:
+        if outcome_seed is not None:
+            emulated.chip.reseed(outcome_seed)
+        with Station.open(emulated.spec) as connected:
+            yield connected, emulated
+
+
+def _session_metadata(station: Station, emulated: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"station": station.spec.snapshot(), "hostname": platform.node(),
+                            "instruments_idn": {"pulse_generator": station.pulse_generator.idn,
+                                                "source_meter": station.source_meter.idn,
+                                                "switch_matrix": station.switch_matrix.idn}}
+    if emulated is not None:
+        chip = emulated.chip
+        meta["emulated"] = True
+        meta["chip"] = {"name": chip.spec.name, "seed": chip.spec.seed}
+        meta["notes"] = "measured on the emulated probe station (simulated chip behind emulated instruments)"
+    meta["devices"] = [{"id": d.id, "width_m": d.width_m} for d in station.spec.devices.values()]
+    return meta
+
+
+def finish_analysis(run: Any, protocol: str, station: Station) -> None:
+    """Derived results of a completed run, stored under the run's ``analysis/``."""
+    widths = {d.id: d.width_m for d in station.spec.devices.values()}
+    if protocol in ("bias_sweep", "reset_check"):
+        trials = run.table("trials")
+        curves = analysis.switching_curves(trials)
+        run.write_analysis("curves", curves)
+        run.write_analysis("reset", analysis.reset_summary(trials))
+        if protocol == "bias_sweep":
+            fits = analysis.fit_curves(curves)
+            run.write_analysis("fits", fits)
+            run.write_analysis("summary", {"by_width": analysis.size_summary(fits, widths)})
+    elif protocol == "hysteresis_loop":
+        loops = analysis.loop_widths(run.table("steps"))
+        run.write_analysis("loops", loops)
+        run.write_analysis("summary", {"by_width": analysis.size_summary({}, widths, loops)})
+
+
+def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Path | dict], out: str | Path,
+                 resume: bool = False, progress: bool | None = None, chip: str | Path | None = None,
+                 seed: int | None = None) -> CharacterizeResult:
+    """Run ``protocols`` in order on ``station`` into the session ``out`` (continuing it with ``resume``)."""
+    out = Path(out)
+    raw_protocols = [p if isinstance(p, dict) else yaml.safe_load(Path(p).read_text()) if Path(p).is_file() else p
+                     for p in protocols]
+    if resume and not out.exists():
+        raise SessionError(f"{out}: nothing to resume (no such file)")
+    writer = SessionWriter.append_to(out) if resume else None
+    attempt = 0
+    if writer is not None:
+        attempt = int(writer.attrs.get("attempts", 1))
+        writer.set_attrs(attempts=attempt + 1)
+    statuses: dict[str, str] = {}
+    try:
+        # a resumed emulated run draws fresh switching outcomes (same chip, next outcome stream)
+        with open_station(station, chip=chip, seed=seed, outcome_seed=None if attempt == 0 else 1000 + attempt) \
+                as (connected, emulated):
+            if writer is None:
+                writer = SessionWriter.create(out, kind="characterization",
+                                              metadata={**_session_metadata(connected, emulated), "attempts": 1})
+            for raw in raw_protocols:
+                protocol = load_protocol(raw, connected)
+                run = None
+                if resume:
+                    existing = [r for r in writer.runs() if r.attrs.get("protocol") == protocol.name]
+                    if existing and existing[-1].attrs.get("status") == COMPLETED:
+                        statuses[protocol.name] = COMPLETED
+                        continue
+                    run = existing[-1] if existing else None
+                    if run is not None and run.attrs.get("parameters") != _normalise(protocol.parameters()):
+                        raise SessionError(f"{out}: the {protocol.name} parameters differ from the run being resumed "
+                                           f"({run.name}); resume with the same protocol file")
+                sink = SessionSink(writer, run, path=protocol.path if hasattr(protocol, "path") else "")
+                done = sink.done_units()
+                bar = ProgressSink(progress, done=done)
+                statuses[protocol.name] = run_engine(protocol, [sink, bar], done=done)
+                finish_analysis(sink.run, protocol.name, connected)
+            virtual = emulated.clock_s if emulated is not None else None
+    finally:
+        if writer is not None:
+            writer.close()
+    return CharacterizeResult(out, statuses, virtual)
+
+
+def _normalise(parameters: dict[str, Any]) -> Any:
+    """Parameters as they read back from the file (JSON round trip), for comparison on resume."""
+    import json
+
+    return json.loads(json.dumps(parameters, sort_keys=True, default=str))

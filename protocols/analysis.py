@@ -1,0 +1,131 @@
+"""From recorded trials and steps to curves, fits, per-size summaries and loop widths.
+
+Inputs are the record tables the protocols produce (``TRIAL_DTYPE``, ``STEP_DTYPE``); outputs are
+plain structured arrays and dicts that the session stores under ``analysis/``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from protocols.fits import FitError, fit_logistic, fit_neel_brown, wilson_interval
+
+CURVE_DTYPE = np.dtype([("device", "S32"), ("amplitude_a", "f8"), ("width_s", "f8"), ("n_trials", "i8"),
+                        ("n_switched", "i8"), ("p", "f8"), ("ci_low", "f8"), ("ci_high", "f8")])
+LOOP_DTYPE = np.dtype([("device", "S32"), ("loop_width_a", "f8"), ("i_up_a", "f8"), ("i_down_a", "f8"),
+                       ("r_low_ohm", "f8"), ("r_high_ohm", "f8")])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def switching_curves(trials: np.ndarray, confidence: float = 0.95) -> np.ndarray:
+    """Per device and bias current: counts, switching fraction and Wilson interval.
+
+    Trials whose reset failed are left out (the device did not start from the reset state).
+    """
+    valid = trials[trials["reset_ok"] == 1] if trials.size else trials
+    groups: dict[tuple[bytes, float, float], list[int]] = defaultdict(lambda: [0, 0])
+    for device, amplitude, width, outcome in zip(valid["device"], valid["amplitude_a"], valid["width_s"],
+                                                  valid["outcome"], strict=True):
+        entry = groups[(device, float(amplitude), float(width))]
+        entry[0] += 1
+        entry[1] += int(outcome)
+    rows = np.zeros(len(groups), dtype=CURVE_DTYPE)
+    for i, ((device, amplitude, width), (n, k)) in enumerate(sorted(groups.items())):
+        rows[i] = (device, amplitude, width, n, k, k / n, 0.0, 0.0)
+    rows["ci_low"], rows["ci_high"] = wilson_interval(rows["n_switched"], rows["n_trials"], confidence)
+    return rows
+
+
+def fit_curves(curves: np.ndarray, tau0_s: float = 1e-9) -> dict[str, dict[str, Any]]:
+    """Logistic and Néel–Brown binomial ML fits per device (one pulse width per device)."""
+    fits: dict[str, dict[str, Any]] = {}
+    for device in np.unique(curves["device"]):
+        rows = curves[curves["device"] == device]
+        entry: dict[str, Any] = {"n_points": int(rows.size), "n_trials": int(rows["n_trials"].sum())}
+        args = (rows["amplitude_a"], rows["n_switched"], rows["n_trials"])
+        try:
+            entry["logistic"] = fit_logistic(*args).as_dict()
+        except FitError as exc:
+            entry["logistic_error"] = str(exc)
+        try:
+            entry["neel_brown"] = fit_neel_brown(*args, width_s=float(rows["width_s"][0]), tau0_s=tau0_s).as_dict()
+        except FitError as exc:
+            entry["neel_brown_error"] = str(exc)
+        fits[_text(device)] = entry
+    return fits
+
+
+def reset_summary(trials: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per device: resets read back and the fraction that left the device in the reset state."""
+    out = {}
+    for device in np.unique(trials["device"]):
+        ok = trials["reset_ok"][trials["device"] == device]
+        out[_text(device)] = {"n_resets": int(ok.size), "reset_success_rate": float(ok.mean()) if ok.size else 0.0}
+    return out
+
+
+def loop_widths(steps: np.ndarray) -> np.ndarray:
+    """Half-width of each device's current hysteresis loop (A) and its switching currents.
+
+    The readings split at the midpoint between the loop's low and high levels; ``i_up`` is the first
+    current of the rising branch that reads high, ``i_down`` the first of the falling branch that reads
+    low. The loop width is ``(i_up − i_down)/2`` (averaged over repeated loops of one device).
+    """
+    results: dict[bytes, list[tuple[float, float, float, float]]] = defaultdict(list)
+    for unit in np.unique(steps["unit"]):
+        rows = np.sort(steps[steps["unit"] == unit], order="step")
+        current, reading = rows["current_a"], rows["reading_ohm"]
+        finite = np.isfinite(reading) & (np.abs(reading) < 1e30)
+        if finite.sum() < 4:
+            continue
+        low, high = np.percentile(reading[finite], [10, 90])
+        if high - low <= 0:
+            continue
+        is_high = reading > 0.5 * (low + high)
+        turn = int(np.argmax(current))
+        rising, falling = slice(0, turn + 1), slice(turn, None)
+        up_hits = np.flatnonzero(is_high[rising] & finite[rising])
+        down_hits = np.flatnonzero(~is_high[falling] & finite[falling])
+        if up_hits.size == 0 or down_hits.size == 0:
+            continue
+        i_up = float(current[rising][up_hits[0]])
+        i_down = float(current[falling][down_hits[0]])
+        results[rows["device"][0]].append((i_up, i_down, float(low), float(high)))
+    out = np.zeros(len(results), dtype=LOOP_DTYPE)
+    for i, (device, values) in enumerate(sorted(results.items())):
+        i_up, i_down, low, high = np.mean(np.array(values), axis=0)
+        out[i] = (device, (i_up - i_down) / 2, i_up, i_down, low, high)
+    return out
+
+
+def size_summary(fits: dict[str, dict[str, Any]], widths_m: dict[str, float],
+                 loops: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per device width: mean and spread (sample std) of I50, w_I and loop width across devices."""
+    by_width: dict[float, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for device, entry in fits.items():
+        if "logistic" in entry and device in widths_m:
+            group = by_width[round(widths_m[device], 12)]
+            group["i50_a"].append(entry["logistic"]["i50_a"])
+            group["w_a"].append(entry["logistic"]["w_a"])
+    if loops is not None:
+        for row in loops:
+            device = _text(row["device"])
+            if device in widths_m:
+                by_width[round(widths_m[device], 12)]["loop_width_a"].append(float(row["loop_width_a"]))
+    summary = []
+    for width, values in sorted(by_width.items()):
+        entry: dict[str, Any] = {"width_m": width}
+        for key, items in values.items():
+            arr = np.array(items)
+            entry[f"{key}_mean"] = float(arr.mean())
+            entry[f"{key}_std"] = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+            entry[f"{key}_cv"] = entry[f"{key}_std"] / abs(entry[f"{key}_mean"]) if entry[f"{key}_mean"] else 0.0
+            entry["n_devices"] = max(entry.get("n_devices", 0), int(arr.size))
+        summary.append(entry)
+    return summary
