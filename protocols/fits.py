@@ -64,21 +64,24 @@ class NeelBrownFit:
         return asdict(self)
 
 
-def _glm_binomial(x: np.ndarray, k: np.ndarray, n: np.ndarray, link: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Fit ``η = a + b·x`` by Newton–Raphson; return ``(a, b)``, their covariance and the log-likelihood."""
-    x, k, n = (np.asarray(v, dtype=np.float64) for v in (x, k, n))
+def _glm_binomial(columns: list[np.ndarray], k: np.ndarray, n: np.ndarray, link: str,
+                  offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Fit ``η = offset + β0 + Σ βj·xj`` by Fisher scoring; return ``β``, its covariance and the log-likelihood."""
+    k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    cols = [np.asarray(c, dtype=np.float64) for c in columns]
+    off = np.zeros_like(k) if offset is None else np.broadcast_to(np.asarray(offset, dtype=np.float64), k.shape)
     keep = n > 0
-    x, k, n = x[keep], k[keep], n[keep]
-    if np.unique(x).size < 2:
+    k, n, off, cols = k[keep], n[keep], off[keep], [c[keep] for c in cols]
+    if np.unique(cols[0]).size < 2:
         raise FitError("need trials at two or more currents")
     if k.sum() == 0 or k.sum() == n.sum():
         raise FitError("every trial had the same outcome: the curve is not in the measured range")
-    scale = float(np.std(x)) or 1.0
-    centre = float(np.mean(x))
-    z = (x - centre) / scale  # well-conditioned predictor
+    centre = np.array([c.mean() for c in cols])
+    scale = np.array([c.std() or 1.0 for c in cols])
+    design = np.column_stack([np.ones_like(k)] + [(c - m) / s for c, m, s in zip(cols, centre, scale, strict=True)])
 
-    def parts(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        eta = np.clip(beta[0] + beta[1] * z, -40.0, 40.0)
+    def parts(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        eta = np.clip(off + design @ beta, -40.0, 40.0)
         if link == "logit":
             p = special.expit(eta)
             dp = p * (1.0 - p)
@@ -86,44 +89,42 @@ def _glm_binomial(x: np.ndarray, k: np.ndarray, n: np.ndarray, link: str) -> tup
             e = np.exp(eta)
             p = -np.expm1(-e)
             dp = e * np.exp(-e)
-        return eta, np.clip(p, 1e-300, 1 - 1e-16), dp
+        return np.clip(p, 1e-300, 1 - 1e-16), dp
 
     def loglik(beta: np.ndarray) -> float:
-        _, p, _ = parts(beta)
+        p, _ = parts(beta)
         return float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
 
-    # start from a least-squares line through the link of smoothed proportions
-    p0 = (k + 0.5) / (n + 1.0)
-    y0 = special.logit(p0) if link == "logit" else np.log(-np.log1p(-p0))
-    beta = np.polyfit(z, y0, 1)[::-1].copy()
-    ll = loglik(beta)
-    for _ in range(100):
-        _, p, dp = parts(beta)
+    def information(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p, dp = parts(beta)
         weight = n * dp**2 / (p * (1.0 - p))
-        score_w = n * dp * (k / n - p) / (p * (1.0 - p))
-        design = np.stack([np.ones_like(z), z], axis=1)
-        info = design.T @ (weight[:, None] * design)
-        grad = design.T @ score_w
-        step = np.linalg.solve(info + 1e-12 * np.eye(2), grad)
-        # step halving keeps every iteration an ascent
-        for _ in range(30):
-            candidate = beta + step
-            ll_new = loglik(candidate)
+        score = design.T @ (n * dp * (k / n - p) / (p * (1.0 - p)))
+        return design.T @ (weight[:, None] * design), score
+
+    # start from a least-squares fit through the link of smoothed proportions
+    p0 = (k + 0.5) / (n + 1.0)
+    y0 = (special.logit(p0) if link == "logit" else np.log(-np.log1p(-p0))) - off
+    beta = np.linalg.lstsq(design, y0, rcond=None)[0]
+    ll = loglik(beta)
+    for _ in range(200):
+        info, score = information(beta)
+        step = np.linalg.solve(info + 1e-12 * np.eye(len(beta)), score)
+        for _ in range(40):  # step halving keeps every iteration an ascent
+            ll_new = loglik(beta + step)
             if ll_new >= ll - 1e-12:
                 break
             step /= 2.0
-        converged = abs(ll_new - ll) < 1e-10 and np.max(np.abs(step)) < 1e-9
-        beta, ll = candidate, ll_new
+        beta, converged = beta + step, abs(ll_new - ll) < 1e-10 and np.max(np.abs(step)) < 1e-9
+        ll = ll_new
         if converged:
             break
-    _, p, dp = parts(beta)
-    weight = n * dp**2 / (p * (1.0 - p))
-    design = np.stack([np.ones_like(z), z], axis=1)
-    cov_z = np.linalg.inv(design.T @ (weight[:, None] * design))
-    # back to the original predictor: η = a + b·x with b = β1/scale, a = β0 − β1·centre/scale
-    transform = np.array([[1.0, -centre / scale], [0.0, 1.0 / scale]])
+    cov_std = np.linalg.inv(information(beta)[0])
+    # back to the original columns: βj = γj/sj, β0 = γ0 − Σ γj·mj/sj
+    transform = np.eye(len(beta))
+    transform[0, 1:] = -centre / scale
+    transform[1:, 1:] = np.diag(1.0 / scale)
     coef = transform @ beta
-    cov = transform @ cov_z @ transform.T
+    cov = transform @ cov_std @ transform.T
     if coef[1] <= 0:
         raise FitError("switching probability does not rise with current in these data")
     return coef, cov, ll
@@ -131,7 +132,7 @@ def _glm_binomial(x: np.ndarray, k: np.ndarray, n: np.ndarray, link: str) -> tup
 
 def fit_logistic(current_a: np.ndarray, n_switched: np.ndarray, n_trials: np.ndarray) -> LogisticFit:
     """Binomial ML fit of the logistic curve to counts at each current."""
-    (a, b), cov, ll = _glm_binomial(current_a, n_switched, n_trials, "logit")
+    (a, b), cov, ll = _glm_binomial([current_a], n_switched, n_trials, "logit")
     i50, w = -a / b, 1.0 / b
     # gradients of I50 = −a/b and w = 1/b with respect to (a, b)
     g_i50 = np.array([-1.0 / b, a / b**2])
@@ -140,17 +141,35 @@ def fit_logistic(current_a: np.ndarray, n_switched: np.ndarray, n_trials: np.nda
                        int(np.count_nonzero(np.asarray(n_trials) > 0)))
 
 
-def fit_neel_brown(current_a: np.ndarray, n_switched: np.ndarray, n_trials: np.ndarray, width_s: float,
-                   tau0_s: float = 1e-9) -> NeelBrownFit:
-    """Binomial ML fit of the Néel–Brown curve (n = 1) for pulses of ``width_s``."""
-    (a, b), cov, ll = _glm_binomial(current_a, n_switched, n_trials, "cloglog")
-    log_ratio = math.log(width_s / tau0_s)
-    delta = log_ratio - a
+def fit_neel_brown(current_a: np.ndarray, n_switched: np.ndarray, n_trials: np.ndarray,
+                   width_s: float | np.ndarray, tau0_s: float = 1e-9) -> NeelBrownFit:
+    """Binomial ML fit of the Néel–Brown curve (n = 1); ``width_s`` per point or one for all.
+
+    With several pulse widths the fit is joint: ``η = ln(t_p/τ0) − Δ + (Δ/Ic0)·I``.
+    """
+    widths = np.broadcast_to(np.asarray(width_s, dtype=np.float64), np.shape(current_a))
+    (a, b), cov, ll = _glm_binomial([current_a], n_switched, n_trials, "cloglog", offset=np.log(widths / tau0_s))
+    delta = -a
     ic0 = delta / b
     g_delta = np.array([-1.0, 0.0])
     g_ic0 = np.array([-1.0 / b, -delta / b**2])
     return NeelBrownFit(ic0, float(np.sqrt(g_ic0 @ cov @ g_ic0)), delta, float(np.sqrt(g_delta @ cov @ g_delta)),
-                        width_s, tau0_s, ll, int(np.count_nonzero(np.asarray(n_trials) > 0)))
+                        float(np.exp(np.mean(np.log(widths)))), tau0_s, ll,
+                        int(np.count_nonzero(np.asarray(n_trials) > 0)))
+
+
+def fit_width_exponent(current_a: np.ndarray, n_switched: np.ndarray, n_trials: np.ndarray,
+                       width_s: np.ndarray) -> tuple[float, float]:
+    """The coefficient of ``ln t_p`` in the complementary log-log predictor, with its standard error.
+
+    Néel–Brown predicts exactly 1 (the switching chance grows with the pulse width as ``t_p/τ``);
+    data from several pulse widths test that.
+    """
+    widths = np.asarray(width_s, dtype=np.float64)
+    if np.unique(widths).size < 2:
+        raise FitError("need two or more pulse widths")
+    coef, cov, _ = _glm_binomial([current_a, np.log(widths)], n_switched, n_trials, "cloglog")
+    return float(coef[2]), float(np.sqrt(cov[2, 2]))
 
 
 def wilson_interval(n_switched: np.ndarray | int, n_trials: np.ndarray | int,

@@ -64,7 +64,7 @@ _DEVICE_KEYS: dict[str, tuple[str, bool]] = {
     "delta_r_ahe": ("ohm", True),
     "r_ch": ("ohm", True),
 }
-_TOP_KEYS = {"format", "name", "seed", "material", "variation", "reset", "devices", "notes"}
+_TOP_KEYS = {"format", "name", "seed", "material", "variation", "reset", "devices", "notes", "calibration"}
 
 
 def _section(mapping: Mapping[str, Any], key: str, where: str, required: bool = True) -> Mapping[str, Any]:
