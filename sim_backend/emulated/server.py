@@ -137,7 +137,11 @@ _BLOCK_START = re.compile(rb"[ ,]#([1-9])")
 
 
 def _take_message(buffer: bytearray) -> bytes | None:
-    """Remove and return one ``\\n``-terminated message from ``buffer`` (binary blocks read whole)."""
+    """Remove and return one message from ``buffer``: up to ``\n``, with binary blocks read whole.
+
+    A message that ends with a definite-length block needs no ``\n`` after it (PyMeasure's
+    ``write_binary_values`` sends none): the block's declared length marks the end.
+    """
     pos = 0
     while True:
         newline = buffer.find(b"\n", pos)
@@ -151,9 +155,14 @@ def _take_message(buffer: bytearray) -> bytes | None:
             if not length_text.isdigit():
                 pos = length_start  # not a block after all
                 continue
-            pos = length_start + digits + int(length_text)
-            if pos > len(buffer):
+            end = length_start + digits + int(length_text)
+            if end > len(buffer):
                 return None
+            if end == len(buffer) or buffer[end:end + 1] != b"\n":
+                message = bytes(buffer[:end])
+                del buffer[:end]
+                return message
+            pos = end
             continue
         if newline == -1:
             return None
