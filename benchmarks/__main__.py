@@ -12,6 +12,7 @@ import torch
 # name → module in this package with a ``run() -> list[Row]``
 ENTRIES = {
     "sampling": "benchmarks.sampling",
+    "training": "benchmarks.training",
 }
 
 
