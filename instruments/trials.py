@@ -35,6 +35,9 @@ class TrialTiming:
         return self.reset_width_s + bias_width_s + 2 * (self.gap_s + self.read_window_s)
 
 
+DEFAULT_TIMING = TrialTiming()
+
+
 @dataclass
 class TrialBatch:
     """Outcomes of ``n`` trials on one device. Readings in Ω, currents in A."""
@@ -78,7 +81,7 @@ def _check(station: Station, device: str, bias_a: np.ndarray, width_s: float, re
 
 
 def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,
-                    timing: TrialTiming = TrialTiming()) -> TrialBatch:
+                    timing: TrialTiming = DEFAULT_TIMING) -> TrialBatch:
     """``len(bias_a)`` trials on ``device`` through arbitrary waveforms and buffered triggered readings."""
     if not station.spec.fast_path_wired:
         raise SafetyError("the fast path needs the pulse generator's marker wired to the source meter's "
@@ -117,7 +120,7 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
 
 
 def run_trials_naive(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,
-                     timing: TrialTiming = TrialTiming()) -> TrialBatch:
+                     timing: TrialTiming = DEFAULT_TIMING) -> TrialBatch:
     """The same trials with separate commands for every pulse and every read."""
     bias = np.asarray(bias_a, dtype=np.float64).reshape(-1)
     _check(station, device, bias, width_s, reset_a, timing)
