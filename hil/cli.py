@@ -95,6 +95,66 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_config(args: argparse.Namespace):
+    from hil.training import TrainConfig
+
+    return TrainConfig(hidden=tuple(args.hidden), epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.lr, seed=args.seed, eval_samples=args.eval_samples)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from hil.datasets import load_dataset
+    from hil.train import open_backend, run_training, write_training_session
+
+    dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
+    config = _train_config(args)
+    with open_backend(args.backend, station=args.station, chip=args.chip, session=args.session, seed=args.seed,
+                      mode=args.mode, device=args.device) as (backend, source):
+        print(f"{backend!r} on {dataset.describe().get('name')}: {config.hidden} hidden neurons, "
+              f"{config.epochs} epochs", file=sys.stderr)
+        result, baselines = run_training(dataset, backend, config, args.mapping, args.gradient, args.baselines)
+        emulated_chip = source.get("emulated_chip")
+        if emulated_chip is not None:
+            source["emulator_cycles"] = int(emulated_chip.cycles.sum())
+        write_training_session(args.out, result, source, baselines)
+    print(f"test accuracy ({result.neurons}): {result.test_accuracy:.4f}")
+    for name, base in baselines.items():
+        print(f"test accuracy ({name} software baseline): {base.test_accuracy:.4f}")
+    print(f"pulses: {result.pulses}, energy: {result.energy_j:.4g} J; session: {args.out}")
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    import json
+
+    from hil.datasets import load_dataset
+    from hil.experiments import run_experiment
+
+    dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
+    result = run_experiment(args.name, dataset, _train_config(args), chip=args.chip, out_dir=args.out,
+                            device=args.device)
+    if args.json:
+        print(json.dumps(result["table"], indent=2))
+    else:
+        print(result["text"])
+        for path in result["files"]:
+            print(path)
+    return 0
+
+
+def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+    parser.add_argument("--dataset", default="digits", choices=["digits", "mnist"],
+                        help="digits: scikit-learn's 8x8 digits (embedded); mnist: IDX files in --data-dir")
+    parser.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden layer sizes")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    parser.add_argument("--eval-samples", type=int, default=16, help="stochastic samples averaged per evaluation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device for the network and simulator (cpu, cuda)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description="Hardware-in-loop experiments with stochastic "
                                      "spintronic devices.")
@@ -132,6 +192,31 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("file")
     report.add_argument("--out", required=True, help="output folder")
     report.set_defaults(func=_report)
+
+    tr = sub.add_parser("train", help="train a network whose hidden neurons are the devices")
+    tr.add_argument("--backend", required=True, choices=["hardware", "sim", "replay"])
+    tr.add_argument("--station", help="hardware: station file (emulated: configs/station.emulated.yaml)")
+    tr.add_argument("--chip", help="sim: chip file (default configs/chip.default.yaml); hardware on the emulated "
+                    "station: the chip on the chuck")
+    tr.add_argument("--session", help="replay: a recorded characterization session (.h5)")
+    tr.add_argument("--mode", default="pulse", choices=["pulse", "curve"],
+                    help="hardware: every sample a real trial (pulse) or sampled from re-measured curves (curve)")
+    tr.add_argument("--mapping", default="calibrated", choices=["calibrated", "nominal"],
+                    help="input → current: each device's own curve, or one nominal curve per width")
+    tr.add_argument("--gradient", default="curve", choices=["curve", "straight_through"])
+    tr.add_argument("--baselines", action="store_true", help="also train the software baselines "
+                    "(deterministic sigmoid, ideal stochastic sigmoid) with the same architecture")
+    tr.add_argument("--out", required=True, help="session file for the training run (.h5)")
+    _add_training_options(tr, epochs=20)
+    tr.set_defaults(func=_train)
+
+    ex = sub.add_parser("experiment", help="reproduce a research claim: a table and a PNG")
+    ex.add_argument("name", choices=["transfer", "bias", "energy"])
+    ex.add_argument("--chip", help="chip file whose distributions the virtual devices are drawn from")
+    ex.add_argument("--out", default="experiments", help="folder for the PNG and JSON")
+    ex.add_argument("--json", action="store_true", help="print the table as JSON")
+    _add_training_options(ex, epochs=20)
+    ex.set_defaults(func=_experiment)
     return parser
 
 
