@@ -19,7 +19,6 @@ class Segment:
 
     level_v: float
     duration_s: float
-    marker: bool = False  # a marker/trigger-out at the end of this segment (starts a source-meter reading)
 
 
 @runtime_checkable
@@ -36,8 +35,11 @@ class PulseGenerator(Protocol):
         """One rectangular pulse of ``level_v`` for ``width_s``, played now (single shot)."""
         ...
 
+    max_level_v: float  # largest |level| the generator is driven to
+
     def play_waveform(self, segments: Sequence[Segment]) -> None:
-        """Upload a waveform of ``segments`` (must fit, see :meth:`max_segments`) and play it once."""
+        """Upload a waveform of ``segments`` (must fit, see :meth:`max_segments`) and play it once;
+        its trigger output fires at the start (wired to the source meter's trigger input)."""
         ...
 
     def output_off(self) -> None:
@@ -63,8 +65,11 @@ class SourceMeter(Protocol):
         """Two-wire channel resistance in Ω at the read current."""
         ...
 
-    def arm_triggered_readings(self, count: int) -> None:
-        """Clear the buffer and wait for ``count`` external triggers, one 4-wire reading per trigger."""
+    aperture_s: float  # how long one reading integrates
+
+    def arm_timed_readings(self, n_trials: int, offsets_s: Sequence[float], period_s: float) -> None:
+        """Clear the buffer; after the next external trigger take 4-wire readings at ``k·period + offset``
+        (for each trial ``k`` and each offset), one per buffer entry."""
         ...
 
     def fetch_readings(self, count: int) -> np.ndarray:

@@ -15,11 +15,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pyvisa
-
-from instruments.adapters import SUPPORTED_MODELS
-from instruments.roles import PulseGenerator, Segment, SourceMeter, SwitchMatrix
+from instruments.adapters import SUPPORTED_MODELS, open_connection
+from instruments.roles import PulseGenerator, SourceMeter, SwitchMatrix
 from instruments.station_config import SafetyError, StationSpec, load_station_spec
+from instruments.transport import RecordingAdapter, ReplayAdapter, TransportLog
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,11 @@ class Station:
     """Connected instruments in their roles, plus the devices and limits of a :class:`StationSpec`."""
 
     def __init__(self, spec: StationSpec, pulse_generator: PulseGenerator, source_meter: SourceMeter,
-                 switch_matrix: SwitchMatrix, resource_manager: pyvisa.ResourceManager | None = None) -> None:
+                 switch_matrix: SwitchMatrix) -> None:
         self.spec = spec
         self.pulse_generator = pulse_generator
         self.source_meter = source_meter
         self.switch_matrix = switch_matrix
-        self._rm = resource_manager
         self.routed: str | None = None
         self.channel_resistance_ohm: dict[str, float] = {}
         self._read_configured = False
@@ -43,30 +41,39 @@ class Station:
     # -- connecting ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, spec: StationSpec | str | Path, visa_library: str = "@py", timeout_ms: int = 5000) -> Station:
-        """Connect every instrument of ``spec`` (a :class:`StationSpec` or a station file)."""
+    def open(cls, spec: StationSpec | str | Path, visa_library: str = "@py", timeout_ms: int = 5000,
+             record: TransportLog | None = None, replay: TransportLog | None = None) -> Station:
+        """Connect every instrument of ``spec`` (a :class:`StationSpec` or a station file).
+
+        ``record``: log every command and reply into this transport log. ``replay``: connect to no
+        instrument; serve the replies of this recorded log instead (offline regression runs).
+        """
         if not isinstance(spec, StationSpec):
             spec = load_station_spec(spec)
-        for role, inst in spec.instruments.items():
-            if inst.address == "emulated":
-                raise SafetyError(f"instruments.{role}.address is 'emulated': start the emulated station "
-                                  "(hil emulate, or sim_backend.emulated.EmulatedStation) and use its addresses")
-        rm = pyvisa.ResourceManager(visa_library)
+        if replay is None:
+            for role, inst in spec.instruments.items():
+                if inst.address == "emulated":
+                    raise SafetyError(f"instruments.{role}.address is 'emulated': start the emulated station "
+                                      "(hil emulate, or sim_backend.emulated.EmulatedStation) and use its addresses")
         opened: list[Any] = []
         try:
             roles = {}
             for role, inst in spec.instruments.items():
-                adapter_cls = SUPPORTED_MODELS[role][inst.model]
-                adapter = adapter_cls.connect(rm, inst.address, inst.options, timeout_ms)
+                if replay is not None:
+                    connection: Any = ReplayAdapter(replay.for_instrument(role), role)
+                else:
+                    connection = open_connection(inst.address, visa_library, timeout_ms)
+                    if record is not None:
+                        connection = RecordingAdapter(connection, record, role)
+                adapter = SUPPORTED_MODELS[role][inst.model].connect(connection, inst.options, inst.address, role)
                 opened.append(adapter)
                 roles[role] = adapter
-            station = cls(spec, roles["pulse_generator"], roles["source_meter"], roles["switch_matrix"], rm)
+            station = cls(spec, roles["pulse_generator"], roles["source_meter"], roles["switch_matrix"])
             station.safe_state()
             return station
         except BaseException:
             for adapter in opened:
                 adapter.close()
-            rm.close()
             raise
 
     def close(self) -> None:
@@ -79,8 +86,6 @@ class Station:
                     role.close()  # type: ignore[attr-defined]
                 except Exception as exc:  # noqa: BLE001 — closing the others matters more
                     log.warning("closing %s failed: %s", role, exc)
-            if self._rm is not None:
-                self._rm.close()
 
     def __enter__(self) -> Station:
         return self
@@ -157,21 +162,18 @@ class Station:
         """One rectangular current pulse through ``device_id`` (naive path: one set of commands per pulse)."""
         self.check_pulses(device_id, [current_a], [width_s])
         voltage = self.voltage_for(device_id, current_a)
+        self.check_levels(device_id, [voltage])
         self.route(device_id)
         self.source_meter.output_off()
         self.pulse_generator.play_pulse(voltage, width_s)
 
-    def play_segments(self, device_id: str, currents_a: list[float], durations_s: list[float],
-                      markers: list[bool]) -> None:
-        """Play one waveform of current segments through ``device_id`` (must fit the generator's memory)."""
-        self.check_pulses(device_id, currents_a, [d for c, d in zip(currents_a, durations_s, strict=True) if c])
-        r_total = self.channel_resistance_ohm.get(device_id)
-        if r_total is None:
-            r_total = self.measure_channel_resistance(device_id)
-        r_total += SOURCE_IMPEDANCE_OHM
-        segments = [Segment(c * r_total, d, m) for c, d, m in zip(currents_a, durations_s, markers, strict=True)]
-        self.route(device_id)
-        self.pulse_generator.play_waveform(segments)
+    def check_levels(self, device_id: str, levels_v: Any) -> None:
+        """Refuse a voltage the pulse generator cannot deliver (SafetyError)."""
+        limit = self.pulse_generator.max_level_v
+        worst = max((abs(float(v)) for v in levels_v), default=0.0)
+        if worst > limit:
+            raise SafetyError(f"device {device_id}: the requested current needs {worst:.3f} V, beyond the pulse "
+                              f"generator's ±{limit} V; nothing was sent")
 
     def dc_sweep(self, device_id: str, currents_a: list[float], dwell_s: float) -> Any:
         """Source-meter list sweep of DC currents with ``dwell_s`` per step; ``R_xy`` at each step (Ω)."""

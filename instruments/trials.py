@@ -1,9 +1,9 @@
 """Device trials — reset pulse → bias pulse → read → switched or not — on two paths.
 
-- **Fast path**: one arbitrary waveform carries many trials (reset, gap, read window with a marker,
-  bias, gap, read window with a marker); the source meter, armed for one triggered reading per
-  marker, buffers them, and one query fetches them all. Waveforms are split where the generator's
-  memory is full.
+- **Fast path**: one arbitrary waveform carries many trials (reset, gap, read window, bias, gap, read
+  window). The generator's trigger output starts the source meter's trigger model, which takes one
+  reading in each read window (its delays follow the waveform's timing) into its buffer; one query
+  fetches them all. Waveforms are split where the generator's memory is full.
 - **Naive path**: separate commands for every pulse and every read; the reference the fast path is
   measured against, and the path for instruments without markers or buffers.
 
@@ -29,10 +29,13 @@ class TrialTiming:
 
     reset_width_s: float = 100e-6
     gap_s: float = 5e-6
-    read_window_s: float = 10e-6
+    read_window_s: float = 10e-6  # at least the source meter's aperture (it is widened to it)
 
-    def trial_time(self, bias_width_s: float) -> float:
-        return self.reset_width_s + bias_width_s + 2 * (self.gap_s + self.read_window_s)
+    def window(self, aperture_s: float) -> float:
+        return max(self.read_window_s, aperture_s)
+
+    def trial_time(self, bias_width_s: float, aperture_s: float = 0.0) -> float:
+        return self.reset_width_s + bias_width_s + 2 * (self.gap_s + self.window(aperture_s))
 
 
 DEFAULT_TIMING = TrialTiming()
@@ -91,14 +94,18 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
     station.route(device)
     station.prepare_reads()
     r_total = station.voltage_for(device, 1.0)  # V per A: R_ch + 50 Ω
+    window = timing.window(station.source_meter.aperture_s)
+    station.check_levels(device, [reset_a * r_total, *(bias * r_total)])
 
     def trial_segments(current: float) -> list[Segment]:
         return [Segment(reset_a * r_total, timing.reset_width_s), Segment(0.0, timing.gap_s),
-                Segment(0.0, timing.read_window_s, marker=True),
-                Segment(current * r_total, width_s), Segment(0.0, timing.gap_s),
-                Segment(0.0, timing.read_window_s, marker=True)]
+                Segment(0.0, window), Segment(current * r_total, width_s), Segment(0.0, timing.gap_s),
+                Segment(0.0, window)]
 
     per_trial = len(trial_segments(0.0))
+    period = timing.trial_time(width_s, station.source_meter.aperture_s)
+    # readings at the start of each read window
+    offsets = [timing.reset_width_s + timing.gap_s, period - window]
     # every trial has the same segment durations, so the memory holds the same number of trials each time
     all_segments = [s for current in bias for s in trial_segments(float(current))]
     fit = station.pulse_generator.max_segments(all_segments) // per_trial
@@ -108,7 +115,7 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
     waveforms = 0
     for start in range(0, bias.size, fit):
         n = min(fit, bias.size - start)
-        station.source_meter.arm_triggered_readings(2 * n)
+        station.source_meter.arm_timed_readings(n, offsets, period)
         station.pulse_generator.play_waveform(all_segments[start * per_trial:(start + n) * per_trial])
         readings.append(np.asarray(station.source_meter.fetch_readings(2 * n), dtype=np.float64))
         waveforms += 1
@@ -116,7 +123,7 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
     reset_readings, after = data[0::2], data[1::2]
     switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
     return TrialBatch(device, "fast", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
-                      bias.size * timing.trial_time(width_s), {"waveforms": waveforms})
+                      bias.size * period, {"waveforms": waveforms})
 
 
 def run_trials_naive(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,
@@ -128,7 +135,7 @@ def run_trials_naive(station: Station, device: str, bias_a: Sequence[float], wid
     station.prepare_reads()
     reset_readings = np.empty(bias.size)
     after = np.empty(bias.size)
-    aperture_s = station.spec.readout.nplc / 50.0
+    aperture_s = station.source_meter.aperture_s
     for k, current in enumerate(bias):
         station.pulse(device, reset_a, timing.reset_width_s)
         reset_readings[k] = station.read_hall(device)[0]

@@ -1,9 +1,9 @@
 """The bench the emulated instruments share: one simulated chip, one virtual clock, the routing.
 
 What the emulated pulse generator plays reaches the device the emulated switch matrix routes, and what
-the emulated source meter reads is that device. The pulse generator's marker output is wired to the
-source meter's trigger input: :meth:`Bench.drive_voltage` fires the trigger line once per marked
-segment, handing the armed listeners the ``R_xy`` the device shows at that moment.
+the emulated source meter reads is that device. The pulse generator's trigger output is wired to the
+source meter's trigger input: :meth:`Bench.drive_voltage` fires it at the start of every waveform, and
+an armed source meter takes its readings at its own (trigger-model) times within the waveform.
 
 All methods are called under :attr:`Bench.lock` by the servers (see ``EmulatedInstrument.receive``).
 """
@@ -21,8 +21,31 @@ from sim_backend.chip import Chip
 
 SOURCE_IMPEDANCE_OHM = 50.0  # pulse generator output impedance (physics.md)
 
-TriggerListener = Callable[[np.ndarray, np.ndarray], None]
-"""Called with ``(rxy_ohm, times_s)``: one reading and its virtual time per trigger."""
+
+
+class WaveformRecord:
+    """What one played waveform did to the routed device, for readings taken while it played."""
+
+    def __init__(self, bench: Bench, index: int | None, start_s: float, ends_s: np.ndarray,
+                 states: np.ndarray | None) -> None:
+        self.bench, self.index, self.start_s, self.ends_s = bench, index, start_s, ends_s
+        self.states = states  # m_z before the waveform, then after each segment (None: nothing routed)
+
+    @property
+    def end_s(self) -> float:
+        return float(self.ends_s[-1]) if self.ends_s.size else self.start_s
+
+    def rxy_at(self, times_s: np.ndarray) -> np.ndarray:
+        """``R_xy`` readings at the given virtual times (state of the segment then playing)."""
+        times = np.asarray(times_s, dtype=np.float64)
+        if self.index is None or self.states is None:
+            return np.full(times.shape, np.inf)
+        completed = np.searchsorted(self.ends_s, times, side="right")  # segments finished by then
+        return self.bench.rxy_of_states(self.index, self.states[completed])
+
+
+TriggerListener = Callable[[WaveformRecord], None]
+"""Called once per trigger (the start of a waveform) with what the waveform does."""
 
 
 class Bench:
@@ -70,32 +93,30 @@ class Bench:
 
     # -- what flows through the routed device ---------------------------------------------------
 
-    def drive_voltage(self, levels_v: np.ndarray, durations_s: np.ndarray,
-                      markers: np.ndarray | None = None) -> np.ndarray:
+    def drive_voltage(self, levels_v: np.ndarray, durations_s: np.ndarray) -> WaveformRecord:
         """Play a piecewise-constant voltage waveform from the pulse generator into the routed device.
 
-        The current of each segment is ``V / (R_ch + R_out)``. Returns ``m_z`` after each segment
-        (empty if no device is routed). Fires the trigger line with the ``R_xy`` at the end of every
-        segment flagged in ``markers`` (open-circuit readings, ``inf``, when nothing is routed).
+        The current of each segment is ``V / (R_ch + R_out)``. The pulse generator's trigger output
+        fires at the start of the waveform: every trigger listener (an armed source meter) gets the
+        record of what the device did, and takes its readings at its own times within it.
         """
         levels = np.asarray(levels_v, dtype=np.float64).reshape(-1)
-        durations = np.broadcast_to(np.asarray(durations_s, dtype=np.float64), levels.shape)
-        marks = np.zeros(levels.shape, bool) if markers is None else np.asarray(markers, bool).reshape(-1)
-        ends = self.clock_s + np.cumsum(durations)
+        durations = np.broadcast_to(np.asarray(durations_s, dtype=np.float64), levels.shape).copy()
+        start = self.clock_s
         index = self._routed_index()
         if index is None:
-            states = np.zeros((0,), dtype=np.int8)
-            readings = np.full(int(marks.sum()), np.inf)
+            states = None
         else:
             r_total = float(self.chip.r_ch_ohm[index]) + self.source_impedance_ohm
+            before = int(self.chip.m_z[index])
             m = self.chip.apply_waveform([index], torch.from_numpy(levels / r_total)[None, :],
-                                         torch.from_numpy(durations.copy())[None, :])[0]
-            states = m.numpy()
-            readings = self._rxy_of_states(index, states[marks])
+                                         torch.from_numpy(durations)[None, :])[0].numpy()
+            states = np.concatenate([[before], m]).astype(np.int8)
+        record = WaveformRecord(self, index, start, start + np.cumsum(durations), states)
         self.advance(float(durations.sum()))
-        if marks.any():
-            self.fire_trigger(readings, ends[marks])
-        return states
+        for listener in list(self._listeners):
+            listener(record)
+        return record
 
     def source_current(self, current_a: float, duration_s: float) -> None:
         """The source meter forces a DC current through the routed device's channel for ``duration_s``."""
@@ -117,7 +138,8 @@ class Bench:
         index = self._routed_index()
         return np.inf if index is None else float(self.chip.channel_resistance([index])[0])
 
-    def _rxy_of_states(self, index: int, states: np.ndarray) -> np.ndarray:
+    def rxy_of_states(self, index: int, states: np.ndarray) -> np.ndarray:
+        """Noisy ``R_xy`` readings of device ``index`` in the magnetization ``states`` (0: destroyed → inf)."""
         chip = self.chip
         noise = torch.randn(states.shape, generator=chip.generator, dtype=torch.float64).numpy()
         r0, dr = float(chip.r0_ohm[index]), float(chip.delta_r_ahe_ohm[index])
@@ -133,8 +155,3 @@ class Bench:
     def remove_trigger_listener(self, listener: TriggerListener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
-
-    def fire_trigger(self, rxy_ohm: np.ndarray, times_s: np.ndarray) -> None:
-        """Deliver one trigger per element to every armed listener."""
-        for listener in list(self._listeners):
-            listener(rxy_ohm, times_s)
