@@ -16,7 +16,7 @@ from pymeasure.adapters import Adapter, VISAAdapter
 
 from instruments.drivers.keithley707b import Keithley707B
 from instruments.drivers.keithley2450 import InstrumentError, Keithley2450
-from instruments.drivers.keysight81160a import ARB_MEMORY_POINTS, LEVEL_MAX_V, Keysight81160A
+from instruments.drivers.keysight81160a import ARB_MEMORY_POINTS, LEVEL_MAX_V, PULSE_PERIOD_FACTOR, Keysight81160A
 from instruments.roles import Segment
 
 LINE_FREQUENCY_HZ = 50.0  # sets the reading aperture: NPLC / line frequency
@@ -90,6 +90,9 @@ class Keysight81160AAdapter(_ModelAdapter):
         points = np.cumsum(ticks // int(np.gcd.reduce(ticks)))
         return int(np.searchsorted(points, ARB_MEMORY_POINTS, side="right"))
 
+    def pulse_time_s(self, width_s: float) -> float:
+        return PULSE_PERIOD_FACTOR * width_s
+
     def play_pulse(self, level_v: float, width_s: float) -> None:
         self.channel.single_pulse(level_v, width_s)
         self._arm()
@@ -128,6 +131,9 @@ class Keithley2450Adapter(_ModelAdapter):
         d.measure_resistance(nplc=nplc)
         d.output_off_mode = "high_impedance"
         d.source_current = current_a
+        # digital line 1 takes the pulse generator's trigger output
+        d.trigger_line_mode = "TRIG, IN"
+        d.trigger_edge = "RIS"
         self.aperture_s = nplc / LINE_FREQUENCY_HZ
 
     def _read(self, wires: int, n_readings: int) -> np.ndarray:

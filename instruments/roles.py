@@ -35,6 +35,10 @@ class PulseGenerator(Protocol):
         """One rectangular pulse of ``level_v`` for ``width_s``, played now (single shot)."""
         ...
 
+    def pulse_time_s(self, width_s: float) -> float:
+        """How long the generator is busy with one single pulse of ``width_s`` (its whole cycle)."""
+        ...
+
     max_level_v: float  # largest |level| the generator is driven to
 
     def play_waveform(self, segments: Sequence[Segment]) -> None:

@@ -142,6 +142,7 @@ def run_trials_naive(station: Station, device: str, bias_a: Sequence[float], wid
         station.pulse(device, float(current), width_s)
         after[k] = station.read_hall(device)[0]
     switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
-    per_trial = timing.reset_width_s + width_s + 2 * aperture_s
+    generator = station.pulse_generator
+    per_trial = generator.pulse_time_s(timing.reset_width_s) + generator.pulse_time_s(width_s) + 2 * aperture_s
     return TrialBatch(device, "naive", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
                       bias.size * per_trial)

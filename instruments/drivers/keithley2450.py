@@ -14,6 +14,7 @@ Added to the stock ``pymeasure.instruments.keithley.Keithley2450``:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -122,9 +123,21 @@ class Keithley2450(StockKeithley2450):
         self.write(f":TRIG:BLOC:DEL:CONS {block + 1}, {tail:.9g}")
         self.write(f":TRIG:BLOC:BRAN:COUN {block + 2}, {int(n_trials)}, {first_measure}")
 
-    def start(self) -> None:
-        """Start the loaded trigger model (it then waits for its trigger)."""
+    trigger_state = Instrument.measurement(
+        ":TRIG:STAT?",
+        """Get the trigger-model state (str: IDLE, RUNNING, WAITING, ...).""",
+        cast=str, maxsplit=0, get_process=lambda reply: reply.split(";")[0].strip(),
+    )
+
+    def start(self, timeout_s: float = 5.0) -> None:
+        """Start the loaded trigger model and return once it waits for its trigger."""
         self.write(":INIT")
+        deadline = time.monotonic() + timeout_s
+        while self.trigger_state != "WAITING":
+            if time.monotonic() > deadline:
+                self.abort()
+                raise InstrumentError(f"{self.name}: the trigger model did not reach its wait block")
+            time.sleep(0.001)
 
     def abort(self) -> None:
         """Stop a running trigger model."""

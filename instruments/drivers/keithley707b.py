@@ -82,9 +82,8 @@ class Keithley707B(Instrument):
 
     def next_error(self) -> tuple[int, str]:
         """Pop the oldest error: ``(code, message)``."""
-        reply = self.ask("print(errorqueue.next())")
-        code, _, message = reply.strip().partition("\t")
-        return int(float(code)), message.strip()
+        fields = self.ask("print(errorqueue.next())").strip().split("\t")
+        return int(float(fields[0])), fields[1].strip() if len(fields) > 1 else ""
 
     def check_errors(self) -> list[tuple[int, str]]:
         """Read the whole error queue; raise :class:`InstrumentError` naming every error found."""

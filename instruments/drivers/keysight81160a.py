@@ -24,6 +24,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
 from pymeasure.instruments.keysight.keysight81160A import MAX_DAC_VALUE
 from pymeasure.instruments.keysight.keysight81160A import Keysight81160AChannel as StockChannel
+from pymeasure.instruments.validators import strict_discrete_set
 
 from instruments.drivers.keithley2450 import InstrumentError
 
@@ -38,15 +39,23 @@ PULSE_PERIOD_FACTOR = 4.0  # single pulses: the period is this many widths (one 
 class Keysight81160AChannel(StockChannel):
     """One output channel with single pulses and exact piecewise-constant waveforms."""
 
+    polarity = Instrument.control(
+        ":OUTP{ch}:POL?", ":OUTP{ch}:POL %s",
+        """Control the output polarity (str: NORM, INV); inverted, a pulse goes from the high to the low level.""",
+        validator=strict_discrete_set, values=["NORM", "INV"],
+    )
+
     def single_pulse(self, level_v: float, width_s: float) -> None:
         """Arm one rectangular pulse from 0 V to ``level_v`` lasting ``width_s``, fired by :meth:`fire`."""
         if not 0 < abs(level_v) <= LEVEL_MAX_V:
             raise ValueError(f"pulse level {level_v} V outside 0 < |V| ≤ {LEVEL_MAX_V} V")
         self.shape = "PULS"
         if level_v > 0:
+            self.polarity = "NORM"
             self.voltage_low = 0.0
             self.voltage_high = level_v
-        else:
+        else:  # idle at 0 V (high), pulse down to the negative low level
+            self.polarity = "INV"
             self.voltage_high = 0.0
             self.voltage_low = level_v
         self.pulse_period = PULSE_PERIOD_FACTOR * width_s
@@ -67,6 +76,7 @@ class Keysight81160AChannel(StockChannel):
                                  termination="\n")
         self.write(f":FUNC{self.id}:USER VOLATILE")
         self.shape = "USER"
+        self.polarity = "NORM"
         self.frequency = 1.0 / (sample_s * codes.size)
         self.amplitude = 2 * scale
         self.offset = 0.0

@@ -133,6 +133,7 @@ class EmulatedInstrument:
         return self.handle(message)
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _BLOCK_START = re.compile(rb"[ ,]#([1-9])")
 
 
@@ -178,6 +179,7 @@ class _Handler(socketserver.BaseRequestHandler):
         instrument = self.server.instrument
         buffer = bytearray()
         sock: socket.socket = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies go out at once, as on a LAN instrument
         while not self.server.closing.is_set():
             try:
                 chunk = sock.recv(1 << 16)
@@ -185,6 +187,10 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             if not chunk:
                 return
+            if _QUICKACK is not None:
+                # acknowledge at once: a client that writes a command and then a query (Nagle's algorithm
+                # on its side) would otherwise wait for the delayed ACK, tens of ms per pair
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             buffer.extend(chunk)
             while (raw := _take_message(buffer)) is not None:
                 if not raw.strip():
@@ -244,3 +250,96 @@ class InstrumentServer(socketserver.ThreadingTCPServer):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def split_compound(message: str) -> list[str]:
+    """Split ``":A 1;:B?"`` at semicolons outside quotes (a message with a binary block stays whole)."""
+    if _BLOCK_START.search(message.encode("latin-1")):
+        return [message]
+    parts, current, quote = [], [], ""
+    for char in message:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == ";":
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def unquote(text: str) -> str:
+    text = text.strip()
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().upper()
+    if value in ("1", "ON"):
+        return True
+    if value in ("0", "OFF"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+class ScpiInstrument(EmulatedInstrument):
+    """An SCPI instrument: a table of manual-style headers and the methods that handle them.
+
+    ``COMMANDS`` lists ``(header spec, method name)``; a method gets the argument text and the
+    captured channel numbers and returns the reply text for a query. A header no spec matches puts
+    ``-113 "Undefined header"`` in the queue; a ValueError from a handler puts ``-224 "Illegal
+    parameter value"`` (with the reason) there. Nothing is replied for either.
+    """
+
+    COMMANDS: list[tuple[str, str]] = []
+    COMMON = [("*IDN?", "_idn"), ("*RST", "_rst"), ("*CLS", "_cls"), ("*OPC?", "_opc"), ("*WAI", "_wai"),
+              (":SYSTem:ERRor[:NEXT]?", "_syst_err")]
+
+    def __init__(self, bench: Bench | None = None) -> None:
+        super().__init__(bench)
+        self._table = [(scpi_pattern(spec), name) for spec, name in self.COMMON + self.COMMANDS]
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Power-on / ``*RST`` state (subclasses extend)."""
+
+    def handle(self, message: str) -> str | None:
+        replies = []
+        for part in split_compound(message):
+            head, args = split_header(part)
+            for pattern, name in self._table:
+                match = pattern.match(head)
+                if match:
+                    try:
+                        reply = getattr(self, name)(args, *match.groups())
+                    except ValueError as exc:
+                        self.push_error(-224, f"Illegal parameter value; {exc}")
+                        reply = None
+                    if reply is not None:
+                        replies.append(reply)
+                    break
+            else:
+                self.push_error(SCPI_UNDEFINED_HEADER, f"Undefined header; {head}")
+        return ";".join(replies) if replies else None
+
+    def _idn(self, args: str) -> str:
+        return self.idn
+
+    def _rst(self, args: str) -> None:
+        self.reset_state()
+
+    def _cls(self, args: str) -> None:
+        self.clear_errors()
+
+    def _opc(self, args: str) -> str:
+        return "1"
+
+    def _wai(self, args: str) -> None:
+        return None
+
+    def _syst_err(self, args: str) -> str:
+        code, message = self.next_error()
+        return f'{code},"{message}"'
