@@ -108,11 +108,12 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
         # a resumed emulated run draws fresh switching outcomes (same chip, next outcome stream)
         with open_station(station, chip=chip, seed=seed, outcome_seed=None if attempt == 0 else 1000 + attempt) \
                 as (connected, emulated):
+            # every protocol is validated against the station before anything is measured or written
+            loaded = [load_protocol(raw, connected) for raw in raw_protocols]
             if writer is None:
                 writer = SessionWriter.create(out, kind="characterization",
                                               metadata={**_session_metadata(connected, emulated), "attempts": 1})
-            for raw in raw_protocols:
-                protocol = load_protocol(raw, connected)
+            for protocol in loaded:
                 run = None
                 if resume:
                     existing = [r for r in writer.runs() if r.attrs.get("protocol") == protocol.name]

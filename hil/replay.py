@@ -165,7 +165,8 @@ def write_replay_report(result: dict[str, Any], out_dir: str | Path) -> list[Pat
         for ax, (device, v) in zip(axes.ravel(), sorted(curves.items()), strict=False):
             amps = np.array(v["amplitude_a"]) * 1e3
             mp, (lo, hi) = np.array(v["measured_p"]), np.array(v["measured_ci"])
-            ax.errorbar(amps, mp, yerr=[mp - lo, hi - mp], fmt="o", ms=3, label="measured", color="tab:blue")
+            ax.errorbar(amps, mp, yerr=np.clip([mp - lo, hi - mp], 0, None), fmt="o", ms=3, label="measured",
+                        color="tab:blue")
             sp = np.array([np.nan if x is None else x for x in v["simulated_p"]], dtype=float)
             ax.plot(amps, sp, "s", ms=3, label="simulated", color="tab:orange", alpha=0.7)
             ax.plot(amps, v["model_p"], "-", lw=1, label="model P", color="tab:orange")

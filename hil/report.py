@@ -129,7 +129,7 @@ def write_report(path: str | Path, out_dir: str | Path) -> list[Path]:
                 rows = curves[curves["device"] == device]
                 c = colour.get(widths.get(name), "k")
                 ax.errorbar(rows["amplitude_a"] * 1e3, rows["p"],
-                            yerr=[rows["p"] - rows["ci_low"], rows["ci_high"] - rows["p"]],
+                            yerr=np.clip([rows["p"] - rows["ci_low"], rows["ci_high"] - rows["p"]], 0, None),
                             fmt="o", ms=3, color=c, alpha=0.8, capsize=1.5)
                 logistic = fits.get(name, {}).get("logistic")
                 if logistic:

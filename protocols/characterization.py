@@ -47,7 +47,7 @@ def _q(raw: Mapping[str, Any], key: str, unit: str, where: str, default: Any = N
         number = parse_quantity(value, unit, f"{where}{key}")
     except QuantityError as exc:
         raise ProtocolConfigError(str(exc)) from None
-    if not math.isfinite(number) or (positive and number <= 0) or (negative and number >= 0):
+    if not math.isfinite(number) or (positive and not negative and number <= 0) or (negative and number >= 0):
         sign = "negative" if negative else "positive"
         raise ProtocolConfigError(f"{where}{key}: must be a {sign} quantity in {unit}, got {value!r}")
     return number
