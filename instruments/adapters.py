@@ -107,6 +107,9 @@ class Keysight81160AAdapter(_ModelAdapter):
         self.channel.output = False
         self._armed = False
 
+    def is_safe(self) -> bool:
+        return not self.channel.output
+
 
 class Keithley2450Adapter(_ModelAdapter):
     """The source-meter role on a Keithley 2450: 4-wire Hall reads, 2-wire channel reads, buffered trials."""
@@ -185,6 +188,9 @@ class Keithley2450Adapter(_ModelAdapter):
     def output_off(self) -> None:
         self.driver.disable_source()
 
+    def is_safe(self) -> bool:
+        return not self.driver.source_enabled
+
 
 class Keithley707BAdapter(_ModelAdapter):
     """The switch-matrix role on a Keithley 707B."""
@@ -207,6 +213,9 @@ class Keithley707BAdapter(_ModelAdapter):
 
     def closed(self) -> set[str]:
         return set(self.driver.closed_crosspoints)
+
+    def is_safe(self) -> bool:
+        return not self.closed()
 
 
 SUPPORTED_MODELS: dict[str, dict[str, type[_ModelAdapter]]] = {

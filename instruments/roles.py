@@ -50,6 +50,10 @@ class PulseGenerator(Protocol):
         """Output off (safe state)."""
         ...
 
+    def is_safe(self) -> bool:
+        """Asks the instrument whether it is in its safe state (confirms the commands took effect)."""
+        ...
+
 
 @runtime_checkable
 class SourceMeter(Protocol):
@@ -88,6 +92,10 @@ class SourceMeter(Protocol):
         """Output off, high impedance (safe state; also during pulses)."""
         ...
 
+    def is_safe(self) -> bool:
+        """Asks the instrument whether it is in its safe state (confirms the commands took effect)."""
+        ...
+
 
 @runtime_checkable
 class SwitchMatrix(Protocol):
@@ -101,6 +109,10 @@ class SwitchMatrix(Protocol):
 
     def open_all(self) -> None:
         """Open every crosspoint (safe state)."""
+        ...
+
+    def is_safe(self) -> bool:
+        """Asks the instrument whether it is in its safe state (confirms the commands took effect)."""
         ...
 
     def closed(self) -> set[str]:

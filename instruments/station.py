@@ -105,6 +105,11 @@ class Station:
         self.routed = None
         if errors:
             raise errors[0]
+        roles = (("pulse generator", self.pulse_generator), ("source meter", self.source_meter),
+                 ("switch matrix", self.switch_matrix))
+        unsafe = [name for name, role in roles if not role.is_safe()]
+        if unsafe:
+            raise SafetyError(f"safe state not confirmed by the {', '.join(unsafe)}: check the instruments by hand")
 
     # -- routing and reads ------------------------------------------------------------------------
 

@@ -112,6 +112,13 @@ class EmulatedKeithley2450(ScpiInstrument):
         self._store(value)
         return value
 
+    def _delivered(self, current_a: float) -> float:
+        """The current that flows: in compliance, the voltage limit over the channel caps it."""
+        r_ch = self.bench.channel_resistance() if self.bench is not None else np.inf
+        if not np.isfinite(r_ch) or abs(current_a) * r_ch <= self.vlim_v:
+            return current_a if np.isfinite(r_ch) else 0.0
+        return float(np.sign(current_a) * self.vlim_v / r_ch)
+
     def _store(self, value: float) -> None:
         if len(self.buffer) >= BUFFER_SIZE:
             self.buffer.pop(0)
@@ -257,7 +264,7 @@ class EmulatedKeithley2450(ScpiInstrument):
             for current in self.source_list[start - 1:]:
                 self.source_current_a = current
                 if self.bench is not None:
-                    self.bench.source_current(current, delay)
+                    self.bench.source_current(self._delivered(current), delay)
                 self._measure_now()
 
     # -- trigger model ------------------------------------------------------------------------------
