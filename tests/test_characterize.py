@@ -1,0 +1,234 @@
+"""Characterization on the emulated station: fits, physical trends, sessions, crash and resume, reports."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from scipy import special, stats
+
+from hil.characterize import characterize
+from hil.report import session_info, write_report
+from hil.session import Session, SessionError
+from protocols.fits import fit_logistic
+from sim_backend import load_chip
+from sim_backend.chip import DEFAULT_CHIP_FILE
+from sim_backend.sot import exact_i50
+
+CONFIGS = DEFAULT_CHIP_FILE.parent
+STATION = CONFIGS / "station.emulated.yaml"
+PROTOCOLS = [CONFIGS / "protocols" / name for name in ("channel-resistance.yaml", "bias-sweep.yaml",
+                                                        "hysteresis-loop.yaml")]
+Z_999 = stats.norm.ppf(0.9995)  # two-sided 99.9 % interval
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    out = tmp_path_factory.mktemp("char") / "run.h5"
+    result = characterize(STATION, PROTOCOLS, out, progress=False)
+    assert set(result.statuses.values()) == {"completed"}
+    return out
+
+
+@pytest.fixture(scope="module")
+def chip():
+    return load_chip()  # the emulated station's chip: same file, same seed
+
+
+def curves_of(path):
+    with Session(path) as s:
+        (run,) = list(s.runs_of("bias_sweep"))
+        return run.analysis("curves"), run.analysis("fits"), run.table("trials")
+
+
+def test_session_holds_every_trial_and_what_produced_it(session):
+    with Session(session) as s:
+        assert s.attrs["emulated"] is True and "emulated probe station" in s.attrs["notes"]
+        assert s.attrs["station"]["name"] == "emulated-probe-station"
+        assert "MODEL 2450" in s.attrs["instruments_idn"]["source_meter"]
+        assert [r.protocol for r in s.runs] == ["channel_resistance", "bias_sweep", "hysteresis_loop"]
+        sweep = s.runs[1]
+        params = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
+        assert sweep.parameters["trials_per_point"] == params["trials_per_point"] and sweep.parameters["seed"] == 1
+        trials = sweep.table("trials")
+        assert trials.size == 12 * 16 * 200 == sweep.attrs["n_planned_trials"]
+        assert set(trials.dtype.names) >= {"device", "amplitude_a", "width_s", "outcome", "reading_ohm", "time_s"}
+        assert np.all(trials["width_s"] == pytest.approx(10e-6)) and trials["reset_ok"].all()
+        # switched trials read high, the others low (the outcome follows from the reading)
+        switched = trials["outcome"] == 1
+        assert np.all(trials["reading_ohm"][switched] > trials["reset_reading_ohm"][switched] + 1.0)
+        assert s.runs[0].table("resistance").size == 12
+
+
+def test_fits_recover_the_simulators_true_parameters(session, chip):
+    """Néel–Brown fits recover each device's Ic0 and Δ; logistic fits recover the logistic closest to the
+    device's true curve over the same sweep (the large-sample target of the fit) — within 99.9 % intervals."""
+    curves, fits, _ = curves_of(session)
+    for device in chip.ids:
+        i = chip.index(device)
+        nb = fits[device]["neel_brown"]
+        assert abs(nb["ic0_a"] - float(chip.ic0_a[i])) < Z_999 * nb["ic0_err_a"], device
+        assert abs(nb["delta"] - float(chip.delta[i])) < Z_999 * nb["delta_err"], device
+        rows = curves[curves["device"] == device.encode()]
+        p_true = chip.switching_probability(torch.full((rows.size,), i), torch.from_numpy(rows["amplitude_a"].copy()),
+                                            10e-6).numpy()
+        huge = 10**7  # expected counts of a very long run: where the logistic fit converges to
+        target = fit_logistic(rows["amplitude_a"], p_true * huge, np.full(rows.size, huge))
+        logistic = fits[device]["logistic"]
+        assert abs(logistic["i50_a"] - target.i50_a) < Z_999 * logistic["i50_err_a"], device
+        assert abs(logistic["w_a"] - target.w_a) < Z_999 * logistic["w_err_a"], device
+        # and the exact median of the device lies where the fitted Néel–Brown curve puts it
+        median = float(exact_i50(torch.tensor(nb["ic0_a"]), torch.tensor(nb["delta"]), 10e-6))
+        assert median == pytest.approx(float(exact_i50(chip.ic0_a[i], chip.delta[i], 10e-6)), rel=0.01)
+
+
+def test_measured_trends_narrower_is_lower_steeper_and_narrower_loop(session):
+    info = session_info(session)
+    by_width = {}
+    for device in info["devices"]:
+        entry = by_width.setdefault(round(device["width_m"] * 1e6), {"i50": [], "w": [], "loop": []})
+        entry["i50"].append(device["fits"]["logistic"]["i50_a"])
+        entry["w"].append(device["fits"]["logistic"]["w_a"])
+        entry["loop"].append(device["loop_width_a"])
+    means = {w: {k: np.mean(v) for k, v in entry.items()} for w, entry in by_width.items()}
+    for key in ("i50", "w", "loop"):
+        assert means[3][key] < means[5][key] < means[10][key], key
+    # every 3 um device switches below every 10 um device
+    assert max(by_width[3]["i50"]) < min(by_width[10]["i50"])
+
+
+def test_info_json_reports_format_runs_devices_fits_and_loops(session):
+    out = subprocess.run([sys.executable, "-m", "hil.cli", "info", str(session), "--json"], capture_output=True,
+                         text=True, check=True).stdout
+    info = json.loads(out)
+    assert info["format_version"] == 1
+    assert [(r["protocol"], r["status"]) for r in info["runs"]] == [
+        ("channel_resistance", "completed"), ("bias_sweep", "completed"), ("hysteresis_loop", "completed")]
+    assert info["runs"][1]["n_trials"] == 38400
+    device = next(d for d in info["devices"] if d["id"] == "w5-3")
+    assert device["width_m"] == pytest.approx(5e-6)
+    logistic = device["fits"]["logistic"]
+    assert 1.4e-3 < logistic["i50_a"] < 2.2e-3 and 0 < logistic["i50_err_a"] < 1e-4
+    assert 10e-6 < logistic["w_a"] < 100e-6 and logistic["w_err_a"] > 0
+    assert 0.5e-3 < device["loop_width_a"] < 3e-3
+
+
+def test_report_writes_figures_and_summary(session, tmp_path):
+    files = write_report(session, tmp_path)
+    names = {f.name for f in files}
+    assert names == {"switching_curves.png", "hysteresis_loops.png", "size_trends.png", "summary.txt"}
+    for f in files:
+        assert f.stat().st_size > 1000
+        if f.suffix == ".png":
+            assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "w10-4" in (tmp_path / "summary.txt").read_text()
+
+
+def _resume_protocol(tmp_path):
+    raw = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
+    raw.update({"devices": ["w3-1", "w5-1", "w10-1"], "trials_per_point": 100, "batch": 20, "path": "naive"})
+    raw["bias"] = {"3um": {"start": "1.0mA", "stop": "1.25mA", "points": 8},
+                   "5um": {"start": "1.6mA", "stop": "2.05mA", "points": 8},
+                   "10um": {"start": "3.4mA", "stop": "4.1mA", "points": 8}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_sigkill_mid_sweep_then_resume_keeps_every_trial_exactly_once(tmp_path):
+    protocol = _resume_protocol(tmp_path)
+    out = tmp_path / "killed.h5"
+    cmd = [sys.executable, "-m", "hil.cli", "characterize", "--station", str(STATION), "--protocol", str(protocol),
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # wait until some units are on disk, then kill without warning
+    env = {**os.environ, "HDF5_USE_FILE_LOCKING": "FALSE"}
+    deadline = time.monotonic() + 60
+    committed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        probe = subprocess.run([sys.executable, "-c", (
+            "import h5py,sys\n"
+            f"f=h5py.File({str(out)!r},'r')\n"
+            "d=f['runs/000/trials'] if 'runs/000/trials' in f else None\n"
+            "print(int(d.attrs['n_committed']) if d is not None else 0)")], capture_output=True, text=True, env=env)
+        committed = int(probe.stdout.strip() or 0) if probe.returncode == 0 else committed
+        if committed >= 400:
+            break
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Session(out) as s:
+        killed = s.runs[0].table("trials")
+        assert s.runs[0].status == "running"  # it never got to say otherwise
+    assert 400 <= killed.size < 2400
+
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    with Session(out) as s:
+        run = s.runs[0]
+        assert run.status == "completed" and len(s.runs) == 1 and s.attrs["attempts"] == 2
+        trials = run.table("trials")
+    # every unit of the plan exactly once, with its 20 trials; the units measured before the kill kept as they were
+    units, counts = np.unique(trials["unit"], return_counts=True)
+    assert list(units) == list(range(3 * 8 * 5)) and set(counts) == {20}
+    before = np.isin(trials["unit"], np.unique(killed["unit"]))
+    assert np.array_equal(trials[before], killed)
+
+    # the counts agree in distribution with an uninterrupted run of the same protocol
+    fresh = tmp_path / "fresh.h5"
+    characterize(STATION, [protocol], fresh, progress=False)
+    with Session(fresh) as s:
+        reference = s.runs[0].table("trials")
+    for device in (b"w3-1", b"w5-1", b"w10-1"):
+        a, b = trials[trials["device"] == device], reference[reference["device"] == device]
+        table = [[a["outcome"].sum(), a.size - a["outcome"].sum()], [b["outcome"].sum(), b.size - b["outcome"].sum()]]
+        assert stats.chi2_contingency(table).pvalue > 1e-3, device
+
+
+def test_resume_skips_completed_runs_and_refuses_a_changed_protocol(tmp_path):
+    protocol = _resume_protocol(tmp_path)
+    raw = yaml.safe_load(protocol.read_text())
+    raw.update({"devices": ["w3-1"], "path": "fast"})
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "s.h5"
+    characterize(STATION, [small], out, progress=False)
+    # a completed run is not measured again
+    assert characterize(STATION, [small], out, resume=True, progress=False).statuses == {"bias_sweep": "completed"}
+    with Session(out) as s:
+        assert len(s.runs) == 1 and s.runs[0].table("trials").size == 800
+    with h5py.File(out, "a") as f:  # as if Ctrl-C had stopped it
+        f["runs/000"].attrs["status"] = "interrupted"
+    raw["trials_per_point"] = 60
+    small.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SessionError, match="parameters differ from the run being resumed"):
+        characterize(STATION, [small], out, resume=True, progress=False)
+
+
+def test_unreadable_session_files_get_a_clear_error(tmp_path, session):
+    truncated = tmp_path / "truncated.h5"
+    data = Path(session).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    result = subprocess.run([sys.executable, "-m", "hil.cli", "info", str(truncated)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "truncated" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_logistic_view_of_the_protocol_ranges_spans_the_curves(session):
+    """The shipped protocol's ranges cover P ≈ 0 → 1 for every device (physics.md asks for it)."""
+    curves, fits, _ = curves_of(session)
+    for device in np.unique(curves["device"]):
+        rows = curves[curves["device"] == device]
+        assert rows["p"].min() < 0.05 and rows["p"].max() > 0.95, device
+        logistic = fits[device.decode()]["logistic"]
+        model = special.expit((rows["amplitude_a"] - logistic["i50_a"]) / logistic["w_a"])
+        assert np.max(np.abs(model - rows["p"])) < 0.2
