@@ -5,38 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-import torch
-
 from hil.session import SessionError
-from protocols.fits import fit_logistic
-from sim_backend import load_chip, logistic_from_neel_brown
 from sim_backend.chip import DEFAULT_CHIP_FILE
 
 CONFIGS = DEFAULT_CHIP_FILE.parent
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Switching curves of the embedded chip, sampled from the simulator and fitted per device."""
-    chip = load_chip(args.chip, seed=args.seed)
-    width_s = 10e-6
-    print(f"{chip}: {args.trials} trials per point, {width_s * 1e6:.0f} us bias pulses")
-    print(f"{'device':8} {'width':>6} {'I50 fit (mA)':>18} {'w_I fit (uA)':>16} {'I50 model (mA)':>15}")
-    per_width: dict[float, list[float]] = {}
-    for i, device in enumerate(chip.ids):
-        i50, w = logistic_from_neel_brown(float(chip.ic0_a[i]), float(chip.delta[i]), width_s)
-        currents = np.linspace(i50 - 6 * w, i50 + 4 * w, 21)
-        idx = torch.full((currents.size, args.trials), i)
-        current = torch.as_tensor(currents)[:, None].expand(-1, args.trials)
-        counts = chip.sample_switching(idx, current, width_s).sum(dim=1).numpy()
-        fit = fit_logistic(currents, counts, np.full(currents.size, args.trials))
-        width_um = float(chip.width_m[i]) * 1e6
-        per_width.setdefault(width_um, []).append(fit.i50_a)
-        print(f"{device:8} {width_um:4.0f}um {fit.i50_a * 1e3:9.4f} ± {fit.i50_err_a * 1e3:.4f} "
-              f"{fit.w_a * 1e6:8.2f} ± {fit.w_err_a * 1e6:5.2f} {i50 * 1e3:15.4f}")
-    for width_um, i50s in sorted(per_width.items()):
-        print(f"width {width_um:4.0f} um: I50 = {np.mean(i50s) * 1e3:.3f} mA ± {np.std(i50s) * 1e3:.3f} mA "
-              f"(device-to-device)")
+    """Characterize, fit, report and train with the emulated devices in the loop."""
+    from hil.demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs, hidden=args.hidden)
     return 0
 
 
@@ -159,10 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description="Hardware-in-loop experiments with stochastic "
                                      "spintronic devices.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the main job on the embedded default chip")
-    demo.add_argument("--chip", default=None, help="chip file (default: configs/chip.default.yaml)")
-    demo.add_argument("--seed", type=int, default=None, help="override the chip's seed")
-    demo.add_argument("--trials", type=int, default=1000, help="trials per bias point")
+    demo = sub.add_parser("demo", help="characterize → fit → report → train with the emulated devices in the loop")
+    demo.add_argument("--out", default="demo-output", help="folder for the sessions and the report")
+    demo.add_argument("--epochs", type=int, default=8, help="training epochs")
+    demo.add_argument("--hidden", type=int, default=48, help="hidden neurons (time-multiplexed on 12 devices)")
     demo.set_defaults(func=_demo)
 
     emulate = sub.add_parser("emulate", help="run the emulated probe station's instruments on loopback TCP")
