@@ -12,6 +12,8 @@ import torch
 # name → module in this package with a ``run() -> list[Row]``
 ENTRIES = {
     "sampling": "benchmarks.sampling",
+    "instruments": "benchmarks.instruments",
+    "recording": "benchmarks.recording",
     "training": "benchmarks.training",
 }
 

@@ -24,7 +24,7 @@ FORMAT_NAME = "hil-session"
 FORMAT_VERSION = 1
 RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
 STATUSES = (RUNNING, COMPLETED, INTERRUPTED, FAILED)
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 1024  # small chunks, no compression: appending a few hundred rows stays cheap
 
 
 class SessionError(Exception):
@@ -78,6 +78,7 @@ class RunWriter:
     def __init__(self, session: SessionWriter, group: h5py.Group) -> None:
         self._session = session
         self.group = group
+        self._open_tables: dict[str, tuple[h5py.Dataset, np.dtype, int]] = {}  # dataset, dtype, rows committed
 
     @property
     def name(self) -> str:
@@ -92,17 +93,20 @@ class RunWriter:
         rows = np.asarray(rows)
         if rows.dtype.names is None:
             raise SessionError(f"table {table}: rows must be a structured array")
-        if table not in self.group:
-            dataset = self.group.create_dataset(table, shape=(0,), maxshape=(None,), dtype=rows.dtype,
-                                                chunks=(CHUNK_ROWS,), compression="gzip", compression_opts=1)
-            dataset.attrs["n_committed"] = 0
-        dataset = self.group[table]
-        if dataset.dtype != rows.dtype:
-            rows = rows.astype(dataset.dtype)
-        start = int(dataset.attrs["n_committed"])
+        if table not in self._open_tables:
+            if table not in self.group:
+                dataset = self.group.create_dataset(table, shape=(0,), maxshape=(None,), dtype=rows.dtype,
+                                                    chunks=(CHUNK_ROWS,))
+                dataset.attrs["n_committed"] = 0
+            dataset = self.group[table]
+            self._open_tables[table] = (dataset, dataset.dtype, int(dataset.attrs["n_committed"]))
+        dataset, dtype, start = self._open_tables[table]
+        if rows.dtype != dtype:
+            rows = rows.astype(dtype)
         dataset.resize((start + rows.size,))
         dataset[start:] = rows
         dataset.attrs["n_committed"] = start + rows.size
+        self._open_tables[table] = (dataset, dtype, start + rows.size)
         self._session.flush()
 
     def table(self, table: str) -> np.ndarray:
@@ -119,6 +123,7 @@ class RunWriter:
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         self.set_attrs(status=status, finished_utc=_now(), error=error)
+        self._session.sync()
 
     def write_analysis(self, name: str, value: np.ndarray | Mapping[str, Any]) -> None:
         """Replace the derived result ``analysis/<name>``: a structured table, or JSON for a mapping."""
@@ -202,6 +207,11 @@ class SessionWriter:
         return RunWriter(self, self._file.require_group(name))
 
     def flush(self) -> None:
+        """Hand everything written to the operating system: it survives the process being killed."""
+        self._file.flush()
+
+    def sync(self) -> None:
+        """Flush and wait until the data is on the disk (survives a power cut); at the end of a run."""
         self._file.flush()
         try:
             os.fsync(self._file.id.get_vfd_handle())
@@ -210,7 +220,7 @@ class SessionWriter:
 
     def close(self) -> None:
         if self._file.id.valid:
-            self.flush()
+            self.sync()
             self._file.close()
 
     def __enter__(self) -> SessionWriter:
