@@ -20,6 +20,7 @@ from hil.recording import ProgressSink, SessionSink
 from hil.session import COMPLETED, SessionError, SessionWriter
 from instruments.station import Station
 from instruments.station_config import StationSpec, load_station_spec
+from instruments.transport import TransportLog
 from protocols import analysis
 from protocols.characterization import load_protocol
 from protocols.engine import run as run_engine
@@ -34,7 +35,8 @@ class CharacterizeResult:
 
 @contextlib.contextmanager
 def open_station(station: str | Path | StationSpec, chip: str | Path | None = None, seed: int | None = None,
-                 outcome_seed: int | None = None) -> Iterator[tuple[Station, Any]]:
+                 outcome_seed: int | None = None,
+                 record: TransportLog | None = None) -> Iterator[tuple[Station, Any]]:
     """Connect to the station; start an emulated one in-process when its addresses say ``emulated``.
 
     Yields ``(station, emulated)`` where ``emulated`` is the :class:`EmulatedStation` or ``None``.
@@ -45,7 +47,7 @@ def open_station(station: str | Path | StationSpec, chip: str | Path | None = No
         raise ValueError(f"instruments {', '.join(emulated_roles)} are 'emulated' but the others are not: "
                          "a station is either all emulated or all real")
     if not emulated_roles:
-        with Station.open(spec) as connected:
+        with Station.open(spec, record=record) as connected:
             yield connected, None
         return
     from sim_backend.emulated.station import EmulatedStation
@@ -53,7 +55,7 @@ def open_station(station: str | Path | StationSpec, chip: str | Path | None = No
     with EmulatedStation(spec, chip=chip, seed=seed) as emulated:
         if outcome_seed is not None:
             emulated.chip.reseed(outcome_seed)
-        with Station.open(emulated.spec) as connected:
+        with Station.open(emulated.spec, record=record) as connected:
             yield connected, emulated
 
 
@@ -89,10 +91,37 @@ def finish_analysis(run: Any, protocol: str, station: Station) -> None:
         run.write_analysis("summary", {"by_width": analysis.size_summary({}, widths, loops)})
 
 
+class TransportSink:
+    """Appends the transport log's new entries to the session after every unit (crash-safe like the trials)."""
+
+    def __init__(self, writer: SessionWriter, log: TransportLog) -> None:
+        self.writer, self.log, self.written = writer, log, 0
+
+    def flush(self) -> None:
+        self.writer.append_transport(self.log.to_records(self.written))
+        self.written = len(self.log.entries)
+
+    def start(self, *args: Any) -> None:
+        self.flush()
+
+    def records(self, *args: Any) -> None:
+        self.flush()
+
+    def stop(self, *args: Any) -> None:
+        self.flush()
+
+
 def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Path | dict], out: str | Path,
                  resume: bool = False, progress: bool | None = None, chip: str | Path | None = None,
-                 seed: int | None = None) -> CharacterizeResult:
-    """Run ``protocols`` in order on ``station`` into the session ``out`` (continuing it with ``resume``)."""
+                 seed: int | None = None, record_transport: bool = False) -> CharacterizeResult:
+    """Run ``protocols`` in order on ``station`` into the session ``out`` (continuing it with ``resume``).
+
+    ``record_transport``: every command and reply of every instrument goes into the session too.
+    """
+    if record_transport and resume:
+        raise SessionError("a transport recording cannot be resumed: record the whole run in one go")
+    transport = TransportLog() if record_transport else None
+    transport_sink: TransportSink | None = None
     out = Path(out)
     raw_protocols = [p if isinstance(p, dict) else yaml.safe_load(Path(p).read_text()) if Path(p).is_file() else p
                      for p in protocols]
@@ -106,13 +135,16 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
     statuses: dict[str, str] = {}
     try:
         # a resumed emulated run draws fresh switching outcomes (same chip, next outcome stream)
-        with open_station(station, chip=chip, seed=seed, outcome_seed=None if attempt == 0 else 1000 + attempt) \
-                as (connected, emulated):
+        with open_station(station, chip=chip, seed=seed, outcome_seed=None if attempt == 0 else 1000 + attempt,
+                          record=transport) as (connected, emulated):
             # every protocol is validated against the station before anything is measured or written
             loaded = [load_protocol(raw, connected) for raw in raw_protocols]
             if writer is None:
                 writer = SessionWriter.create(out, kind="characterization",
-                                              metadata={**_session_metadata(connected, emulated), "attempts": 1})
+                                              metadata={**_session_metadata(connected, emulated), "attempts": 1,
+                                                        "transport_recorded": record_transport})
+                if transport is not None:
+                    transport_sink = TransportSink(writer, transport)
             for protocol in loaded:
                 run = None
                 if resume:
@@ -127,9 +159,12 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
                 sink = SessionSink(writer, run, path=protocol.path if hasattr(protocol, "path") else "")
                 done = sink.done_units()
                 bar = ProgressSink(progress, done=done)
-                statuses[protocol.name] = run_engine(protocol, [sink, bar], done=done)
+                sinks: list[Any] = [sink, bar] + ([transport_sink] if transport_sink is not None else [])
+                statuses[protocol.name] = run_engine(protocol, sinks, done=done)
                 finish_analysis(sink.run, protocol.name, connected)
             virtual = emulated.clock_s if emulated is not None else None
+        if transport_sink is not None:
+            transport_sink.flush()  # the safe-state commands sent when the station closed
     finally:
         if writer is not None:
             writer.close()

@@ -43,7 +43,7 @@ def _characterize(args: argparse.Namespace) -> int:
 
     try:
         result = characterize(args.station, args.protocol, args.out, resume=args.resume, chip=args.chip,
-                              seed=args.seed)
+                              seed=args.seed, record_transport=args.record_transport)
     except KeyboardInterrupt:
         print(f"\ninterrupted: everything measured so far is in {args.out}; continue with --resume",
               file=sys.stderr)
@@ -53,6 +53,64 @@ def _characterize(args: argparse.Namespace) -> int:
     if result.virtual_time_s is not None:
         print(f"modeled instrument time: {result.virtual_time_s:.3f} s (virtual clock of the emulated station)")
     print(f"session: {result.path}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import json
+
+    if args.transport:
+        from hil.transport_replay import replay_transport
+
+        result = replay_transport(args.file)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            for run in result["runs"]:
+                print(f"{run['protocol']:16} {run['n_records']:8d} records  "
+                      f"{'identical' if run['identical'] else 'DIFFERENT'}")
+        return 0 if result["identical"] else 1
+    from hil.replay import replay, write_replay_report
+
+    if not args.out:
+        raise ValueError("--out DIR is needed for the comparison figures")
+    result = replay(args.file, chip=args.chip)
+    files = write_replay_report(result, args.out)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "runs"} | {
+            "runs": [{"name": r["name"], "protocol": r["protocol"],
+                      "devices": {d: v["verdict"] for d, v in r.get("devices", {}).items()}} for r in result["runs"]]},
+            indent=2))
+    else:
+        for run in result["runs"]:
+            verdicts = run.get("devices", {})
+            differing = [d for d, v in verdicts.items() if v["verdict"] == "differs"]
+            print(f"run {run['name']} {run['protocol']:16} {len(verdicts) - len(differing)}/{len(verdicts)} devices "
+                  f"agree" + (f"; differ: {', '.join(differing)}" if differing else ""))
+        print(f"verdict: {result['verdict']} (chip {result['chip']!r})")
+        for path in files:
+            print(path)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from hil.calibrate import calibrate, write_chip
+
+    chip = calibrate(args.file, base_chip=args.base_chip)
+    path = write_chip(chip, args.out)
+    errors = chip["calibration"]["standard_errors"]
+    for device in chip["devices"]:
+        err = errors.get(device["id"], {})
+        parts = [f"{device['id']:8}"]
+        if "ic0" in device:
+            parts.append(f"Ic0 {device['ic0'] * 1e3:.4f} ± {err['ic0'] * 1e3:.4f} mA")
+            parts.append(f"Δ {device['delta']:.2f} ± {err['delta']:.2f}")
+        if "delta_r_ahe" in device:
+            parts.append(f"ΔR_AHE {device['delta_r_ahe']:.4f} ± {err['delta_r_ahe']:.4f} Ω")
+        if "r_ch" in device:
+            parts.append(f"R_ch {device['r_ch']:.1f} Ω")
+        print("  ".join(parts))
+    print(f"chip file: {path}")
     return 0
 
 
@@ -160,7 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
                       "or losing completed trials")
     char.add_argument("--chip", default=None, help="emulated station only: chip file on the chuck")
     char.add_argument("--seed", type=int, default=None, help="emulated station only: chip seed")
+    char.add_argument("--record-transport", action="store_true",
+                      help="also record every command and reply into the session (for hil replay --transport)")
     char.set_defaults(func=_characterize)
+
+    rp = sub.add_parser("replay", help="re-run a recorded session on the simulator and compare, device by device")
+    rp.add_argument("file")
+    rp.add_argument("--chip", help="chip file to replay against (default: the embedded chip; or a calibrated one)")
+    rp.add_argument("--out", help="folder for the PNG figures and replay.json")
+    rp.add_argument("--transport", action="store_true", help="instead: replay the recorded instrument commands "
+                    "and replies through the drivers and protocols, offline, and check the trials are identical")
+    rp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rp.set_defaults(func=_replay)
+
+    cal = sub.add_parser("calibrate", help="fit every device's simulator parameters from a session into a chip file")
+    cal.add_argument("file")
+    cal.add_argument("--out", required=True, help="chip file to write (.yaml)")
+    cal.add_argument("--base-chip", help="chip file whose material values the calibration starts from")
+    cal.set_defaults(func=_calibrate)
 
     info = sub.add_parser("info", help="what a session file holds, and its fits")
     info.add_argument("file")

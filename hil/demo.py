@@ -53,7 +53,8 @@ def run_demo(out_dir: str | Path, epochs: int = 8, hidden: int = 48, progress: b
         source["emulator_cycles"] = int(source["emulated_chip"].cycles.sum()) - cycles_before
         source["physical_trials"] = backend.physical_trials - trials_before
         training_session = write_training_session(out_dir / "training.h5", trained, source, baselines)
-    say(f"      {source['physical_trials']} device trials through the instruments in {time.perf_counter() - start:.1f} s "
+    elapsed = time.perf_counter() - start
+    say(f"      {source['physical_trials']} device trials through the instruments in {elapsed:.1f} s "
         f"({source['emulator_cycles']} pulses, resets included, counted by the emulated chip)")
     summary = {
         "hil_hardware_accuracy": trained.test_accuracy,

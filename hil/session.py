@@ -24,6 +24,9 @@ FORMAT_NAME = "hil-session"
 FORMAT_VERSION = 1
 RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
 STATUSES = (RUNNING, COMPLETED, INTERRUPTED, FAILED)
+TRANSPORT_DTYPE = np.dtype([("seq", "i8"), ("time_s", "f8"), ("instrument", "S32"), ("direction", "S8"),
+                            ("offset", "i8"), ("length", "i8")])
+BYTES_DTYPE = np.dtype([("byte", "u1")])
 CHUNK_ROWS = 1024  # small chunks, no compression: appending a few hundred rows stays cheap
 
 
@@ -206,6 +209,31 @@ class SessionWriter:
         """A top-level group (e.g. ``training``) written like a run."""
         return RunWriter(self, self._file.require_group(name))
 
+    def append_transport(self, records: dict[str, Any]) -> None:
+        """Append transport-log entries (columns ``seq``, ``time_s``, ``instrument``, ``direction``, ``data``).
+
+        ``transport/entries`` holds one row per command or reply with the offset and length of its
+        bytes in ``transport/bytes``.
+        """
+        n = len(records["seq"])
+        if n == 0:
+            return
+        group = self.group("transport")
+        payloads = [bytes(d) for d in records["data"]]
+        offset = int(group.table("bytes").size)
+        lengths = np.array([len(p) for p in payloads], dtype=np.int64)
+        rows = np.zeros(n, dtype=TRANSPORT_DTYPE)
+        rows["seq"] = records["seq"]
+        rows["time_s"] = records["time_s"]
+        rows["instrument"] = [i.encode() for i in records["instrument"]]
+        rows["direction"] = [d.encode() for d in records["direction"]]
+        rows["offset"] = offset + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        rows["length"] = lengths
+        blob = np.frombuffer(b"".join(payloads), dtype=np.uint8).view(BYTES_DTYPE)
+        if blob.size:
+            group.append("bytes", blob)
+        group.append("entries", rows)
+
     def flush(self) -> None:
         """Hand everything written to the operating system: it survives the process being killed."""
         self._file.flush()
@@ -308,6 +336,19 @@ class Session:
 
     def group(self, name: str) -> RunView | None:
         return RunView(self._file[name]) if name in self._file else None
+
+    def transport_records(self) -> dict[str, Any]:
+        """The recorded transport log as columns (see :meth:`SessionWriter.append_transport`)."""
+        group = self.group("transport")
+        if group is None:
+            raise SessionError(f"{self.path}: no transport log (record with --record-transport)")
+        rows = group.table("entries")
+        data = group.table("bytes")
+        blob = data["byte"].tobytes() if data.size else b""
+        return {"seq": rows["seq"], "time_s": rows["time_s"],
+                "instrument": [i.decode() for i in rows["instrument"]],
+                "direction": [d.decode() for d in rows["direction"]],
+                "data": [blob[o:o + n] for o, n in zip(rows["offset"], rows["length"], strict=True)]}
 
     def runs_of(self, protocol: str) -> Iterator[RunView]:
         return (run for run in self.runs if run.protocol == protocol)

@@ -23,6 +23,11 @@ from pymeasure.adapters import Adapter
 WRITE, READ = "write", "read"
 
 
+def _show(data: bytes) -> str:
+    """A readable excerpt of a command or reply (binary uploads are long)."""
+    return repr(data) if len(data) <= 80 else f"{data[:60]!r}... ({len(data)} bytes)"
+
+
 class TransportMismatch(AssertionError):
     """A replayed driver sent something other than what was recorded."""
 
@@ -120,15 +125,15 @@ class ReplayAdapter(Adapter):
         entry = self._next()
         if entry is None or entry.direction != WRITE or entry.data != sent:
             expected = "the end of the recording" if entry is None else (
-                f"a read (reply {entry.data[:80]!r})" if entry.direction == READ else repr(entry.data[:200]))
+                f"a read (reply {_show(entry.data)})" if entry.direction == READ else _show(entry.data))
             raise TransportMismatch(f"{self.instrument}: command #{self.position} differs from the recording: "
-                                    f"expected {expected}, sent {sent[:200]!r}")
+                                    f"expected {expected}, sent {_show(sent)}")
         self.position += 1
 
     def _expect_read(self) -> bytes:
         entry = self._next()
         if entry is None or entry.direction != READ:
-            expected = "the end of the recording" if entry is None else f"command {entry.data[:200]!r}"
+            expected = "the end of the recording" if entry is None else f"command {_show(entry.data)}"
             raise TransportMismatch(f"{self.instrument}: position #{self.position}: the driver reads a reply, "
                                     f"the recording has {expected}")
         self.position += 1

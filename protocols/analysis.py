@@ -70,33 +70,38 @@ def reset_summary(trials: np.ndarray) -> dict[str, dict[str, float]]:
     return out
 
 
-def loop_widths(steps: np.ndarray) -> np.ndarray:
-    """Half-width of each device's current hysteresis loop (A) and its switching currents.
+def loop_switching(current_a: np.ndarray, reading_ohm: np.ndarray) -> tuple[float, float, float, float] | None:
+    """``(i_up, i_down, r_low, r_high)`` of one loop (steps in order), or ``None`` if it did not switch.
 
     The readings split at the midpoint between the loop's low and high levels; ``i_up`` is the first
     current of the rising branch that reads high, ``i_down`` the first of the falling branch that reads
-    low. The loop width is ``(i_up − i_down)/2`` (averaged over repeated loops of one device).
+    low.
     """
+    finite = np.isfinite(reading_ohm) & (np.abs(reading_ohm) < 1e30)
+    if finite.sum() < 4:
+        return None
+    low, high = np.percentile(reading_ohm[finite], [10, 90])
+    if high - low <= 0:
+        return None
+    is_high = reading_ohm > 0.5 * (low + high)
+    turn = int(np.argmax(current_a))
+    rising, falling = slice(0, turn + 1), slice(turn, None)
+    up_hits = np.flatnonzero(is_high[rising] & finite[rising])
+    down_hits = np.flatnonzero(~is_high[falling] & finite[falling])
+    if up_hits.size == 0 or down_hits.size == 0:
+        return None
+    return float(current_a[rising][up_hits[0]]), float(current_a[falling][down_hits[0]]), float(low), float(high)
+
+
+def loop_widths(steps: np.ndarray) -> np.ndarray:
+    """Half-width ``(i_up − i_down)/2`` of each device's current hysteresis loop (A), averaged over its
+    loops, with the switching currents and the two reading levels (see :func:`loop_switching`)."""
     results: dict[bytes, list[tuple[float, float, float, float]]] = defaultdict(list)
     for unit in np.unique(steps["unit"]):
         rows = np.sort(steps[steps["unit"] == unit], order="step")
-        current, reading = rows["current_a"], rows["reading_ohm"]
-        finite = np.isfinite(reading) & (np.abs(reading) < 1e30)
-        if finite.sum() < 4:
-            continue
-        low, high = np.percentile(reading[finite], [10, 90])
-        if high - low <= 0:
-            continue
-        is_high = reading > 0.5 * (low + high)
-        turn = int(np.argmax(current))
-        rising, falling = slice(0, turn + 1), slice(turn, None)
-        up_hits = np.flatnonzero(is_high[rising] & finite[rising])
-        down_hits = np.flatnonzero(~is_high[falling] & finite[falling])
-        if up_hits.size == 0 or down_hits.size == 0:
-            continue
-        i_up = float(current[rising][up_hits[0]])
-        i_down = float(current[falling][down_hits[0]])
-        results[rows["device"][0]].append((i_up, i_down, float(low), float(high)))
+        switching = loop_switching(rows["current_a"], rows["reading_ohm"])
+        if switching is not None:
+            results[rows["device"][0]].append(switching)
     out = np.zeros(len(results), dtype=LOOP_DTYPE)
     for i, (device, values) in enumerate(sorted(results.items())):
         i_up, i_down, low, high = np.mean(np.array(values), axis=0)
