@@ -90,8 +90,14 @@ class Station:
     def __enter__(self) -> Station:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        try:
+            self.close()
+        except Exception as error:
+            if exc_type is None:
+                raise
+            # the error that ended the run matters more; the failed safe-state step is already logged
+            log.error("while stopping after %s: %s", exc_type.__name__, error)
 
     def safe_state(self) -> None:
         """Outputs off and every crosspoint open; each step is tried even if another fails."""
