@@ -1,0 +1,62 @@
+"""The hardware backend on the emulated station: real trials through the instruments, in both modes."""
+
+import pytest
+import torch
+
+from hil.datasets import load_digits
+from hil.train import open_backend
+from hil.training import TrainConfig, train
+from sim_backend.chip import DEFAULT_CHIP_FILE
+
+STATION = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
+
+
+@pytest.fixture()
+def hardware():
+    with open_backend("hardware", station=STATION, trials_per_point=40) as (backend, source):
+        yield backend, source["emulated_chip"]
+
+
+def test_pulse_mode_samples_are_trials_on_the_emulated_devices(hardware):
+    backend, chip = hardware
+    assert backend.mode == "pulse" and backend.n_devices == 12
+    neurons = backend.assign(36)  # three neurons per device, time-multiplexed
+    i50, w = backend.curve(neurons)
+    currents = i50.expand(200, -1).to(torch.float32)
+    cycles, trials = int(chip.cycles.sum()), backend.physical_trials
+    outcomes = backend.sample(neurons, currents)
+    assert outcomes.shape == (200, 36) and outcomes.dtype == torch.float32
+    assert set(outcomes.unique().tolist()) == {0.0, 1.0}
+    # every sample was one trial on the station: a reset and a bias pulse reached the emulated chip
+    assert backend.physical_trials - trials == 200 * 36
+    assert int(chip.cycles.sum()) - cycles == 2 * 200 * 36
+    assert backend.pulses == 200 * 36 and backend.energy_j > 0
+    # the trials follow the devices' measured curves (40 trials per point: a few percent of noise in them)
+    expected = float(backend.probability(neurons, currents).mean())
+    assert 0.3 < expected < 0.7
+    assert abs(float(outcomes.mean()) - expected) < 0.06
+
+
+def test_curve_mode_samples_measured_curves_and_remeasures_every_k_calls():
+    with open_backend("hardware", station=STATION, mode="curve", trials_per_point=20,
+                      remeasure_every=3) as (backend, _):
+        neurons = backend.assign(24)
+        i50, w = backend.curve(neurons)
+        currents = (i50 + w).expand(50, -1).to(torch.float32)
+        measured = backend.physical_trials
+        backend.reseed(5)
+        first = backend.sample(neurons, currents)
+        assert backend.physical_trials == measured  # sampled from the curves: no pulses
+        backend.reseed(5)
+        assert torch.equal(backend.sample(neurons, currents), first)
+        backend.sample(neurons, currents)  # third call: the devices are measured again
+        assert backend.physical_trials == 2 * measured
+
+
+def test_a_small_network_trains_with_the_emulated_devices_in_the_loop(hardware):
+    backend, chip = hardware
+    cycles = int(chip.cycles.sum())
+    result = train(load_digits(seed=0), backend, TrainConfig(hidden=(24,), epochs=2, eval_samples=2))
+    assert result.test_accuracy > 0.4  # well above chance (0.1) after two epochs
+    assert int(chip.cycles.sum()) - cycles > result.pulses  # resets and bias pulses of every sample
+    assert result.backend["backend"] == "hardware" and result.backend["physical_trials"] > result.pulses
