@@ -31,13 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return 0
-    header = f"{'name':34} {'value':>14} {'unit':12} {'reference':>14} {'ratio':>8}  note"
+    header = f"{"name":40} {'value':>14} {'unit':12} {'reference':>14} {'ratio':>8}  note"
     print(header)
     print("-" * len(header))
     for row in rows:
         ref = f"{row.reference:14.4g}" if row.reference is not None else " " * 14
         ratio = f"{row.ratio:8.3f}" if row.ratio is not None else " " * 8
-        print(f"{row.name:34} {row.value:14.4g} {row.unit:12} {ref} {ratio}  {row.note}")
+        print(f"{row.name:40} {row.value:14.4g} {row.unit:12} {ref} {ratio}  {row.note}")
     print(f"\n(torch {torch.__version__}, {torch.get_num_threads()} threads; ratio = value / reference)")
     return 0
 
