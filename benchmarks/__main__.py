@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return 0
-    header = f"{"name":40} {'value':>14} {'unit':12} {'reference':>14} {'ratio':>8}  note"
+    header = f"{'name':40} {'value':>14} {'unit':12} {'reference':>14} {'ratio':>8}  note"
     print(header)
     print("-" * len(header))
     for row in rows:
