@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from instruments.config_files import check_keys, read_yaml
 from instruments.units import QuantityError, parse_quantity
 
 STATION_FORMAT = "hil-station/1"
@@ -152,9 +151,7 @@ def _mapping(raw: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, 
 
 
 def _check_keys(raw: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise StationConfigError(f"{where}{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+    check_keys(raw, known, where, StationConfigError)
 
 
 def _parse_width_table(raw: Mapping[str, Any], key: str) -> dict[float, float]:
@@ -310,10 +307,4 @@ def parse_station(raw: Any, path: Path | None = None) -> StationSpec:
 def load_station_spec(path: str | Path) -> StationSpec:
     """Read and validate a station file."""
     path = Path(path)
-    if not path.is_file():
-        raise StationConfigError(f"station file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise StationConfigError(f"station file {str(path)!r} is not valid YAML: {exc}") from None
-    return parse_station(raw, path.resolve())
+    return parse_station(read_yaml(path, "station", StationConfigError), path.resolve())

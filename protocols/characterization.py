@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from instruments.config_files import check_keys, read_yaml
 from instruments.station import Station
 from instruments.trials import TrialTiming, run_trials_fast, run_trials_naive
 from instruments.units import QuantityError, parse_quantity
@@ -61,9 +61,7 @@ def _int(raw: Mapping[str, Any], key: str, where: str, default: int | None = Non
 
 
 def _keys(raw: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ProtocolConfigError(f"{where}{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+    check_keys(raw, known, where, ProtocolConfigError)
 
 
 def _per_width(raw: Any, where: str) -> dict[float, Any]:
@@ -284,13 +282,7 @@ def load_protocol(source: str | Path | Mapping[str, Any], station: Station) -> _
     if isinstance(source, Mapping):
         raw = source
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ProtocolConfigError(f"protocol file {str(path)!r} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ProtocolConfigError(f"protocol file {str(path)!r} is not valid YAML: {exc}") from None
+        raw = read_yaml(source, "protocol", ProtocolConfigError)
     if not isinstance(raw, Mapping):
         raise ProtocolConfigError("protocol file: expected a mapping at the top level")
     name = raw.get("protocol")

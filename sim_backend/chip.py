@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
+from instruments.config_files import check_keys, read_yaml
 from instruments.units import QuantityError, parse_quantity
 from sim_backend.sot import switching_probability
 
@@ -78,9 +78,7 @@ def _section(mapping: Mapping[str, Any], key: str, where: str, required: bool = 
 
 def _quantities(mapping: Mapping[str, Any], keys: Mapping[str, tuple[str, bool]], where: str,
                 required: bool) -> dict[str, float]:
-    unknown = sorted(set(mapping) - set(keys))
-    if unknown:
-        raise ChipConfigError(f"{where}{unknown[0]}: unknown key (known: {', '.join(sorted(keys))})")
+    check_keys(mapping, set(keys), where, ChipConfigError)
     out: dict[str, float] = {}
     for key, (unit, positive) in keys.items():
         if key not in mapping:
@@ -113,9 +111,7 @@ class ChipSpec:
     def from_mapping(cls, raw: Any) -> ChipSpec:
         if not isinstance(raw, Mapping):
             raise ChipConfigError(f"chip file: expected a mapping at the top level, got {type(raw).__name__}")
-        unknown = sorted(set(raw) - _TOP_KEYS)
-        if unknown:
-            raise ChipConfigError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
+        check_keys(raw, _TOP_KEYS, "", ChipConfigError)
         fmt = raw.get("format", CHIP_FORMAT)
         if fmt != CHIP_FORMAT:
             raise ChipConfigError(f"format: this version reads {CHIP_FORMAT!r}, got {fmt!r}")
@@ -167,13 +163,7 @@ def load_chip(source: str | Path | Mapping[str, Any] | None = None, seed: int | 
     if isinstance(source, Mapping):
         raw = source
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ChipConfigError(f"chip file {str(path)!r} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ChipConfigError(f"chip file {str(path)!r} is not valid YAML: {exc}") from None
+        raw = read_yaml(source, "chip", ChipConfigError)
     spec = ChipSpec.from_mapping(raw)
     if seed is not None:
         spec = ChipSpec(spec.name, int(seed), spec.material, spec.variation, spec.reset, spec.devices)
