@@ -39,6 +39,7 @@ class Faults:
     reply_delay_s: float = 0.0
     drop_connection: bool = False
     garble_next_reply: bool = False
+    drop_after_messages: int | None = None  # drop the connection when this many more messages arrived
 
 
 def scpi_pattern(spec: str) -> re.Pattern[str]:
@@ -196,6 +197,11 @@ class _Handler(socketserver.BaseRequestHandler):
                 if not raw.strip():
                     continue
                 faults = instrument.faults
+                if faults.drop_after_messages is not None:
+                    faults.drop_after_messages -= 1
+                    if faults.drop_after_messages <= 0:
+                        faults.drop_after_messages = None
+                        faults.drop_connection = True
                 if faults.drop_connection:
                     faults.drop_connection = False
                     sock.close()
