@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hil.recording import ProgressSink, SessionSink
 from hil.session import COMPLETED, SessionError, SessionWriter
+from instruments.config_files import read_yaml
 from instruments.station import Station
 from instruments.station_config import StationSpec, load_station_spec
 from instruments.transport import TransportLog
 from protocols import analysis
-from protocols.characterization import load_protocol
+from protocols.characterization import ProtocolConfigError, load_protocol
 from protocols.engine import run as run_engine
 
 
@@ -123,8 +122,7 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
     transport = TransportLog() if record_transport else None
     transport_sink: TransportSink | None = None
     out = Path(out)
-    raw_protocols = [p if isinstance(p, dict) else yaml.safe_load(Path(p).read_text()) if Path(p).is_file() else p
-                     for p in protocols]
+    raw_protocols = [p if isinstance(p, Mapping) else read_yaml(p, "protocol", ProtocolConfigError) for p in protocols]
     if resume and not out.exists():
         raise SessionError(f"{out}: nothing to resume (no such file)")
     writer = SessionWriter.append_to(out) if resume else None

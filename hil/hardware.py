@@ -53,7 +53,7 @@ class HardwareBackend(NeuronBackend):
         self.timing = timing
         self.physical_trials = 0  # trials actually played on the station (pulse mode: all of them)
         self.calls = 0
-        r_ch = [station.voltage_for(d, 1.0) - 50.0 for d in ids]  # measures R_ch where not known yet
+        r_ch = [station.channel_resistance(d) for d in ids]
         specs = [station.spec.device(d) for d in ids]
         super().__init__(ids, [s.width_m for s in specs], r_ch, pulse_width_s,
                          reset_current_a=[self.reset_current[d] for d in ids], reset_width_s=timing.reset_width_s,

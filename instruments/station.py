@@ -153,12 +153,14 @@ class Station:
         self.channel_resistance_ohm[device_id] = r_ch
         return r_ch
 
-    def voltage_for(self, device_id: str, current_a: float) -> float:
-        """Pulse-generator voltage that drives ``current_a`` through ``device_id`` (measures R_ch once)."""
+    def channel_resistance(self, device_id: str) -> float:
+        """The device's channel resistance in Ω: measured the first time it is needed, then remembered."""
         r_ch = self.channel_resistance_ohm.get(device_id)
-        if r_ch is None:
-            r_ch = self.measure_channel_resistance(device_id)
-        return current_a * (r_ch + SOURCE_IMPEDANCE_OHM)
+        return self.measure_channel_resistance(device_id) if r_ch is None else r_ch
+
+    def voltage_for(self, device_id: str, current_a: float) -> float:
+        """Pulse-generator voltage that drives ``current_a`` through ``device_id``: ``I · (R_ch + 50 Ω)``."""
+        return current_a * (self.channel_resistance(device_id) + SOURCE_IMPEDANCE_OHM)
 
     # -- pulses ------------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -22,6 +21,7 @@ from protocols.fits import fit_logistic
 from sim_backend import load_chip
 from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.sot import exact_i50
+from tests.waiting import wait_for_committed_trials
 
 CONFIGS = DEFAULT_CHIP_FILE.parent
 STATION = CONFIGS / "station.emulated.yaml"
@@ -150,20 +150,7 @@ def test_sigkill_mid_sweep_then_resume_keeps_every_trial_exactly_once(tmp_path):
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait until some units are on disk, then kill without warning
-    env = {**os.environ, "HDF5_USE_FILE_LOCKING": "FALSE"}
-    deadline = time.monotonic() + 60
-    committed = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-        probe = subprocess.run([sys.executable, "-c", (
-            "import h5py,sys\n"
-            f"f=h5py.File({str(out)!r},'r')\n"
-            "d=f['runs/000/trials'] if 'runs/000/trials' in f else None\n"
-            "print(int(d.attrs['n_committed']) if d is not None else 0)")], capture_output=True, text=True, env=env)
-        committed = int(probe.stdout.strip() or 0) if probe.returncode == 0 else committed
-        if committed >= 400:
-            break
-    assert proc.poll() is None, "the sweep finished before it could be killed"
+    wait_for_committed_trials(out, 400, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with Session(out) as s:

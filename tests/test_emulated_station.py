@@ -59,6 +59,7 @@ def i50_of(emulated, device):
 def test_stock_pymeasure_2450_sources_and_reads_through_the_emulator(emulated):
     matrix = Keithley707B(open_connection(emulated.addresses["switch_matrix"]))
     matrix.exclusive_close(sorted(emulated.spec.route("w5-2")))
+    assert matrix.closed_crosspoints == emulated.spec.route("w5-2")  # the relays have switched
     smu = StockKeithley2450(open_connection(emulated.addresses["source_meter"]))
     assert "MODEL 2450" in smu.id
     smu.apply_current(compliance_voltage=2)
@@ -82,6 +83,7 @@ def test_stock_pymeasure_2450_sources_and_reads_through_the_emulator(emulated):
 def test_stock_pymeasure_81160a_sets_pulses_that_reach_the_routed_device(emulated):
     matrix = Keithley707B(open_connection(emulated.addresses["switch_matrix"]))
     matrix.exclusive_close(sorted(emulated.spec.route("w3-1")))
+    assert matrix.closed_crosspoints == emulated.spec.route("w3-1")
     generator = StockKeysight81160A(open_connection(emulated.addresses["pulse_generator"]))
     assert "81160A" in generator.id
     ch = generator.channels[1]

@@ -16,6 +16,7 @@ from instruments.adapters import open_connection
 from instruments.drivers.keithley2450 import Keithley2450
 from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated.station import EmulatedStation
+from tests.waiting import wait_for_committed_trials
 
 CONFIGS = DEFAULT_CHIP_FILE.parent
 STATION = CONFIGS / "station.emulated.yaml"
@@ -68,8 +69,7 @@ def test_ctrl_c_stops_safely_and_the_run_resumes(tmp_path):
     cmd = [sys.executable, "-m", "hil.cli", "characterize", "--station", str(STATION), "--protocol", str(protocol),
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)
-    assert proc.poll() is None, "the sweep finished before it could be interrupted"
+    wait_for_committed_trials(out, 100, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

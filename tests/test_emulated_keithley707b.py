@@ -1,0 +1,178 @@
+"""The Keithley 707B driver end to end over pyvisa-py TCP against the emulated switch matrix."""
+
+import pytest
+import pyvisa
+from pymeasure.adapters import VISAAdapter
+from pymeasure.instruments.keithley import Keithley2600 as StockTspInstrument
+
+from instruments.drivers.keithley707b import Keithley707B
+from instruments.drivers.keithley2450 import InstrumentError
+from instruments.station_config import load_station_spec
+from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
+from sim_backend.emulated.bench import Bench
+from sim_backend.emulated.keithley707b import RELAY_SETTLE_S, EmulatedKeithley707B
+from sim_backend.emulated.server import InstrumentServer
+
+STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
+
+
+@pytest.fixture()
+def bench():
+    spec = load_station_spec(STATION_FILE)
+    return Bench(load_chip(spec.chip, seed=1), {device: spec.route(device) for device in spec.devices})
+
+
+@pytest.fixture()
+def emulated(bench):
+    instrument = EmulatedKeithley707B(bench)
+    with InstrumentServer(instrument) as server:
+        yield instrument, server
+
+
+def connect(server, cls=Keithley707B):
+    adapter = VISAAdapter(server.address, visa_library="@py", timeout=2000,
+                          read_termination="\n", write_termination="\n")
+    return cls(adapter)
+
+
+def round_trip(matrix):
+    """Wait until the emulator has handled every statement written so far (one connection, in order)."""
+    return matrix.closed_crosspoints
+
+
+def test_raw_pyvisa_session_identifies_the_707b(emulated):
+    _, server = emulated
+    resource = pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
+                                                           write_termination="\n", timeout=2000)
+    try:
+        assert resource.query("*IDN?") == "Keithley Instruments Inc., Model 707B, 04110429, 1.0.2"
+        assert resource.query('print(channel.getclose("allslots"))') == "nil"
+    finally:
+        resource.close()
+
+
+def test_close_open_and_report_crosspoints(emulated):
+    _, server = emulated
+    matrix = connect(server)
+    assert "Model 707B" in matrix.id
+    assert matrix.closed_crosspoints == set()
+    matrix.close_crosspoints(["1A01", "1B02"])
+    matrix.close_crosspoints(["2c05"])
+    assert matrix.closed_crosspoints == {"1A01", "1B02", "2C05"}
+    matrix.open_crosspoints(["1B02"])
+    assert matrix.closed_crosspoints == {"1A01", "2C05"}
+    matrix.exclusive_close(["3E07", "3F08"])
+    assert matrix.closed_crosspoints == {"3E07", "3F08"}
+    matrix.open_all()
+    assert matrix.closed_crosspoints == set()
+    matrix.close_crosspoints(["6H12"])
+    matrix.reset()
+    assert matrix.closed_crosspoints == set()
+    assert matrix.check_errors() == []
+
+
+def test_routing_a_device_reaches_the_bench(emulated, bench):
+    _, server = emulated
+    matrix = connect(server)
+    spec = load_station_spec(STATION_FILE)
+    matrix.exclusive_close(sorted(spec.route("w3-2")))
+    round_trip(matrix)
+    assert bench.routed_device == "w3-2"
+    assert bench.closed == spec.route("w3-2")
+    matrix.exclusive_close(sorted(spec.route("w5-1")))  # another card: w3-2 is disconnected first
+    round_trip(matrix)
+    assert bench.routed_device == "w5-1"
+    matrix.close_crosspoints(sorted(spec.route("w3-1")))  # two devices at once: neither is routed
+    round_trip(matrix)
+    assert bench.routed_device is None
+    matrix.open_all()
+    round_trip(matrix)
+    assert bench.routed_device is None and bench.closed == frozenset()
+
+
+def test_switching_takes_the_relay_settle_time(emulated, bench):
+    _, server = emulated
+    matrix = connect(server)
+    start = bench.clock_s
+    matrix.close_crosspoints(["1A01"])
+    round_trip(matrix)
+    assert bench.clock_s - start == pytest.approx(RELAY_SETTLE_S)
+    start = bench.clock_s
+    matrix.exclusive_close(["1A05"])  # break before make: open 1A01, then close 1A05
+    assert round_trip(matrix) == {"1A05"}  # a query does not switch: it takes no settle time
+    assert bench.clock_s - start == pytest.approx(2 * RELAY_SETTLE_S)
+
+
+def test_unknown_statement_is_queued_and_raised_by_the_driver(emulated):
+    _, server = emulated
+    matrix = connect(server)
+    matrix.write("channel.connect(1A01)")
+    assert matrix.error_count == 1
+    with pytest.raises(InstrumentError, match=r"-285: TSP Syntax error at line 1: .*channel\.connect"):
+        matrix.check_errors()
+    assert matrix.check_errors() == []  # read once, the queue is empty
+    assert matrix.next_error == (0, "Queue Is Empty")
+
+
+def test_a_bad_channel_list_changes_nothing_and_is_reported(emulated):
+    _, server = emulated
+    matrix = connect(server)
+    matrix.close_crosspoints(["1A01"])
+    matrix.write('channel.close("1A01,1A13")')  # column 13 does not exist; the driver would refuse it
+    matrix.write('channel.close("allslots")')  # the manual: close does not take allslots
+    assert matrix.closed_crosspoints == {"1A01"}
+    with pytest.raises(InstrumentError) as caught:
+        matrix.check_errors()
+    assert str(caught.value).count("-286: TSP Runtime error") == 2
+    assert "1A13" in str(caught.value)
+
+
+def test_an_unknown_query_answers_nil_instead_of_leaving_the_client_waiting(emulated):
+    _, server = emulated
+    matrix = connect(server)
+    assert matrix.ask("print(localnode.linefreq)") == "nil"
+    with pytest.raises(InstrumentError, match="-286"):
+        matrix.check_errors()
+
+
+def test_exclusiveclose_of_an_empty_list_opens_everything(emulated):
+    _, server = emulated
+    matrix = connect(server)
+    matrix.close_crosspoints(["1A01", "4D09"])
+    matrix.write('channel.exclusiveclose("")')
+    assert matrix.closed_crosspoints == set()
+    assert matrix.check_errors() == []
+
+
+def test_common_commands_reset_and_clear(emulated):
+    _, server = emulated
+    matrix = connect(server)
+    matrix.close_crosspoints(["2B03"])
+    matrix.write("*RST")
+    assert matrix.closed_crosspoints == set()
+    matrix.write("nonsense")
+    matrix.write("*CLS")
+    assert matrix.error_count == 0
+
+
+@pytest.mark.filterwarnings("ignore:It is not known whether this device support SCPI")
+def test_pymeasure_stock_tsp_error_reading_works_unmodified(emulated):
+    """PyMeasure has no 707B driver; its TSP driver (Keithley 2600) reads the same ``errorqueue``."""
+    _, server = emulated
+    stock = connect(server, StockTspInstrument)
+    assert "Model 707B" in stock.id
+    stock.write("not lua at all")
+    stock.write('channel.open("9Z99")')
+    errors = stock.check_errors()  # logs and returns them, until code 0 "Queue Is Empty"
+    assert [code for code, _ in errors] == [-285, -286]
+    assert stock.next_error == (0, "Queue Is Empty")
+
+
+def test_connection_survives_many_statements(emulated):
+    instrument, server = emulated
+    matrix = connect(server)
+    for column in range(1, 13):
+        matrix.close_crosspoints([f"1C{column:02d}"])
+    assert len(matrix.closed_crosspoints) == 12
+    assert matrix.check_errors() == []
+    assert len(instrument.log) > 12
