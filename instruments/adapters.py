@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 from pymeasure.adapters import Adapter, VISAAdapter
 
+from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley707b import Keithley707B
-from instruments.drivers.keithley2450 import InstrumentError, Keithley2450
+from instruments.drivers.keithley2450 import Keithley2450
 from instruments.drivers.keysight81160a import ARB_MEMORY_POINTS, LEVEL_MAX_V, PULSE_PERIOD_FACTOR, Keysight81160A
 from instruments.roles import Segment
 

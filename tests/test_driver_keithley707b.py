@@ -3,8 +3,8 @@
 import pytest
 from pymeasure.test import expected_protocol
 
+from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley707b import Keithley707B, crosspoint_list
-from instruments.drivers.keithley2450 import InstrumentError
 
 IDN = "Keithley Instruments Inc., Model 707B, 04110429, 1.0.2"
 

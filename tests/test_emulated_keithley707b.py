@@ -5,8 +5,8 @@ import pyvisa
 from pymeasure.adapters import VISAAdapter
 from pymeasure.instruments.keithley import Keithley2600 as StockTspInstrument
 
+from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley707b import Keithley707B
-from instruments.drivers.keithley2450 import InstrumentError
 from instruments.station_config import load_station_spec
 from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
 from sim_backend.emulated.bench import Bench

@@ -12,8 +12,9 @@ from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
 from scipy import stats
 
 from instruments.adapters import InstrumentMismatchError, open_connection
+from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley707b import Keithley707B
-from instruments.drivers.keithley2450 import InstrumentError, Keithley2450
+from instruments.drivers.keithley2450 import Keithley2450
 from instruments.drivers.keysight81160a import Keysight81160A
 from instruments.station import Station
 from instruments.station_config import SafetyError, parse_station

@@ -22,6 +22,8 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2450 as StockKeithley2450
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
+from instruments.drivers.errors import InstrumentError, RaisingErrorQueue
+
 BUFFER = "defbuffer1"
 MAX_LIST_POINTS = 2500  # source list length of the 2450
 MAX_BUFFER_READINGS = 100_000  # default size of defbuffer1
@@ -30,11 +32,7 @@ DELAY_RANGE = [0.0, 10_000.0]
 OUTPUT_OFF_MODES = {"high_impedance": "HIMP", "normal": "NORM", "zero": "ZERO", "guard": "GUAR"}
 
 
-class InstrumentError(RuntimeError):
-    """An instrument reported an error in its queue."""
-
-
-class Keithley2450(StockKeithley2450):
+class Keithley2450(RaisingErrorQueue, StockKeithley2450):
     """Keithley 2450 with source lists, trigger-model readings and buffer fetches."""
 
     current_list = Instrument.setting(
@@ -61,14 +59,6 @@ class Keithley2450(StockKeithley2450):
         """Set the edge of the trigger input that starts the trigger model (str: RIS, FALL, EITH).""",
         validator=strict_discrete_set, values=["RIS", "FALL", "EITH"],
     )
-
-    def check_errors(self) -> list:
-        """Read the error queue; raise :class:`InstrumentError` naming every error found."""
-        errors = super().check_errors()
-        if errors:
-            text = "; ".join(f"{code}: {message.strip(chr(34))}" for code, message, *_ in errors)
-            raise InstrumentError(f"{self.name} reports: {text}")
-        return errors
 
     def clear_buffer(self) -> None:
         """Delete every reading in the default buffer."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from pymeasure.instruments import Instrument
 
-from instruments.drivers.keithley2450 import InstrumentError
+from instruments.drivers.errors import InstrumentError
 
 SLOTS = (1, 6)
 ROWS = "ABCDEFGH"

@@ -22,15 +22,15 @@ from collections.abc import Sequence
 import numpy as np
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
-from pymeasure.instruments.keysight.keysight81160A import MAX_DAC_VALUE
+from pymeasure.instruments.keysight.keysight81160A import MAX_DAC_VALUE, PULSE_PERIOD_RANGE, PULSE_WIDTH_RANGE
 from pymeasure.instruments.keysight.keysight81160A import Keysight81160AChannel as StockChannel
-from pymeasure.instruments.validators import strict_discrete_set
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments.drivers.keithley2450 import InstrumentError
+from instruments.drivers.errors import RaisingErrorQueue
 
 ARB_MEMORY_POINTS = 524_288  # points per channel with the 512k memory option
 ARB_MIN_POINTS = 2
-SAMPLE_RATE_MAX = 2.5e9  # Sa/s
+# durations are whole nanoseconds: at most 1 GSa/s, within the generator's 2.5 GSa/s
 LEVEL_MAX_V = 2.5  # |level|: the stock driver allows 5 Vpp of amplitude around 0 V offset
 HIGH_IMPEDANCE_LOAD_OHM = 1e6  # the largest load setting: high impedance
 PULSE_PERIOD_FACTOR = 4.0  # single pulses: the period is this many widths (one cycle per trigger)
@@ -49,6 +49,9 @@ class Keysight81160AChannel(StockChannel):
         """Arm one rectangular pulse from 0 V to ``level_v`` lasting ``width_s``, fired by :meth:`fire`."""
         if not 0 < abs(level_v) <= LEVEL_MAX_V:
             raise ValueError(f"pulse level {level_v} V outside 0 < |V| ≤ {LEVEL_MAX_V} V")
+        # checked here, before the first command, not by the properties halfway through
+        strict_range(width_s, PULSE_WIDTH_RANGE)
+        strict_range(PULSE_PERIOD_FACTOR * width_s, PULSE_PERIOD_RANGE)
         self.shape = "PULS"
         if level_v > 0:
             self.polarity = "NORM"
@@ -102,12 +105,10 @@ class Keysight81160AChannel(StockChannel):
         if total < ARB_MIN_POINTS:
             counts = counts * ARB_MIN_POINTS
             step_ns = step_ns / ARB_MIN_POINTS
-        if 1e9 / step_ns > SAMPLE_RATE_MAX:
-            raise ValueError("segment durations need a sample rate above 2.5 GSa/s")
         return levels, counts, step_ns * 1e-9
 
 
-class Keysight81160A(StockKeysight81160A):
+class Keysight81160A(RaisingErrorQueue, StockKeysight81160A):
     """Keysight 81160A whose channels play single pulses and exact waveforms on a manual trigger."""
 
     ch_1 = Instrument.ChannelCreator(Keysight81160AChannel, 1)
@@ -126,10 +127,3 @@ class Keysight81160A(StockKeysight81160A):
         self.write("*TRG")
         self.ask("*OPC?")
 
-    def check_errors(self) -> list:
-        """Read the error queue; raise :class:`InstrumentError` naming every error found."""
-        errors = super().check_errors()
-        if errors:
-            text = "; ".join(f"{code}: {message.strip(chr(34))}" for code, message, *_ in errors)
-            raise InstrumentError(f"{self.name} reports: {text}")
-        return errors
