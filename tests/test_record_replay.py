@@ -131,3 +131,21 @@ def test_replay_backend_trains_from_the_shipped_session_without_physics(monkeypa
     d = backend.device_ids.index("w5-3")
     p = backend.probability(torch.full((rows.size,), d), torch.from_numpy(rows["amplitude_a"].copy())).numpy()
     assert np.max(np.abs(p - rows["p"])) < 0.15
+
+
+def test_calibration_uses_every_pulse_width_of_a_session(tmp_path):
+    """Sweeps at two pulse widths: one joint Néel–Brown fit, and the width dependence comes out as t_p/τ."""
+    base = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
+    base.update({"devices": ["w5-4"], "trials_per_point": 300})
+    base["bias"] = {"5um": {"start": "1.45mA", "stop": "2.10mA", "points": 20}}
+    short = {**base, "pulse_width": "2us"}
+    out = tmp_path / "two-widths.h5"
+    characterize(STATION, [base, short], out, progress=False)
+    chip = calibrate(out)
+    err = chip["calibration"]["standard_errors"]["w5-4"]
+    truth = load_chip()
+    i = truth.index("w5-4")
+    fitted = next(d for d in chip["devices"] if d["id"] == "w5-4")
+    assert abs(fitted["ic0"] - float(truth.ic0_a[i])) < Z * err["ic0"]
+    assert abs(fitted["delta"] - float(truth.delta[i])) < Z * err["delta"]
+    assert abs(err["width_exponent"] - 1.0) < Z * err["width_exponent_err"]
