@@ -98,7 +98,17 @@ def format_info(info: dict[str, Any]) -> str:
             width = f"{device['width_m'] * 1e6:.1f}um" if "width_m" in device else "?"
             lines.append(f"{device['id']:10} {width:>7} {i50:>20} {w:>16} {loop:>10}")
     if "training" in info:
-        lines.append("training: " + ", ".join(f"{k}={v}" for k, v in info["training"].items()))
+        t = info["training"]
+        config = t.get("config", {})
+        lines.append(f"training: {t.get('backend')} backend on {t.get('dataset')}, hidden {config.get('hidden')}, "
+                     f"{config.get('epochs')} epochs, seeds {t.get('seeds')}")
+        accuracies = [f"test accuracy {t.get('test_accuracy', float('nan')):.4f}"]
+        for name in ("deterministic", "stochastic"):
+            if f"{name}_accuracy" in t:
+                accuracies.append(f"{name} software baseline {t[f'{name}_accuracy']:.4f}")
+        lines.append("  " + ", ".join(accuracies))
+        lines.append(f"  {t.get('pulses')} device trials, {t.get('energy_j', float('nan')):.4g} J, "
+                     f"{t.get('seconds', float('nan')):.1f} s")
     return "\n".join(lines)
 
 
