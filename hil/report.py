@@ -112,6 +112,21 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _save_by_width(plt: Any, fig: Any, ax: Any, colour: dict[float, str], style: str, xlabel: str, ylabel: str,
+                   title: str, path: Path) -> Path:
+    """Label a figure whose curves are coloured by device width, save it as PNG and close it."""
+    for width, c in colour.items():
+        ax.plot([], [], style, color=c, label=f"{width * 1e6:g} um")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(title="device width")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_report(path: str | Path, out_dir: str | Path) -> list[Path]:
     """PNG figures and a text summary of a characterization session into ``out_dir``."""
     import matplotlib
@@ -145,16 +160,9 @@ def write_report(path: str | Path, out_dir: str | Path) -> list[Path]:
                 if logistic:
                     grid = np.linspace(rows["amplitude_a"].min(), rows["amplitude_a"].max(), 200)
                     ax.plot(grid * 1e3, special.expit((grid - logistic["i50_a"]) / logistic["w_a"]), color=c, lw=1)
-            for w in distinct:
-                ax.plot([], [], "o-", color=colour[w], label=f"{w * 1e6:g} um")
-            ax.set_xlabel("bias current (mA)")
-            ax.set_ylabel("switching probability")
-            ax.set_title("P(I) per device: 95 % Wilson intervals, logistic ML fits")
-            ax.legend(title="device width")
-            fig.tight_layout()
-            written.append(out_dir / "switching_curves.png")
-            fig.savefig(written[-1], dpi=120)
-            plt.close(fig)
+            written.append(_save_by_width(plt, fig, ax, colour, "o-", "bias current (mA)", "switching probability",
+                                          "P(I) per device: 95 % Wilson intervals, logistic ML fits",
+                                          out_dir / "switching_curves.png"))
         if loops_runs:
             fig, ax = plt.subplots(figsize=(8, 5))
             steps = loops_runs[-1].table("steps")
@@ -164,16 +172,8 @@ def write_report(path: str | Path, out_dir: str | Path) -> list[Path]:
                 finite = np.isfinite(rows["reading_ohm"]) & (np.abs(rows["reading_ohm"]) < 1e30)
                 ax.plot(rows["current_a"][finite] * 1e3, rows["reading_ohm"][finite], "-", lw=1,
                         color=colour.get(widths.get(name), "k"), alpha=0.8)
-            for w in distinct:
-                ax.plot([], [], "-", color=colour[w], label=f"{w * 1e6:g} um")
-            ax.set_xlabel("DC current (mA)")
-            ax.set_ylabel("R_xy (ohm)")
-            ax.set_title("Current hysteresis loops")
-            ax.legend(title="device width")
-            fig.tight_layout()
-            written.append(out_dir / "hysteresis_loops.png")
-            fig.savefig(written[-1], dpi=120)
-            plt.close(fig)
+            written.append(_save_by_width(plt, fig, ax, colour, "-", "DC current (mA)", "R_xy (ohm)",
+                                          "Current hysteresis loops", out_dir / "hysteresis_loops.png"))
     trend = [(d["width_m"], d["fits"]["logistic"], d.get("loop_width_a")) for d in info["devices"]
              if d.get("fits", {}).get("logistic") and d.get("width_m")]
     loops_only = [(d["width_m"], d["loop_width_a"]) for d in info["devices"]

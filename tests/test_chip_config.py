@@ -1,6 +1,5 @@
 """Chip files are validated on load: a bad key or value is named, and no chip is built."""
 
-import copy
 import json
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import yaml
 
 from sim_backend import ChipConfigError, load_chip
 from sim_backend.chip import DEFAULT_CHIP_FILE
+from tests.config_edits import edited
 
 
 @pytest.fixture()
@@ -17,16 +17,6 @@ def raw():
     return yaml.safe_load(DEFAULT_CHIP_FILE.read_text())
 
 
-def edited(raw, path, value):
-    out = copy.deepcopy(raw)
-    node = out
-    for key in path[:-1]:
-        node = node[key]
-    if value is KeyError:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return out
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,12 @@
 """Station files are validated on load: a bad key or value is named, and nothing is connected."""
 
-import copy
 
 import pytest
 import yaml
 
 from instruments.station_config import SafetyError, StationConfigError, load_station_spec, parse_station
 from sim_backend.chip import DEFAULT_CHIP_FILE
+from tests.config_edits import edited
 
 CONFIGS = DEFAULT_CHIP_FILE.parent
 
@@ -16,16 +16,6 @@ def raw():
     return yaml.safe_load((CONFIGS / "station.emulated.yaml").read_text())
 
 
-def edited(raw, path, value):
-    out = copy.deepcopy(raw)
-    node = out
-    for key in path[:-1]:
-        node = node[key]
-    if value is KeyError:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return out
 
 
 def test_shipped_station_files_load():
