@@ -143,17 +143,19 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
                                                         "transport_recorded": record_transport})
                 if transport is not None:
                     transport_sink = TransportSink(writer, transport)
-            for protocol in loaded:
-                run = None
-                if resume:
-                    existing = [r for r in writer.runs() if r.attrs.get("protocol") == protocol.name]
-                    if existing and existing[-1].attrs.get("status") == COMPLETED:
-                        statuses[protocol.name] = COMPLETED
-                        continue
-                    run = existing[-1] if existing else None
-                    if run is not None and run.attrs.get("parameters") != _normalise(protocol.parameters()):
-                        raise SessionError(f"{out}: the {protocol.name} parameters differ from the run being resumed "
-                                           f"({run.name}); resume with the same protocol file")
+            # the k-th protocol continues the k-th run of the file (runs are created in order); all are
+            # checked before anything is measured
+            recorded = writer.runs() if resume else []
+            for protocol, run in zip(loaded, recorded, strict=False):
+                if (run.attrs.get("protocol") != protocol.name
+                        or run.attrs.get("parameters") != _normalise(protocol.parameters())):
+                    raise SessionError(f"{out}: the {protocol.name} parameters differ from the run being resumed "
+                                       f"({run.name}); resume with the same protocol files, in the same order")
+            for index, protocol in enumerate(loaded):
+                run = recorded[index] if index < len(recorded) else None
+                if run is not None and run.attrs.get("status") == COMPLETED:
+                    statuses[protocol.name] = COMPLETED
+                    continue
                 sink = SessionSink(writer, run, path=protocol.path if hasattr(protocol, "path") else "")
                 done = sink.done_units()
                 bar = ProgressSink(progress, done=done)

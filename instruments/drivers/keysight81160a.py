@@ -2,14 +2,20 @@
 
 Added to the stock ``pymeasure.instruments.keysight.Keysight81160A``:
 
-- :meth:`Keysight81160AChannel.single_pulse`: one rectangular pulse from 0 V to a level (either sign),
-  armed for a manual trigger and fired with ``*TRG``;
+- :meth:`Keysight81160AChannel.single_pulse`: one rectangular pulse from 0 V to a level (either sign);
+  :meth:`Keysight81160A.arm` makes it one cycle per manual trigger, :meth:`Keysight81160A.fire` plays it
+  with ``*TRG``; :meth:`Keysight81160A.play_pulse` does all three.
 - :meth:`Keysight81160AChannel.play_segments`: a piecewise-constant waveform (levels in V, durations
-  in s) uploaded as DAC points at a fixed scale, played once on a trigger. The stock
-  ``waveform_volatile`` normalizes by the data maximum, which would change bipolar levels; here the
-  amplitude is set so that a DAC code maps to an exact voltage. The trigger output fires at the start of
-  each waveform (it starts the source meter's trigger model).
-- :meth:`check_errors` raises :class:`InstrumentError` for an error in the queue.
+  in s) uploaded as DAC codes at a fixed, explicitly set amplitude and 0 V offset, so that a code maps
+  to an exact voltage (the stock ``waveform_volatile`` normalizes by the data maximum, which changes
+  bipolar levels). :meth:`Keysight81160A.play_waveform` uploads, arms and fires it, and returns when
+  each marked segment starts.
+- Markers: the 81160A marks no individual points of an arbitrary waveform; its trigger output marks
+  the start of each waveform period. Marked segments are therefore returned as times after that edge
+  (computed from the sample clock the instrument actually plays), for the source meter's trigger
+  model to wait for. See ``docs/commands/keysight81160a.md``.
+- :meth:`check_errors` raises :class:`~instruments.drivers.errors.InstrumentError` for an error in the
+  queue (``SYST:ERR?``).
 
 The output load is set to high impedance, so a programmed level is the open-circuit voltage behind
 the 50 Ω source impedance: a device of channel resistance ``R_ch`` carries ``V / (R_ch + 50 Ω)``.
@@ -17,23 +23,73 @@ the 50 Ω source impedance: a device of channel resistance ``R_ch`` carries ``V 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
-from pymeasure.instruments.keysight.keysight81160A import MAX_DAC_VALUE, PULSE_PERIOD_RANGE, PULSE_WIDTH_RANGE
+from pymeasure.instruments.keysight.keysight81160A import (
+    AMPLITUDE_RANGE,
+    FREQUENCY_RANGE,
+    IMPEDANCE_RANGE,
+    MAX_DAC_VALUE,
+    PULSE_PERIOD_RANGE,
+    PULSE_WIDTH_RANGE,
+)
 from pymeasure.instruments.keysight.keysight81160A import Keysight81160AChannel as StockChannel
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from instruments.drivers.errors import RaisingErrorQueue
 
-ARB_MEMORY_POINTS = 524_288  # points per channel with the 512k memory option
-ARB_MIN_POINTS = 2
-# durations are whole nanoseconds: at most 1 GSa/s, within the generator's 2.5 GSa/s
-LEVEL_MAX_V = 2.5  # |level|: the stock driver allows 5 Vpp of amplitude around 0 V offset
-HIGH_IMPEDANCE_LOAD_OHM = 1e6  # the largest load setting: high impedance
+ARB_MEMORY_POINTS = 524_288  # points per channel of volatile arbitrary-waveform memory
+ARB_MIN_POINTS = 2  # the shortest arbitrary waveform
+ARB_SAMPLE_RATE_MAX = 2.5e9  # Sa/s
+DURATION_RESOLUTION_S = 1e-9  # segment durations are rounded to whole nanoseconds
+FREQUENCY_RESOLUTION_HZ = 1e-6  # ``:FREQ`` is sent with 6 decimals
+AMPLITUDE_RESOLUTION_V = 1e-6  # ``:VOLT`` is sent with 6 decimals
+LEVEL_MAX_V = 2.5  # |level|: amplitude up to 5 Vpp around 0 V offset (the stock amplitude limit)
+LEVEL_MIN_V = AMPLITUDE_RANGE[0]  # a single pulse is at least the smallest amplitude high
+HIGH_IMPEDANCE_LOAD_OHM = IMPEDANCE_RANGE[1]  # the largest load setting: high impedance
 PULSE_PERIOD_FACTOR = 4.0  # single pulses: the period is this many widths (one cycle per trigger)
+
+
+@dataclass(frozen=True)
+class SampledWaveform:
+    """A piecewise-constant waveform as the generator plays it: DAC codes at one sample clock."""
+
+    codes: np.ndarray
+    """DAC code of every point, ``±MAX_DAC_VALUE`` at ``±amplitude_v / 2``."""
+    amplitude_v: float
+    """Peak-to-peak amplitude in V (offset 0 V)."""
+    frequency_hz: float
+    """Repetition frequency in Hz: one pass of all points, as sent to the instrument."""
+    marker_times_s: np.ndarray
+    """Start of each marked segment in s after the trigger output's edge (the start of the pass)."""
+
+    @property
+    def points(self) -> int:
+        return int(self.codes.size)
+
+    @property
+    def point_s(self) -> float:
+        """Duration of one point in s."""
+        return 1.0 / (self.frequency_hz * self.codes.size)
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of one pass in s."""
+        return 1.0 / self.frequency_hz
+
+
+def _flags(markers: Sequence[bool] | None, size: int) -> np.ndarray:
+    if markers is None:
+        return np.zeros(size, dtype=bool)
+    flags = np.asarray(markers)
+    if flags.shape != (size,) or not np.isin(flags, (0, 1)).all():
+        raise ValueError("markers must be one flag (True/False) per segment")
+    return flags.astype(bool)
 
 
 class Keysight81160AChannel(StockChannel):
@@ -45,67 +101,112 @@ class Keysight81160AChannel(StockChannel):
         validator=strict_discrete_set, values=["NORM", "INV"],
     )
 
+    output_load = Instrument.control(
+        ":OUTP{ch}:LOAD?", ":OUTP{ch}:LOAD %e",
+        """Control the load the levels are programmed for in Ω (float, 0.3 Ω to 1 MΩ = high impedance).""",
+        validator=strict_range, values=IMPEDANCE_RANGE,
+    )
+
+    user_waveform = Instrument.control(
+        ":FUNC{ch}:USER?", ":FUNC{ch}:USER %s",
+        """Control which user waveform the USER shape plays (str; VOLATILE is the uploaded one).""",
+        validator=strict_discrete_set, values=["VOLATILE"],
+    )
+
     def single_pulse(self, level_v: float, width_s: float) -> None:
-        """Arm one rectangular pulse from 0 V to ``level_v`` lasting ``width_s``, fired by :meth:`fire`."""
-        if not 0 < abs(level_v) <= LEVEL_MAX_V:
-            raise ValueError(f"pulse level {level_v} V outside 0 < |V| ≤ {LEVEL_MAX_V} V")
+        """Set one rectangular pulse from 0 V to ``level_v`` (V) lasting ``width_s`` (s), idle at 0 V."""
+        if not LEVEL_MIN_V <= abs(level_v) <= LEVEL_MAX_V:
+            raise ValueError(f"pulse level {level_v} V outside {LEVEL_MIN_V} V ≤ |V| ≤ {LEVEL_MAX_V} V")
         # checked here, before the first command, not by the properties halfway through
         strict_range(width_s, PULSE_WIDTH_RANGE)
         strict_range(PULSE_PERIOD_FACTOR * width_s, PULSE_PERIOD_RANGE)
         self.shape = "PULS"
+        # levels in an order that keeps high > low whatever the previous pulse was
         if level_v > 0:
             self.polarity = "NORM"
-            self.voltage_low = 0.0
             self.voltage_high = level_v
+            self.voltage_low = 0.0
         else:  # idle at 0 V (high), pulse down to the negative low level
             self.polarity = "INV"
-            self.voltage_high = 0.0
             self.voltage_low = level_v
+            self.voltage_high = 0.0
         self.pulse_period = PULSE_PERIOD_FACTOR * width_s
         self.pulse_width = width_s
 
-    def play_segments(self, levels_v: Sequence[float], durations_s: Sequence[float]) -> int:
-        """Upload the waveform of ``levels_v`` held for ``durations_s`` and arm it for one triggered pass.
+    def play_segments(self, levels_v: Sequence[float], durations_s: Sequence[float],
+                      markers: Sequence[bool] | None = None) -> int:
+        """Upload the waveform of ``levels_v`` (V) held for ``durations_s`` (s) and select it; returns its points.
 
-        The sample period is the largest that represents every duration as a whole number of points
-        (durations are rounded to 1 ns first); the pass takes ``Σ durations``. Raises ValueError, before
-        anything is sent, when the waveform does not fit the memory or a level is out of range.
-        Returns the number of points.
+        Raises ValueError, before anything is sent, when the waveform does not fit the memory (the
+        caller splits it) or a level, duration or marker is invalid.
         """
-        levels, counts, sample_s = self.sample_waveform(levels_v, durations_s)
-        scale = max(float(np.max(np.abs(levels))), 0.05)
-        codes = np.rint(np.repeat(levels, counts) / scale * MAX_DAC_VALUE).astype(np.int16)
-        self.write_binary_values(f":DATA{self.id}:DAC VOLATILE,", codes, datatype="h", is_big_endian=True,
-                                 termination="\n")
-        self.write(f":FUNC{self.id}:USER VOLATILE")
+        return self.upload_segments(levels_v, durations_s, markers).points
+
+    def upload_segments(self, levels_v: Sequence[float], durations_s: Sequence[float],
+                        markers: Sequence[bool] | None = None) -> SampledWaveform:
+        """Like :meth:`play_segments`, returning the :class:`SampledWaveform` (with the marker times)."""
+        waveform = self.sample(levels_v, durations_s, markers)
+        self.write_binary_values(f":DATA{self.id}:DAC VOLATILE,", waveform.codes, datatype="h",
+                                 is_big_endian=True, termination="\n")
+        self.user_waveform = "VOLATILE"
         self.shape = "USER"
         self.polarity = "NORM"
-        self.frequency = 1.0 / (sample_s * codes.size)
-        self.amplitude = 2 * scale
+        self.frequency = waveform.frequency_hz
+        self.amplitude = waveform.amplitude_v
         self.offset = 0.0
-        return int(codes.size)
+        return waveform
+
+    @classmethod
+    def sample(cls, levels_v: Sequence[float], durations_s: Sequence[float],
+               markers: Sequence[bool] | None = None) -> SampledWaveform:
+        """The :class:`SampledWaveform` the generator plays for a piecewise-constant description.
+
+        The sample period is the largest that holds every duration (rounded to 1 ns) as a whole
+        number of points; the amplitude is ``2 · max|level|`` rounded up to 1 µV, so every level is
+        an exact code. Raises ValueError when it does not fit the memory or the instrument's ranges.
+        """
+        levels, counts, sample_s = cls.sample_waveform(levels_v, durations_s)
+        flags = _flags(markers, levels.size)
+        total = int(counts.sum())
+        if 1.0 / sample_s > ARB_SAMPLE_RATE_MAX:
+            raise ValueError(f"segments need {1 / sample_s:.4g} Sa/s, beyond {ARB_SAMPLE_RATE_MAX:.4g} Sa/s")
+        frequency = round(1.0 / (sample_s * total), 6)
+        if not FREQUENCY_RANGE[0] <= frequency <= FREQUENCY_RANGE[1]:
+            raise ValueError(f"one pass of {sample_s * total} s is a frequency of {frequency} Hz, outside "
+                             f"{FREQUENCY_RANGE[0]}–{FREQUENCY_RANGE[1]} Hz")
+        peak = float(np.max(np.abs(levels)))
+        amplitude = max(math.ceil(round(2 * peak / AMPLITUDE_RESOLUTION_V, 6)) * AMPLITUDE_RESOLUTION_V,
+                        AMPLITUDE_RANGE[0])
+        amplitude = round(amplitude, 6)
+        codes = np.rint(np.repeat(levels, counts) / (amplitude / 2) * MAX_DAC_VALUE).astype(np.int16)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        point_s = 1.0 / (frequency * total)
+        return SampledWaveform(codes, amplitude, frequency, starts[flags] * point_s)
 
     @staticmethod
     def sample_waveform(levels_v: Sequence[float],
                         durations_s: Sequence[float]) -> tuple[np.ndarray, np.ndarray, float]:
         """``(levels, points per segment, sample period in s)`` of a piecewise-constant waveform."""
         levels = np.asarray(levels_v, dtype=np.float64)
-        ticks = np.rint(np.asarray(durations_s, dtype=np.float64) * 1e9).astype(np.int64)  # ns
-        if levels.shape != ticks.shape or levels.size == 0:
+        ticks = np.rint(np.asarray(durations_s, dtype=np.float64) / DURATION_RESOLUTION_S).astype(np.int64)
+        if levels.ndim != 1 or levels.shape != ticks.shape or levels.size == 0:
             raise ValueError("levels and durations must be non-empty and of equal length")
+        if not np.all(np.isfinite(levels)):
+            raise ValueError("levels must be finite")
         if np.any(ticks <= 0):
             raise ValueError("every segment needs a duration of at least 1 ns")
         if np.any(np.abs(levels) > LEVEL_MAX_V):
             raise ValueError(f"a level exceeds ±{LEVEL_MAX_V} V")
-        step_ns = int(np.gcd.reduce(ticks))
-        counts = ticks // step_ns
+        step = int(np.gcd.reduce(ticks))
+        counts = ticks // step
         total = int(counts.sum())
         if total > ARB_MEMORY_POINTS:
-            raise ValueError(f"waveform of {total} points exceeds the {ARB_MEMORY_POINTS}-point memory")
+            raise ValueError(f"waveform of {total} points exceeds the {ARB_MEMORY_POINTS}-point memory; "
+                             "split it into several waveforms")
         if total < ARB_MIN_POINTS:
             counts = counts * ARB_MIN_POINTS
-            step_ns = step_ns / ARB_MIN_POINTS
-        return levels, counts, step_ns * 1e-9
+            return levels, counts, step * DURATION_RESOLUTION_S / ARB_MIN_POINTS
+        return levels, counts, step * DURATION_RESOLUTION_S
 
 
 class Keysight81160A(RaisingErrorQueue, StockKeysight81160A):
@@ -123,7 +224,20 @@ class Keysight81160A(RaisingErrorQueue, StockKeysight81160A):
         ch.output = True
 
     def fire(self) -> None:
-        """Trigger one cycle and wait until it has been played."""
+        """Trigger one cycle (``*TRG``) and wait until the instrument has handled it."""
         self.write("*TRG")
         self.ask("*OPC?")
 
+    def play_pulse(self, level_v: float, width_s: float, channel: int = 1) -> None:
+        """Set, arm and fire one rectangular pulse of ``level_v`` (V) lasting ``width_s`` (s)."""
+        self.channels[channel].single_pulse(level_v, width_s)
+        self.arm(channel)
+        self.fire()
+
+    def play_waveform(self, levels_v: Sequence[float], durations_s: Sequence[float],
+                      markers: Sequence[bool] | None = None, channel: int = 1) -> np.ndarray:
+        """Upload, arm and fire one pass of a piecewise-constant waveform; marker times in s after its start."""
+        waveform = self.channels[channel].upload_segments(levels_v, durations_s, markers)
+        self.arm(channel)
+        self.fire()
+        return waveform.marker_times_s
