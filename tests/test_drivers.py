@@ -292,28 +292,6 @@ class TestKeysight81160A:
             with pytest.raises(ValueError):
                 generator.ch_1.polarity = "NEG"
 
-    def test_single_pulse_positive(self):
-        with expected_protocol(Keysight81160A, [
-            (":FUNC1 PULS", None),
-            (":OUTP1:POL NORM", None),
-            (":VOLT1:LOW 0.000000", None),
-            (":VOLT1:HIGH 1.500000", None),
-            (":PULS:PER1 4.000000e-08", None),
-            (":PULS:WIDT1 1.000000e-08", None),
-        ]) as generator:
-            generator.ch_1.single_pulse(1.5, 10e-9)
-
-    def test_single_pulse_negative_is_inverted_with_the_high_level_at_zero(self):
-        with expected_protocol(Keysight81160A, [
-            (":FUNC2 PULS", None),
-            (":OUTP2:POL INV", None),
-            (":VOLT2:HIGH 0.000000", None),
-            (":VOLT2:LOW -2.000000", None),
-            (":PULS:PER2 2.000000e-06", None),
-            (":PULS:WIDT2 5.000000e-07", None),
-        ]) as generator:
-            generator.ch_2.single_pulse(-2.0, 500e-9)
-
     @pytest.mark.parametrize("level", [0.0, 2.6, -2.51])
     def test_single_pulse_refuses_a_level_out_of_range_before_sending(self, level):
         with expected_protocol(Keysight81160A, []) as generator:

@@ -10,8 +10,8 @@ Added to the stock ``pymeasure.instruments.keysight.Keysight81160A``:
   to an exact voltage (the stock ``waveform_volatile`` normalizes by the data maximum, which changes
   bipolar levels). :meth:`Keysight81160A.play_waveform` uploads, arms and fires it, and returns when
   each marked segment starts.
-- Markers: the 81160A marks no individual points of an arbitrary waveform; its trigger output marks
-  the start of each waveform period. Marked segments are therefore returned as times after that edge
+- Markers: the 81160A's manual documents no per-point markers for arbitrary waveforms; its trigger
+  output marks the start of each waveform period. Marked segments are therefore returned as times after that edge
   (computed from the sample clock the instrument actually plays), for the source meter's trigger
   model to wait for. See ``docs/commands/keysight81160a.md``.
 - :meth:`check_errors` raises :class:`~instruments.drivers.errors.InstrumentError` for an error in the
@@ -23,7 +23,6 @@ the 50 Ω source impedance: a device of channel resistance ``R_ch`` carries ``V 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,10 +44,8 @@ from instruments.drivers.errors import RaisingErrorQueue
 
 ARB_MEMORY_POINTS = 524_288  # points per channel of volatile arbitrary-waveform memory
 ARB_MIN_POINTS = 2  # the shortest arbitrary waveform
-ARB_SAMPLE_RATE_MAX = 2.5e9  # Sa/s
 DURATION_RESOLUTION_S = 1e-9  # segment durations are rounded to whole nanoseconds
-FREQUENCY_RESOLUTION_HZ = 1e-6  # ``:FREQ`` is sent with 6 decimals
-AMPLITUDE_RESOLUTION_V = 1e-6  # ``:VOLT`` is sent with 6 decimals
+ARB_MIN_PEAK_V = 0.05  # the smallest full-scale level: 0.1 Vpp, above the 50 mVpp minimum amplitude
 LEVEL_MAX_V = 2.5  # |level|: amplitude up to 5 Vpp around 0 V offset (the stock amplitude limit)
 LEVEL_MIN_V = AMPLITUDE_RANGE[0]  # a single pulse is at least the smallest amplitude high
 HIGH_IMPEDANCE_LOAD_OHM = IMPEDANCE_RANGE[1]  # the largest load setting: high impedance
@@ -162,26 +159,23 @@ class Keysight81160AChannel(StockChannel):
         """The :class:`SampledWaveform` the generator plays for a piecewise-constant description.
 
         The sample period is the largest that holds every duration (rounded to 1 ns) as a whole
-        number of points; the amplitude is ``2 · max|level|`` rounded up to 1 µV, so every level is
-        an exact code. Raises ValueError when it does not fit the memory or the instrument's ranges.
+        number of points (at most 2 GSa/s, within the instrument's 2.5 GSa/s); the amplitude is
+        ``2 · max|level|`` (at least 0.1 Vpp) and the peak level is the full-scale code, so every
+        level is exact to one DAC step. Raises ValueError when it does not fit the memory or the
+        instrument's ranges.
         """
         levels, counts, sample_s = cls.sample_waveform(levels_v, durations_s)
         flags = _flags(markers, levels.size)
         total = int(counts.sum())
-        if 1.0 / sample_s > ARB_SAMPLE_RATE_MAX:
-            raise ValueError(f"segments need {1 / sample_s:.4g} Sa/s, beyond {ARB_SAMPLE_RATE_MAX:.4g} Sa/s")
-        frequency = round(1.0 / (sample_s * total), 6)
+        frequency = round(1.0 / (sample_s * total), 6)  # as ``:FREQ`` sends it: 1 µHz resolution
         if not FREQUENCY_RANGE[0] <= frequency <= FREQUENCY_RANGE[1]:
             raise ValueError(f"one pass of {sample_s * total} s is a frequency of {frequency} Hz, outside "
                              f"{FREQUENCY_RANGE[0]}–{FREQUENCY_RANGE[1]} Hz")
-        peak = float(np.max(np.abs(levels)))
-        amplitude = max(math.ceil(round(2 * peak / AMPLITUDE_RESOLUTION_V, 6)) * AMPLITUDE_RESOLUTION_V,
-                        AMPLITUDE_RANGE[0])
-        amplitude = round(amplitude, 6)
-        codes = np.rint(np.repeat(levels, counts) / (amplitude / 2) * MAX_DAC_VALUE).astype(np.int16)
+        scale = max(float(np.max(np.abs(levels))), ARB_MIN_PEAK_V)
+        codes = np.rint(np.repeat(levels, counts) / scale * MAX_DAC_VALUE).astype(np.int16)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         point_s = 1.0 / (frequency * total)
-        return SampledWaveform(codes, amplitude, frequency, starts[flags] * point_s)
+        return SampledWaveform(codes, 2 * scale, frequency, starts[flags] * point_s)
 
     @staticmethod
     def sample_waveform(levels_v: Sequence[float],

@@ -1,26 +1,114 @@
 """Emulated Keithley 2450 SourceMeter: the SCPI subset of the project's and PyMeasure's 2450 drivers.
 
-Current source with voltage limit, resistance measurement (2-wire: the routed device's channel; 4-wire
-with the sense leads on the Hall arms: its ``R_xy``), output on/off, the reading buffer, source-list
-sweeps, and a trigger model of buffer-clear, wait, constant-delay, measure and counter-branch blocks.
-A model waiting for the digital-line trigger listens on the bench's trigger line and takes its
-readings at its own virtual times within the waveform that fired it.
+- Source: current or voltage, with its limit (``:SOUR:CURR:VLIM``, ``:SOUR:VOLT:ILIM``); the output
+  (``:OUTP``) and its output-off state (``:OUTP:CURR:SMOD``). The source drives the routed device's
+  channel (resistance ``R_ch``); a source in compliance delivers what its limit allows.
+- Measure: resistance, voltage or current (``:SENS:FUNC``), 2-wire or 4-wire (``:SENS:<f>:RSEN``).
+  With the sense leads on the Hall arms, a 4-wire resistance is the routed device's ``R_xy`` and a
+  4-wire voltage its Hall voltage; 2-wire, the channel. An open (destroyed or unrouted) device, or
+  no current flowing, reads as the overflow value 9.9e37. Each reading takes NPLC / 50 Hz on the
+  bench's virtual clock and goes into a reading buffer (``:READ?``, ``:MEAS:<f>?``).
+- Reading buffers ``defbuffer1``, ``defbuffer2`` and ``:TRAC:MAKE`` ones: ``:TRAC:CLE``, ``:TRAC:ACT?``,
+  ``:TRAC:POIN``, ``:TRAC:DATA?`` (elements ``READ``, ``SOUR``, ``REL``).
+- Source list sweeps: ``:SOUR:LIST:CURR`` (+ ``:APP``, 100 values per command, 2500 in all) and
+  ``:SOUR:SWE:CURR:LIST``; ``:INIT`` turns the output on, and for each current drives it through the
+  routed device for the sweep's delay, then reads; the output is off after the last reading.
+- The trigger model (``:TRIG:LOAD "Empty"`` and blocks: buffer clear, wait, constant delay, measure,
+  counter branch, no-op). A wait on ``DIGio1`` (digital line 1 in trigger-input mode) listens on the
+  bench's trigger line, which the pulse generator fires at the start of each waveform: the model runs
+  on from the wait at that waveform's start time and takes its readings at their own times within it.
+  A wait on ``COMMand`` continues on ``*TRG``.
+
+A header it does not know is ``-113`` in the error queue; a bad parameter ``-224``, a value out of
+range ``-222``; nothing is replied for any of them.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sim_backend.emulated.bench import WaveformRecord
-from sim_backend.emulated.server import ScpiInstrument, parse_bool, unquote
+from sim_backend.emulated.server import SCPI_DATA_OUT_OF_RANGE, ScpiInstrument, parse_bool, scpi_pattern, unquote
 
 OVERFLOW = 9.9e37  # what the 2450 returns for an overflowed (open) reading
-LINE_FREQUENCY_HZ = 50.0
-BUFFER_SIZE = 100_000
-BUFFERS = ("defbuffer1", "defbuffer2")
+LINE_FREQUENCY_HZ = 50.0  # one power-line cycle is 20 ms
+DEFAULT_BUFFERS = ("defbuffer1", "defbuffer2")
+DEFAULT_BUFFER_SIZE = 100_000
+MIN_BUFFER_SIZE = 10
+TRIGGER_IN_LINE = 1  # the rear digital I/O line that the bench's trigger line (pulse generator marker) reaches
+DIGITAL_LINES = range(1, 7)
+LIST_VALUES_PER_COMMAND = 100
+MAX_LIST_POINTS = 2500
+MAX_BLOCKS = 63
+CURRENT_RANGE_A = 1.05
+VOLTAGE_RANGE_V = 210.0
+VLIM_RANGE_V = (0.02, 210.0)
+ILIM_RANGE_A = (1e-8, 1.05)
+NPLC_RANGE = (0.01, 10.0)
+DELAY_MAX_S = 10_000.0
+SWEEP_DELAY_MIN_S = 50e-6
+
+SENSE_FUNCTIONS = {"RES": "RESistance", "VOLT": "VOLTage[:DC]", "CURR": "CURRent[:DC]"}
+SOURCE_FUNCTIONS = {"CURR": "CURRent[:DC]", "VOLT": "VOLTage[:DC]"}
+OFF_MODES = {"HIMP": "HIMPedance", "NORM": "NORMal", "ZERO": "ZERO", "GUAR": "GUARd"}
+EDGES = {"FALL": "FALLing", "RIS": "RISing", "EITH": "EITHer"}
+_WORDS = {key: scpi_pattern(spec) for key, spec in
+          {**SENSE_FUNCTIONS, **OFF_MODES, **EDGES, "ENT": "ENTer", "NEV": "NEVer", "COMM": "COMMand",
+           "TRIG": "TRIGger", "DIG": "DIGital", "IN": "IN", "OUT": "OUT", "READ": "READing",
+           "SOUR": "SOURce", "REL": "RELative", "ACT": "ACTive", "MEAS": "MEASure"}.items()}
+_DIGIO_EVENT = re.compile(r"^DIG(?:IO)?([1-6])$", re.IGNORECASE)
+
+
+class OutOfRange(ValueError):
+    """A parameter beyond the instrument's range (``-222``, not ``-224``)."""
+
+
+def _is(word: str, key: str) -> bool:
+    """Whether ``word`` is the short or long form of the keyword ``key``."""
+    return bool(_WORDS[key].match(word.strip()))
+
+
+def _keyword(word: str, choices: dict[str, str], what: str) -> str:
+    for key in choices:
+        if _is(word, key):
+            return key
+    raise ValueError(f"{what} {word.strip()!r}")
+
+
+def _number(text: str, low: float, high: float, what: str) -> float:
+    value = float(text)
+    if not low <= value <= high:
+        raise OutOfRange(f"{what} {value:g} outside {low:g} to {high:g}")
+    return value
+
+
+def _params(args: str) -> list[str]:
+    return [a.strip() for a in args.split(",") if a.strip()]
+
+
+def _nr3(value: float) -> str:
+    return f"{value:.9e}"
+
+
+@dataclass
+class ReadingBuffer:
+    """A reading buffer: readings with their source value and time; default buffers overwrite when full."""
+
+    capacity: int
+    continuous: bool
+    readings: list[tuple[float, float, float]] = field(default_factory=list)  # (reading, source, time s)
+
+    def store(self, reading: float, source: float, time_s: float) -> None:
+        if len(self.readings) >= self.capacity:
+            if not self.continuous:
+                return
+            del self.readings[0]
+        self.readings.append((reading, source, time_s))
 
 
 class EmulatedKeithley2450(ScpiInstrument):
@@ -32,161 +120,214 @@ class EmulatedKeithley2450(ScpiInstrument):
         (":SOURce[1]:FUNCtion[:MODE]", "_source_function"),
         (":SOURce[1]:CURRent[:LEVel][:IMMediate][:AMPLitude]?", "_source_current_q"),
         (":SOURce[1]:CURRent[:LEVel][:IMMediate][:AMPLitude]", "_source_current"),
-        (":SOURce[1]:CURRent:RANGe:AUTO", "_accept"),
-        (":SOURce[1]:CURRent:RANGe", "_accept"),
         (":SOURce[1]:CURRent:VLIMit[:LEVel]?", "_vlim_q"),
         (":SOURce[1]:CURRent:VLIMit[:LEVel]", "_vlim"),
+        (":SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude]?", "_source_voltage_q"),
+        (":SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", "_source_voltage"),
+        (":SOURce[1]:VOLTage:ILIMit[:LEVel]?", "_ilim_q"),
+        (":SOURce[1]:VOLTage:ILIMit[:LEVel]", "_ilim"),
+        (":SOURce[1]:CURRent:RANGe:AUTO", "_switch_setting"),
+        (":SOURce[1]:CURRent:RANGe", "_current_range"),
+        (":SOURce[1]:VOLTage:RANGe:AUTO", "_switch_setting"),
+        (":SOURce[1]:VOLTage:RANGe", "_voltage_range"),
+        (":SOURce[1]:LIST:CURRent?", "_source_list_q"),
         (":SOURce[1]:LIST:CURRent", "_source_list"),
+        (":SOURce[1]:LIST:CURRent:APPend", "_source_list_append"),
+        (":SOURce[1]:LIST:CURRent:POINts?", "_source_list_points"),
         (":SOURce[1]:SWEep:CURRent:LIST", "_sweep_list"),
         (":SENSe[1]:FUNCtion[:ON]", "_sense_function"),
-        (":SENSe[1]:RESistance:NPLCycles?", "_nplc_q"),
-        (":SENSe[1]:RESistance:NPLCycles", "_nplc"),
-        (":SENSe[1]:RESistance:RANGe:AUTO", "_accept"),
-        (":SENSe[1]:RESistance:RANGe", "_accept"),
-        (":SENSe[1]:RESistance:RSENse?", "_rsense_q"),
-        (":SENSe[1]:RESistance:RSENse", "_rsense"),
         (":OUTPut[1][:STATe]?", "_output_q"),
         (":OUTPut[1][:STATe]", "_output"),
-        (":OUTPut[1]:CURRent:SMODe?", "_smode_q"),
-        (":OUTPut[1]:CURRent:SMODe", "_smode"),
         (":READ?", "_read"),
-        (":MEASure[:RESistance]?", "_read"),
+        (":MEASure?", "_read"),
         (":TRACe:CLEar", "_trace_clear"),
         (":TRACe:ACTual?", "_trace_actual"),
         (":TRACe:DATA?", "_trace_data"),
         (":TRACe:POINts?", "_trace_points_q"),
-        (":TRACe:POINts", "_accept"),
+        (":TRACe:POINts", "_trace_points"),
+        (":TRACe:MAKE", "_trace_make"),
+        (":TRACe:DELete", "_trace_delete"),
+        (":DIGital:LINE<n>:MODE?", "_digital_mode_q"),
         (":DIGital:LINE<n>:MODE", "_digital_mode"),
+        (":TRIGger:DIGital<n>:IN:EDGE?", "_digital_edge_q"),
         (":TRIGger:DIGital<n>:IN:EDGE", "_digital_edge"),
+        (":TRIGger:DIGital<n>:IN:CLEar", "_digital_clear"),
         (":TRIGger:LOAD", "_trigger_load"),
         (":TRIGger:BLOCk:BUFFer:CLEar", "_block_buffer_clear"),
         (":TRIGger:BLOCk:WAIT", "_block_wait"),
         (":TRIGger:BLOCk:DELay:CONStant", "_block_delay"),
         (":TRIGger:BLOCk:MEASure", "_block_measure"),
         (":TRIGger:BLOCk:BRANch:COUNter", "_block_branch_counter"),
+        (":TRIGger:BLOCk:NOP", "_block_nop"),
         (":INITiate[:IMMediate]", "_initiate"),
         (":ABORt", "_abort"),
         (":TRIGger:STATe?", "_trigger_state"),
         ("*TRG", "_bus_trigger"),
+        (":STATus:PRESet", "_status_preset"),
+        (":*CLS", "_cls"),  # PyMeasure's stock reset() sends "*RST;:stat:pres;:*CLS;"
     ]
+
+    def __init__(self, bench=None) -> None:
+        super().__init__(bench)
+        # per-function settings: [:SENSe[1]]:<function>:..., :OUTPut[1]:<function>:SMODe
+        per_function = [(":SENSe[1]:{}:NPLCycles?", self._nplc_q), (":SENSe[1]:{}:NPLCycles", self._nplc),
+                        (":SENSe[1]:{}:RSENse?", self._rsense_q), (":SENSe[1]:{}:RSENse", self._rsense),
+                        (":SENSe[1]:{}:RANGe:AUTO", self._sense_autorange),
+                        (":SENSe[1]:{}:RANGe[:UPPer]", self._sense_range),
+                        (":MEASure:{}?", self._measure_function)]
+        table = [(spec.format(word), handler, key) for key, word in SENSE_FUNCTIONS.items()
+                 for spec, handler in per_function]
+        table += [(f":OUTPut[1]:{word}:SMODe?", self._smode_q, key) for key, word in SOURCE_FUNCTIONS.items()]
+        table += [(f":OUTPut[1]:{word}:SMODe", self._smode, key) for key, word in SOURCE_FUNCTIONS.items()]
+        for spec, handler, key in table:
+            name = f"{handler.__name__}[{key}]"
+            setattr(self, name, functools.partial(handler, key))
+            self._table.append((scpi_pattern(spec), name))
+
+    def handle(self, message: str) -> str | None:
+        errors_before = len(self.errors)
+        reply = super().handle(message)
+        # the base class files every ValueError as -224; a value out of range is -222 on the 2450
+        for i in range(errors_before, len(self.errors)):
+            code, text = self.errors[i]
+            if code == -224 and text.startswith("Illegal parameter value; out of range: "):
+                self.errors[i] = (SCPI_DATA_OUT_OF_RANGE, "Parameter data out of range; "
+                                  + text.removeprefix("Illegal parameter value; out of range: "))
+        return reply
 
     def reset_state(self) -> None:
         if getattr(self, "_listening", False) and self.bench is not None:
             self.bench.remove_trigger_listener(self._on_trigger)
         self.source_function = "CURR"
         self.source_current_a = 0.0
-        self.vlim_v = 2.0
-        self.nplc = 1.0
-        self.four_wire = False
+        self.source_voltage_v = 0.0
+        self.vlim_v = 21.0
+        self.ilim_a = 1.05e-4
+        self.sense_function = "CURR"
+        self.nplc = dict.fromkeys(SENSE_FUNCTIONS, 1.0)
+        self.four_wire = dict.fromkeys(SENSE_FUNCTIONS, False)
         self.output_on = False
-        self.off_mode = "NORM"
-        self.buffer: list[float] = []
+        self.off_mode = dict.fromkeys(SOURCE_FUNCTIONS, "NORM")
+        self.buffers = {name: ReadingBuffer(DEFAULT_BUFFER_SIZE, continuous=True) for name in DEFAULT_BUFFERS}
         self.source_list: list[float] = []
-        self.sweep: tuple[int, float, int] | None = None
-        self.blocks: dict[int, tuple[str, Any]] = {}
-        self.trigger_line_is_input = False
+        self.sweep: tuple[int, float, int, str] | None = None
+        self.blocks: dict[int, tuple[str, object]] = {}
+        self.line_modes = dict.fromkeys(DIGITAL_LINES, "DIG, IN")
+        self.edges = dict.fromkeys(DIGITAL_LINES, "FALL")
+        self.model_state = "IDLE"
         self._listening = False
         self._pc = 0
+        self._last_block = 0
         self._counters: dict[int, int] = {}
 
-    # -- helpers --------------------------------------------------------------------------------
+    # -- the physics: what the source drives and what the meter reads -------------------------------
 
     @property
     def aperture_s(self) -> float:
-        return self.nplc / LINE_FREQUENCY_HZ
+        """Duration of one reading of the present measure function: NPLC / line frequency."""
+        return self.nplc[self.sense_function] / LINE_FREQUENCY_HZ
 
-    def _measure_now(self) -> float:
-        """One resistance reading of the routed device now; advances the clock by the aperture."""
-        bench = self.bench
-        if bench is None or not self.output_on or self.source_function != "CURR" or self.source_current_a == 0:
-            value = OVERFLOW
-        elif self.four_wire:
-            value = float(bench.read_rxy(1)[0])
-        else:
-            value = bench.channel_resistance()
-        if bench is not None:
-            bench.advance(self.aperture_s)
-        # a reading the voltage limit cannot reach (open device) overflows
-        if not np.isfinite(value) or abs(value * self.source_current_a) > self.vlim_v:
-            value = OVERFLOW
-        self._store(value)
+    def _channel_ohm(self) -> float:
+        return self.bench.channel_resistance() if self.bench is not None else math.inf
+
+    def _operating_point(self, level: float | None = None) -> tuple[float, float]:
+        """``(current A, voltage V)`` at the force terminals with the output on; the limit caps them."""
+        r_ch = self._channel_ohm()
+        if self.source_function == "CURR":
+            current = self.source_current_a if level is None else level
+            if not math.isfinite(r_ch):
+                return 0.0, math.copysign(self.vlim_v, current)  # open: the voltage runs to its limit
+            if abs(current) * r_ch > self.vlim_v:
+                current = math.copysign(self.vlim_v / r_ch, current)
+            return current, current * r_ch
+        voltage = self.source_voltage_v if level is None else level
+        if not math.isfinite(r_ch):
+            return 0.0, voltage
+        current = voltage / r_ch
+        if abs(current) > self.ilim_a:
+            current = math.copysign(self.ilim_a, current)
+        return current, current * r_ch
+
+    def _values(self, rxy_ohm: np.ndarray, level: float | None = None) -> np.ndarray:
+        """Readings of the present measure function, given the routed device's ``R_xy`` at each reading."""
+        rxy = np.asarray(rxy_ohm, dtype=np.float64)
+        function = self.sense_function
+        if not self.output_on:
+            return np.full(rxy.shape, OVERFLOW if function == "RES" else 0.0)
+        current, voltage = self._operating_point(level)
+        four_wire = self.four_wire[function]
+        if function == "CURR":
+            return np.full(rxy.shape, current)
+        if function == "VOLT":
+            if not four_wire:
+                return np.full(rxy.shape, voltage)
+            return np.where(np.isfinite(rxy), current * np.where(np.isfinite(rxy), rxy, 0.0), OVERFLOW)
+        if current == 0.0:
+            return np.full(rxy.shape, OVERFLOW)
+        if not four_wire:
+            return np.full(rxy.shape, voltage / current)
+        return np.where(np.isfinite(rxy), rxy, OVERFLOW)
+
+    def _source_value(self) -> float:
+        return self.source_current_a if self.source_function == "CURR" else self.source_voltage_v
+
+    def _rxy_now(self, n: int) -> np.ndarray:
+        return self.bench.read_rxy(n) if self.bench is not None else np.full(n, math.inf)
+
+    def _clock(self) -> float:
+        return self.bench.clock_s if self.bench is not None else 0.0
+
+    def _advance(self, seconds: float) -> None:
+        if self.bench is not None and seconds > 0:
+            self.bench.advance(seconds)
+
+    def _measure_now(self, buffer: str = DEFAULT_BUFFERS[0]) -> float:
+        """One reading now, stored in ``buffer``; the clock advances by the aperture."""
+        value = float(self._values(self._rxy_now(1))[0])
+        self.buffers[buffer].store(value, self._source_value(), self._clock())
+        self._advance(self.aperture_s)
         return value
 
-    def _delivered(self, current_a: float) -> float:
-        """The current that flows: in compliance, the voltage limit over the channel caps it."""
-        r_ch = self.bench.channel_resistance() if self.bench is not None else np.inf
-        if not np.isfinite(r_ch) or abs(current_a) * r_ch <= self.vlim_v:
-            return current_a if np.isfinite(r_ch) else 0.0
-        return float(np.sign(current_a) * self.vlim_v / r_ch)
-
-    def _store(self, value: float) -> None:
-        if len(self.buffer) >= BUFFER_SIZE:
-            self.buffer.pop(0)
-        self.buffer.append(value)
-
-    @staticmethod
-    def _numbers(args: str) -> list[str]:
-        return [a.strip() for a in args.split(",") if a.strip()]
-
-    def _buffer_name(self, text: str) -> None:
-        if text and unquote(text) not in BUFFERS:
-            raise ValueError(f"no reading buffer named {text}")
-
-    # -- source and sense -----------------------------------------------------------------------
-
-    def _accept(self, args: str, *groups: str) -> None:
-        """Settings with no effect on the emulation (ranges): checked for a number or a switch."""
-        if args.strip().upper() not in ("ON", "OFF", "1", "0"):
-            float(args)
+    # -- source ---------------------------------------------------------------------------------------
 
     def _source_function_q(self, args: str) -> str:
         return self.source_function
 
     def _source_function(self, args: str) -> None:
-        value = args.strip().upper()
-        if value.startswith("CURR"):
-            self.source_function = "CURR"
-        elif value.startswith("VOLT"):
-            self.source_function = "VOLT"
-        else:
-            raise ValueError(f"source function {args}")
+        self.source_function = _keyword(args, SOURCE_FUNCTIONS, "source function")
 
     def _source_current_q(self, args: str) -> str:
-        return f"{self.source_current_a:.6e}"
+        return _nr3(self.source_current_a)
 
     def _source_current(self, args: str) -> None:
-        value = float(args)
-        if abs(value) > 1.05:
-            raise ValueError(f"source current {value} A beyond ±1.05 A")
-        self.source_current_a = value
+        self.source_current_a = _number(args, -CURRENT_RANGE_A, CURRENT_RANGE_A, "out of range: source current")
 
     def _vlim_q(self, args: str) -> str:
-        return f"{self.vlim_v:.6e}"
+        return _nr3(self.vlim_v)
 
     def _vlim(self, args: str) -> None:
-        value = float(args)
-        if not 0.02 <= abs(value) <= 210:
-            raise ValueError(f"voltage limit {value} V")
-        self.vlim_v = abs(value)
+        self.vlim_v = _number(args, *VLIM_RANGE_V, "out of range: voltage limit")
 
-    def _sense_function(self, args: str) -> None:
-        if unquote(args).upper() not in ("RES", "RESISTANCE"):
-            raise ValueError(f"this emulation measures resistance only, got {args}")
+    def _source_voltage_q(self, args: str) -> str:
+        return _nr3(self.source_voltage_v)
 
-    def _nplc_q(self, args: str) -> str:
-        return f"{self.nplc:g}"
+    def _source_voltage(self, args: str) -> None:
+        self.source_voltage_v = _number(args, -VOLTAGE_RANGE_V, VOLTAGE_RANGE_V, "out of range: source voltage")
 
-    def _nplc(self, args: str) -> None:
-        value = float(args)
-        if not 0.01 <= value <= 10:
-            raise ValueError(f"NPLC {value} outside 0.01–10")
-        self.nplc = value
+    def _ilim_q(self, args: str) -> str:
+        return _nr3(self.ilim_a)
 
-    def _rsense_q(self, args: str) -> str:
-        return "1" if self.four_wire else "0"
+    def _ilim(self, args: str) -> None:
+        self.ilim_a = _number(args, *ILIM_RANGE_A, "out of range: current limit")
 
-    def _rsense(self, args: str) -> None:
-        self.four_wire = parse_bool(args)
+    def _switch_setting(self, args: str) -> None:
+        parse_bool(args)  # autorange on/off: no effect on the emulation
+
+    def _current_range(self, args: str) -> None:
+        _number(args, -CURRENT_RANGE_A, CURRENT_RANGE_A, "out of range: current range")
+
+    def _voltage_range(self, args: str) -> None:
+        _number(args, -VOLTAGE_RANGE_V, VOLTAGE_RANGE_V, "out of range: voltage range")
 
     def _output_q(self, args: str) -> str:
         return "1" if self.output_on else "0"
@@ -194,209 +335,369 @@ class EmulatedKeithley2450(ScpiInstrument):
     def _output(self, args: str) -> None:
         self.output_on = parse_bool(args)
 
-    def _smode_q(self, args: str) -> str:
-        return self.off_mode
+    def _smode_q(self, function: str, args: str) -> str:
+        return self.off_mode[function]
 
-    def _smode(self, args: str) -> None:
-        value = args.strip().upper()[:4]
-        if value not in ("HIMP", "NORM", "ZERO", "GUAR"):
-            raise ValueError(f"output-off mode {args}")
-        self.off_mode = value
+    def _smode(self, function: str, args: str) -> None:
+        self.off_mode[function] = _keyword(args, OFF_MODES, "output-off state")
+
+    # -- measure --------------------------------------------------------------------------------------
+
+    def _sense_function(self, args: str) -> None:
+        self.sense_function = _keyword(unquote(args), SENSE_FUNCTIONS, "measure function")
+
+    def _nplc_q(self, function: str, args: str) -> str:
+        return f"{self.nplc[function]:g}"
+
+    def _nplc(self, function: str, args: str) -> None:
+        self.nplc[function] = _number(args, *NPLC_RANGE, "out of range: NPLC")
+
+    def _rsense_q(self, function: str, args: str) -> str:
+        return "1" if self.four_wire[function] else "0"
+
+    def _rsense(self, function: str, args: str) -> None:
+        self.four_wire[function] = parse_bool(args)
+
+    def _sense_autorange(self, function: str, args: str) -> None:
+        parse_bool(args)
+
+    def _sense_range(self, function: str, args: str) -> None:
+        float(args)
+
+    def _buffer_name(self, text: str) -> str:
+        name = unquote(text) if text else DEFAULT_BUFFERS[0]
+        if name not in self.buffers:
+            raise ValueError(f"no reading buffer named {name!r}")
+        return name
 
     def _read(self, args: str) -> str:
-        if args:
-            self._buffer_name(args.split(",")[0])
-        return f"{self._measure_now():.9e}"
+        """``:READ?`` / ``:MEAS?`` ``["<buffer>"[, <elements>]]``: one reading, stored and returned."""
+        params = _params(args)
+        buffer = self._buffer_name(params[0] if params else "")
+        elements = self._elements(params[1:])
+        self._measure_now(buffer)
+        return self._format(self.buffers[buffer], [len(self.buffers[buffer].readings) - 1], elements)
 
-    # -- buffer ------------------------------------------------------------------------------------
+    def _measure_function(self, function: str, args: str) -> str:
+        self.sense_function = function
+        return self._read(args)
+
+    # -- reading buffers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _elements(words: list[str]) -> list[str]:
+        elements = [_keyword(w, {"READ": "", "SOUR": "", "REL": ""}, "buffer element") for w in words]
+        return elements or ["READ"]
+
+    @staticmethod
+    def _format(buffer: ReadingBuffer, indices: list[int], elements: list[str]) -> str:
+        first_time = buffer.readings[0][2] if buffer.readings else 0.0
+        out = []
+        for i in indices:
+            reading, source, time_s = buffer.readings[i]
+            for element in elements:
+                out.append(_nr3({"READ": reading, "SOUR": source, "REL": time_s - first_time}[element]))
+        return ",".join(out)
 
     def _trace_clear(self, args: str) -> None:
-        self._buffer_name(args)
-        self.buffer.clear()
+        self.buffers[self._buffer_name(args)].readings.clear()
 
     def _trace_actual(self, args: str) -> str:
-        self._buffer_name(args)
-        return str(len(self.buffer))
+        return str(len(self.buffers[self._buffer_name(args)].readings))
 
     def _trace_points_q(self, args: str) -> str:
-        return str(BUFFER_SIZE)
+        return str(self.buffers[self._buffer_name(args)].capacity)
+
+    def _trace_points(self, args: str) -> None:
+        params = _params(args)
+        if not params:
+            raise ValueError(":TRAC:POIN needs a size")
+        buffer = self.buffers[self._buffer_name(params[1] if len(params) > 1 else "")]
+        buffer.capacity = int(_number(params[0], MIN_BUFFER_SIZE, 6_875_000, "out of range: buffer size"))
+        buffer.readings.clear()  # resizing loses the readings
+
+    def _trace_make(self, args: str) -> None:
+        params = _params(args)
+        if len(params) < 2:
+            raise ValueError(':TRAC:MAKE needs "<name>", <size>')
+        name = unquote(params[0])
+        if not name or name in self.buffers:
+            raise ValueError(f"cannot make a reading buffer named {name!r}")
+        size = int(_number(params[1], MIN_BUFFER_SIZE, 6_875_000, "out of range: buffer size"))
+        self.buffers[name] = ReadingBuffer(size, continuous=False)
+
+    def _trace_delete(self, args: str) -> None:
+        name = self._buffer_name(args)
+        if name in DEFAULT_BUFFERS:
+            raise ValueError(f"{name} cannot be deleted")
+        del self.buffers[name]
 
     def _trace_data(self, args: str) -> str:
-        parts = self._numbers(args)
-        if len(parts) < 2:
+        params = _params(args)
+        if len(params) < 2:
             raise ValueError(":TRAC:DATA? needs a start and an end index")
-        start, end = int(parts[0]), int(parts[1])
-        if len(parts) > 2:
-            self._buffer_name(parts[2])
-        elements = [p.upper() for p in parts[3:]] or ["READ"]
-        if elements != ["READ"]:
-            raise ValueError("this emulation returns READ elements only")
-        if not 1 <= start <= end <= len(self.buffer):
-            raise ValueError(f"buffer index {start}–{end} outside 1–{len(self.buffer)}")
-        return ",".join(f"{v:.9e}" for v in self.buffer[start - 1:end])
+        start, end = int(params[0]), int(params[1])
+        buffer = self.buffers[self._buffer_name(params[2] if len(params) > 2 else "")]
+        elements = self._elements(params[3:])
+        if not 1 <= start <= end <= len(buffer.readings):
+            raise OutOfRange(f"out of range: buffer index {start} to {end}, the buffer holds {len(buffer.readings)}")
+        return self._format(buffer, list(range(start - 1, end)), elements)
 
-    # -- source list sweep ------------------------------------------------------------------------
+    # -- source list sweep ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _currents(args: str) -> list[float]:
+        values = [float(v) for v in _params(args)]
+        if not 1 <= len(values) <= LIST_VALUES_PER_COMMAND:
+            raise ValueError(f"{len(values)} values: a source list command takes 1 to {LIST_VALUES_PER_COMMAND}")
+        for value in values:
+            _number(str(value), -CURRENT_RANGE_A, CURRENT_RANGE_A, "out of range: list current")
+        return values
+
+    def _source_list_q(self, args: str) -> str:
+        return ",".join(_nr3(v) for v in self.source_list)
 
     def _source_list(self, args: str) -> None:
-        values = [float(v) for v in self._numbers(args)]
-        if not 1 <= len(values) <= 2500 or any(abs(v) > 1.05 for v in values):
-            raise ValueError("source list: 1–2500 currents within ±1.05 A")
-        self.source_list = values
+        self.source_list = self._currents(args)
+
+    def _source_list_append(self, args: str) -> None:
+        values = self._currents(args)
+        if len(self.source_list) + len(values) > MAX_LIST_POINTS:
+            raise OutOfRange(f"out of range: a source list holds at most {MAX_LIST_POINTS} values")
+        self.source_list += values
+
+    def _source_list_points(self, args: str) -> str:
+        return str(len(self.source_list))
 
     def _sweep_list(self, args: str) -> None:
-        parts = self._numbers(args)
-        if not parts:
-            raise ValueError("sweep list needs a start index")
-        start = int(parts[0])
-        delay = float(parts[1]) if len(parts) > 1 else 0.0
-        count = int(parts[2]) if len(parts) > 2 else 1
-        if len(parts) > 4:
-            self._buffer_name(parts[4])
-        if not self.source_list or not 1 <= start <= len(self.source_list):
-            raise ValueError("sweep list: load :SOUR:LIST:CURR first; start index out of range")
+        """``<startIndex>[, <delay>[, <count>[, <failAbort>[, "<buffer>"]]]]``: replaces the trigger model."""
+        params = _params(args)
+        if not params or not self.source_list:
+            raise ValueError("sweep list: load :SOUR:LIST:CURR first, then give a start index")
+        start = int(_number(params[0], 1, len(self.source_list), "out of range: sweep start index"))
+        delay = _number(params[1], 0.0, DELAY_MAX_S, "out of range: sweep delay") if len(params) > 1 else 0.0
+        if 0 < delay < SWEEP_DELAY_MIN_S:
+            raise OutOfRange(f"out of range: sweep delay {delay:g} s (0, or {SWEEP_DELAY_MIN_S:g} to {DELAY_MAX_S:g})")
+        count = int(_number(params[2], 1, 268_435_455, "out of range: sweep count")) if len(params) > 2 else 1
+        if len(params) > 3:
+            parse_bool(params[3])
+        buffer = self._buffer_name(params[4] if len(params) > 4 else "")
+        self._abort("")
         self.blocks = {}
-        self.sweep = (start, delay, count)
+        self.sweep = (start, delay, count, buffer)
 
     def _run_sweep(self) -> None:
-        start, delay, count = self.sweep  # type: ignore[misc]
+        start, delay, count, buffer = self.sweep  # type: ignore[misc]
         self.output_on = True
         for _ in range(count):
-            for current in self.source_list[start - 1:]:
-                self.source_current_a = current
+            for level in self.source_list[start - 1:]:
+                self.source_current_a = level
+                current, _ = self._operating_point()
                 if self.bench is not None:
-                    self.bench.source_current(self._delivered(current), delay)
-                self._measure_now()
+                    self.bench.source_current(current, delay)  # the device carries the step for the delay
+                value = float(self._values(self._rxy_now(1))[0])
+                self.buffers[buffer].store(value, level, self._clock())
+                if self.bench is not None:
+                    self.bench.source_current(current, self.aperture_s)
+        self.output_on = False
 
-    # -- trigger model ------------------------------------------------------------------------------
+    # -- digital I/O --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _line(text: str) -> int:
+        line = int(text or 1)
+        if line not in DIGITAL_LINES:
+            raise OutOfRange(f"out of range: digital line {line}")
+        return line
+
+    def _digital_mode_q(self, args: str, line: str) -> str:
+        return self.line_modes[self._line(line)].replace(" ", "")
 
     def _digital_mode(self, args: str, line: str) -> None:
-        mode = re.sub(r"\s+", "", args.upper())
-        if int(line or 1) != 1 or mode not in ("TRIG,IN", "TRIGGER,IN", "DIG,IN", "DIGITAL,IN"):
-            raise ValueError(f"digital line {line} mode {args}")
-        self.trigger_line_is_input = mode.startswith("TRIG")
+        params = _params(args)
+        if len(params) != 2 or not (_is(params[0], "TRIG") or _is(params[0], "DIG")) \
+                or not (_is(params[1], "IN") or _is(params[1], "OUT")):
+            raise ValueError(f"digital line mode {args!r}")
+        kind = "TRIG" if _is(params[0], "TRIG") else "DIG"
+        self.line_modes[self._line(line)] = f"{kind}, {'IN' if _is(params[1], 'IN') else 'OUT'}"
+
+    def _digital_edge_q(self, args: str, line: str) -> str:
+        return self.edges[self._line(line)]
 
     def _digital_edge(self, args: str, line: str) -> None:
-        if args.strip().upper()[:3] not in ("RIS", "FAL", "EIT"):
-            raise ValueError(f"edge {args}")
+        self.edges[self._line(line)] = _keyword(args, EDGES, "trigger edge")
+
+    def _digital_clear(self, args: str, line: str) -> None:
+        self._line(line)  # a detected edge is never held over: nothing to clear
+
+    # -- trigger model ----------------------------------------------------------------------------------
 
     def _trigger_load(self, args: str) -> None:
-        if unquote(args) != "Empty":
-            raise ValueError(f"this emulation loads the Empty model only, got {args}")
+        params = _params(args)
+        if not params or unquote(params[0]) != "Empty" or len(params) > 1:
+            raise ValueError(f'this emulation loads the "Empty" trigger model only, got {args}')
         self._abort("")
         self.blocks = {}
         self.sweep = None
+        self.model_state = "IDLE"
 
     def _block(self, args: str) -> tuple[int, list[str]]:
-        parts = self._numbers(args)
-        if not parts:
+        params = _params(args)
+        if not params:
             raise ValueError("block number missing")
-        number = int(parts[0])
-        if not 1 <= number <= 63:
-            raise ValueError(f"block number {number}")
+        number = int(_number(params[0], 1, MAX_BLOCKS, "out of range: block number"))
         self.sweep = None
-        return number, parts[1:]
+        return number, params[1:]
 
     def _block_buffer_clear(self, args: str) -> None:
         number, rest = self._block(args)
-        if rest:
-            self._buffer_name(rest[0])
-        self.blocks[number] = ("clear", None)
+        self.blocks[number] = ("clear", self._buffer_name(rest[0] if rest else ""))
 
     def _block_wait(self, args: str) -> None:
         number, rest = self._block(args)
-        if not rest or rest[0].upper() not in ("DIG1", "DIGIO1", "COMM", "COMMAND"):
-            raise ValueError(f"wait event {rest}")
-        self.blocks[number] = ("wait", rest[0].upper())
+        if not rest or len(rest) > 2:
+            raise ValueError(f"wait block: one event (and an optional clear), got {args}")
+        event = rest[0].upper()
+        digio = _DIGIO_EVENT.match(event)
+        if digio:
+            event = f"DIG{digio.group(1)}"
+        elif _is(event, "COMM"):
+            event = "COMM"
+        else:
+            raise ValueError(f"wait event {rest[0]} (emulated: DIGio<n>, COMMand)")
+        if len(rest) == 2 and not (_is(rest[1], "ENT") or _is(rest[1], "NEV")):
+            raise ValueError(f"wait clear {rest[1]}")
+        self.blocks[number] = ("wait", event)
 
     def _block_delay(self, args: str) -> None:
         number, rest = self._block(args)
-        delay = float(rest[0])
-        if not 0 <= delay <= 10_000:
-            raise ValueError(f"delay {delay} s")
-        self.blocks[number] = ("delay", delay)
+        if len(rest) != 1:
+            raise ValueError(f"delay block: one delay, got {args}")
+        self.blocks[number] = ("delay", _number(rest[0], 0.0, DELAY_MAX_S, "out of range: delay"))
 
     def _block_measure(self, args: str) -> None:
         number, rest = self._block(args)
-        if rest:
-            self._buffer_name(rest[0])
-        self.blocks[number] = ("measure", int(rest[1]) if len(rest) > 1 else 1)
+        buffer = self._buffer_name(rest[0] if rest else "")
+        count = int(_number(rest[1], 1, 268_435_455, "out of range: measure count")) if len(rest) > 1 else 1
+        self.blocks[number] = ("measure", (buffer, count))
 
     def _block_branch_counter(self, args: str) -> None:
         number, rest = self._block(args)
-        count, target = int(rest[0]), int(rest[1])
-        if count < 1 or not 1 <= target <= 63:
-            raise ValueError(f"counter {count}, branch to {target}")
+        if len(rest) != 2:
+            raise ValueError(f"counter block: <count>, <branch to>, got {args}")
+        count = int(_number(rest[0], 1, 268_435_455, "out of range: counter"))
+        target = int(_number(rest[1], 1, MAX_BLOCKS, "out of range: branch block"))
         self.blocks[number] = ("counter", (count, target))
+
+    def _block_nop(self, args: str) -> None:
+        number, rest = self._block(args)
+        self.blocks[number] = ("nop", None)
 
     def _initiate(self, args: str) -> None:
         if self.sweep is not None:
             self._run_sweep()
             return
-        if not self.blocks:
-            raise ValueError("no trigger model loaded")
+        if 1 not in self.blocks:
+            raise ValueError("no trigger model loaded (block 1 undefined)")
+        self._abort("")
         self._pc, self._counters = 1, {}
-        self._step(None)
+        self.model_state = "RUNNING"
+        self._run(None)
 
     def _abort(self, args: str) -> None:
         if self._listening and self.bench is not None:
             self.bench.remove_trigger_listener(self._on_trigger)
+        was_running = self._listening
         self._listening = False
         self._pc = 0
+        if was_running and args == "" and self.model_state == "WAITING":
+            self.model_state = "ABORTED"
 
     def _trigger_state(self, args: str) -> str:
-        """``<state>;<state>;<block>``: WAITING while a model waits for its trigger, IDLE otherwise."""
-        if self._listening:
-            return f"WAITING;WAITING;{self._pc}"
-        return "IDLE;IDLE;0"
+        """``<state>;<state>;<block>``, e.g. ``WAITING;WAITING;2`` or ``IDLE;IDLE;9``."""
+        return f"{self.model_state};{self.model_state};{self._last_block}"
 
     def _bus_trigger(self, args: str) -> None:
+        if self._listening and self.blocks.get(self._pc) == ("wait", "COMM"):
+            self._run(None)
+
+    def _status_preset(self, args: str) -> None:
         return None
 
     def _on_trigger(self, record: WaveformRecord) -> None:
-        if self.trigger_line_is_input:
-            self._step(record)
+        """An edge on the bench's trigger line: continue a model waiting on that digital line."""
+        if self.line_modes[TRIGGER_IN_LINE] != "TRIG, IN":
+            return
+        if self.blocks.get(self._pc) == ("wait", f"DIG{TRIGGER_IN_LINE}"):
+            self._run(record)
 
-    def _step(self, record: WaveformRecord | None) -> None:
-        """Run the trigger model from the current block until it waits or ends."""
-        t = record.start_s if record is not None else (self.bench.clock_s if self.bench is not None else 0.0)
-        consumed = False
-        times: list[float] = []
+    def _run(self, record: WaveformRecord | None) -> None:
+        """Run the model from the current block until it waits or ends.
+
+        With a waveform record, time starts at the waveform's start (the trigger edge) and readings take
+        the device's state at their own times; without, time starts now and the state is the present one.
+        """
+        if self._listening and self.bench is not None:
+            self.bench.remove_trigger_listener(self._on_trigger)
+        self._listening = False
+        t0 = record.start_s if record is not None else self._clock()
+        t = t0
+        triggered = record is not None or self.blocks.get(self._pc) == ("wait", "COMM")
+        ops: list[tuple[str, str, float]] = []  # ("clear", buffer, 0) / ("read", buffer, time)
         while self._pc in self.blocks:
             kind, value = self.blocks[self._pc]
+            self._last_block = self._pc
             if kind == "wait":
-                if record is None or consumed:
-                    if self.bench is not None and not self._listening:
-                        self.bench.add_trigger_listener(self._on_trigger)
-                        self._listening = True
+                if not triggered:
+                    self._listen()
                     break
-                consumed = True
+                triggered = False
                 self._pc += 1
             elif kind == "clear":
-                self.buffer.clear()
+                ops.append(("clear", value, 0.0))  # type: ignore[arg-type]
                 self._pc += 1
             elif kind == "delay":
-                t += value
+                t += value  # type: ignore[operator]
                 self._pc += 1
             elif kind == "measure":
-                for _ in range(value):
-                    times.append(t)
+                buffer, count = value  # type: ignore[misc]
+                for _ in range(count):
+                    ops.append(("read", buffer, t))
                     t += self.aperture_s
                 self._pc += 1
-            else:
-                count, target = value
+            elif kind == "counter":
+                count, target = value  # type: ignore[misc]
                 self._counters[self._pc] = self._counters.get(self._pc, 0) + 1
-                self._pc = target if self._counters[self._pc] < count else self._pc + 1
-        if times:
-            self._take(record, np.array(times))
-        if self._pc not in self.blocks:
-            self._abort("")
+                if self._counters[self._pc] < count:
+                    self._pc = target
+                else:
+                    self._counters[self._pc] = 0  # falls through: counts again on the next pass
+                    self._pc += 1
+            else:
+                self._pc += 1
+        self._apply(ops, record)
+        end = self._clock() if record is not None else t0
+        self._advance(t - end)
+        if not self._listening:
+            self._pc = 0
+            self.model_state = "IDLE"
 
-    def _take(self, record: WaveformRecord | None, times: np.ndarray) -> None:
-        if record is None or not self.output_on or self.source_current_a == 0:
-            values = np.full(times.size, OVERFLOW)
-        else:
-            values = record.rxy_at(times)
-            values = np.where(np.isfinite(values) & (np.abs(values * self.source_current_a) <= self.vlim_v),
-                              values, OVERFLOW)
-        for value in values:
-            self._store(float(value))
+    def _listen(self) -> None:
+        self.model_state = "WAITING"
+        if self.bench is not None and self.blocks[self._pc] == ("wait", f"DIG{TRIGGER_IN_LINE}"):
+            self.bench.add_trigger_listener(self._on_trigger)
+        self._listening = True
+
+    def _apply(self, ops: list[tuple[str, str, float]], record: WaveformRecord | None) -> None:
+        """Take the readings of one run (in one vectorized draw) and clear buffers, in block order."""
+        times = np.array([t for op, _, t in ops if op == "read"])
+        if times.size == 0 and not ops:
+            return
+        rxy = record.rxy_at(times) if record is not None else self._rxy_now(times.size)
+        values = iter(self._values(rxy))
+        source = self._source_value()
+        for op, buffer, t in ops:
+            if op == "clear":
+                self.buffers[buffer].readings.clear()
+            else:
+                self.buffers[buffer].store(float(next(values)), source, t)

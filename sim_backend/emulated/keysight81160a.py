@@ -90,7 +90,7 @@ def _number(text: str, low: float, high: float, what: str) -> float:
         return high
     value = float(word)
     if not low <= value <= high:
-        raise ValueError(f"{what} {value} outside {low}–{high}")
+        raise ValueError(f"{what} {value} outside {low} to {high}")
     return value
 
 
@@ -186,7 +186,7 @@ class EmulatedKeysight81160A(ScpiInstrument):
             codes = np.array([int(v) for v in values.split(",")], dtype=np.int64)
             rest = ";" + rest if rest else ""
         if not MIN_POINTS <= codes.size <= MEMORY_POINTS or np.any(np.abs(codes) > MAX_DAC):
-            raise ValueError(f"DAC data: {MIN_POINTS}–{MEMORY_POINTS} points within ±{MAX_DAC}")
+            raise ValueError(f"DAC data: {MIN_POINTS} to {MEMORY_POINTS} points within +-{MAX_DAC}")
         ch.data = codes
         return rest.lstrip("; ")
 

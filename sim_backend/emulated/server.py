@@ -170,7 +170,8 @@ def _take_message(buffer: bytearray) -> bytes | None:
             return None
         message = bytes(buffer[:newline])
         del buffer[:newline + 1]
-        return message.rstrip(b"\r")
+        # a carriage return before the newline is part of the terminator, unless a binary block ends there
+        return message[:-1] if message.endswith(b"\r") and newline - 1 >= pos else message
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -211,7 +212,7 @@ class _Handler(socketserver.BaseRequestHandler):
                     continue
                 if faults.reply_delay_s:
                     time.sleep(faults.reply_delay_s)
-                data = reply.encode("latin-1") + b"\n"
+                data = reply.encode("latin-1", errors="replace") + b"\n"
                 if faults.garble_next_reply:
                     faults.garble_next_reply = False
                     data = bytes(b ^ 0x5A for b in data[:-1]) + b"\n"
