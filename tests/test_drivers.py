@@ -55,12 +55,6 @@ class TestKeithley2450:
         with expected_protocol(Keithley2450, [(":SOUR:LIST:CURR 1e-05, -1e-05, 0.0002, 0, 0.00123457", None)]) as smu:
             smu.current_list = [1e-5, -1e-5, 2e-4, 0.0, 0.001234567]
 
-    def test_current_list_takes_2500_points(self):
-        values = [1e-6] * 2500
-        command = ":SOUR:LIST:CURR " + ", ".join(["1e-06"] * 2500)
-        with expected_protocol(Keithley2450, [(command, None)]) as smu:
-            smu.current_list = values
-
     @pytest.mark.parametrize("values", [[1e-6] * 2501, [], [0.0, 1.1], [-1.06]])
     def test_current_list_refusals_send_nothing(self, values):
         with expected_protocol(Keithley2450, []) as smu:

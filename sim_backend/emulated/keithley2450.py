@@ -52,6 +52,8 @@ ILIM_RANGE_A = (1e-8, 1.05)
 NPLC_RANGE = (0.01, 10.0)
 DELAY_MAX_S = 10_000.0
 SWEEP_DELAY_MIN_S = 50e-6
+MAX_READINGS_PER_RUN = 1_000_000  # an emulation limit: a longer run of the model fails instead of stalling
+SCPI_EXECUTION_ERROR = -200  # queued when a model run exceeds the emulation limit
 
 SENSE_FUNCTIONS = {"RES": "RESistance", "VOLT": "VOLTage[:DC]", "CURR": "CURRent[:DC]"}
 SOURCE_FUNCTIONS = {"CURR": "CURRent[:DC]", "VOLT": "VOLTage[:DC]"}
@@ -60,12 +62,15 @@ EDGES = {"FALL": "FALLing", "RIS": "RISing", "EITH": "EITHer"}
 _WORDS = {key: scpi_pattern(spec) for key, spec in
           {**SENSE_FUNCTIONS, **OFF_MODES, **EDGES, "ENT": "ENTer", "NEV": "NEVer", "COMM": "COMMand",
            "TRIG": "TRIGger", "DIG": "DIGital", "IN": "IN", "OUT": "OUT", "READ": "READing",
-           "SOUR": "SOURce", "REL": "RELative", "ACT": "ACTive", "MEAS": "MEASure"}.items()}
+           "SOUR": "SOURce", "REL": "RELative"}.items()}
 _DIGIO_EVENT = re.compile(r"^DIG(?:IO)?([1-6])$", re.IGNORECASE)
 
 
+OUT_OF_RANGE = "out of range: "  # how a handler's message marks a value beyond the instrument's range
+
+
 class OutOfRange(ValueError):
-    """A parameter beyond the instrument's range (``-222``, not ``-224``)."""
+    """A parameter beyond the instrument's range: ``-222`` in the queue, not ``-224``."""
 
 
 def _is(word: str, key: str) -> bool:
@@ -83,7 +88,7 @@ def _keyword(word: str, choices: dict[str, str], what: str) -> str:
 def _number(text: str, low: float, high: float, what: str) -> float:
     value = float(text)
     if not low <= value <= high:
-        raise OutOfRange(f"{what} {value:g} outside {low:g} to {high:g}")
+        raise OutOfRange(f"{OUT_OF_RANGE}{what} {value:g} outside {low:g} to {high:g}")
     return value
 
 
@@ -190,15 +195,16 @@ class EmulatedKeithley2450(ScpiInstrument):
         # the base class files every ValueError as -224; a value out of range is -222 on the 2450
         for i in range(errors_before, len(self.errors)):
             code, text = self.errors[i]
-            if code == -224 and text.startswith("Illegal parameter value; out of range: "):
-                self.errors[i] = (SCPI_DATA_OUT_OF_RANGE, "Parameter data out of range; "
-                                  + text.removeprefix("Illegal parameter value; out of range: "))
+            marker = f"Illegal parameter value; {OUT_OF_RANGE}"
+            if code == -224 and text.startswith(marker):
+                self.errors[i] = (SCPI_DATA_OUT_OF_RANGE, f"Parameter data out of range; {text.removeprefix(marker)}")
         return reply
 
     def reset_state(self) -> None:
         if getattr(self, "_listening", False) and self.bench is not None:
             self.bench.remove_trigger_listener(self._on_trigger)
-        self.source_function = "CURR"
+        # the 2450's reset state: a voltage source at 0 V limited to 105 µA, measuring current
+        self.source_function = "VOLT"
         self.source_current_a = 0.0
         self.source_voltage_v = 0.0
         self.vlim_v = 21.0
@@ -300,34 +306,34 @@ class EmulatedKeithley2450(ScpiInstrument):
         return _nr3(self.source_current_a)
 
     def _source_current(self, args: str) -> None:
-        self.source_current_a = _number(args, -CURRENT_RANGE_A, CURRENT_RANGE_A, "out of range: source current")
+        self.source_current_a = _number(args, -CURRENT_RANGE_A, CURRENT_RANGE_A, "source current")
 
     def _vlim_q(self, args: str) -> str:
         return _nr3(self.vlim_v)
 
     def _vlim(self, args: str) -> None:
-        self.vlim_v = _number(args, *VLIM_RANGE_V, "out of range: voltage limit")
+        self.vlim_v = _number(args, *VLIM_RANGE_V, "voltage limit")
 
     def _source_voltage_q(self, args: str) -> str:
         return _nr3(self.source_voltage_v)
 
     def _source_voltage(self, args: str) -> None:
-        self.source_voltage_v = _number(args, -VOLTAGE_RANGE_V, VOLTAGE_RANGE_V, "out of range: source voltage")
+        self.source_voltage_v = _number(args, -VOLTAGE_RANGE_V, VOLTAGE_RANGE_V, "source voltage")
 
     def _ilim_q(self, args: str) -> str:
         return _nr3(self.ilim_a)
 
     def _ilim(self, args: str) -> None:
-        self.ilim_a = _number(args, *ILIM_RANGE_A, "out of range: current limit")
+        self.ilim_a = _number(args, *ILIM_RANGE_A, "current limit")
 
     def _switch_setting(self, args: str) -> None:
         parse_bool(args)  # autorange on/off: no effect on the emulation
 
     def _current_range(self, args: str) -> None:
-        _number(args, -CURRENT_RANGE_A, CURRENT_RANGE_A, "out of range: current range")
+        _number(args, -CURRENT_RANGE_A, CURRENT_RANGE_A, "current range")
 
     def _voltage_range(self, args: str) -> None:
-        _number(args, -VOLTAGE_RANGE_V, VOLTAGE_RANGE_V, "out of range: voltage range")
+        _number(args, -VOLTAGE_RANGE_V, VOLTAGE_RANGE_V, "voltage range")
 
     def _output_q(self, args: str) -> str:
         return "1" if self.output_on else "0"
@@ -350,7 +356,7 @@ class EmulatedKeithley2450(ScpiInstrument):
         return f"{self.nplc[function]:g}"
 
     def _nplc(self, function: str, args: str) -> None:
-        self.nplc[function] = _number(args, *NPLC_RANGE, "out of range: NPLC")
+        self.nplc[function] = _number(args, *NPLC_RANGE, "NPLC")
 
     def _rsense_q(self, function: str, args: str) -> str:
         return "1" if self.four_wire[function] else "0"
@@ -413,7 +419,7 @@ class EmulatedKeithley2450(ScpiInstrument):
         if not params:
             raise ValueError(":TRAC:POIN needs a size")
         buffer = self.buffers[self._buffer_name(params[1] if len(params) > 1 else "")]
-        buffer.capacity = int(_number(params[0], MIN_BUFFER_SIZE, 6_875_000, "out of range: buffer size"))
+        buffer.capacity = int(_number(params[0], MIN_BUFFER_SIZE, 6_875_000, "buffer size"))
         buffer.readings.clear()  # resizing loses the readings
 
     def _trace_make(self, args: str) -> None:
@@ -423,7 +429,7 @@ class EmulatedKeithley2450(ScpiInstrument):
         name = unquote(params[0])
         if not name or name in self.buffers:
             raise ValueError(f"cannot make a reading buffer named {name!r}")
-        size = int(_number(params[1], MIN_BUFFER_SIZE, 6_875_000, "out of range: buffer size"))
+        size = int(_number(params[1], MIN_BUFFER_SIZE, 6_875_000, "buffer size"))
         self.buffers[name] = ReadingBuffer(size, continuous=False)
 
     def _trace_delete(self, args: str) -> None:
@@ -440,7 +446,7 @@ class EmulatedKeithley2450(ScpiInstrument):
         buffer = self.buffers[self._buffer_name(params[2] if len(params) > 2 else "")]
         elements = self._elements(params[3:])
         if not 1 <= start <= end <= len(buffer.readings):
-            raise OutOfRange(f"out of range: buffer index {start} to {end}, the buffer holds {len(buffer.readings)}")
+            raise OutOfRange(f"{OUT_OF_RANGE}buffer index {start} to {end}, the buffer holds {len(buffer.readings)}")
         return self._format(buffer, list(range(start - 1, end)), elements)
 
     # -- source list sweep ------------------------------------------------------------------------------
@@ -451,7 +457,7 @@ class EmulatedKeithley2450(ScpiInstrument):
         if not 1 <= len(values) <= LIST_VALUES_PER_COMMAND:
             raise ValueError(f"{len(values)} values: a source list command takes 1 to {LIST_VALUES_PER_COMMAND}")
         for value in values:
-            _number(str(value), -CURRENT_RANGE_A, CURRENT_RANGE_A, "out of range: list current")
+            _number(str(value), -CURRENT_RANGE_A, CURRENT_RANGE_A, "list current")
         return values
 
     def _source_list_q(self, args: str) -> str:
@@ -463,7 +469,7 @@ class EmulatedKeithley2450(ScpiInstrument):
     def _source_list_append(self, args: str) -> None:
         values = self._currents(args)
         if len(self.source_list) + len(values) > MAX_LIST_POINTS:
-            raise OutOfRange(f"out of range: a source list holds at most {MAX_LIST_POINTS} values")
+            raise OutOfRange(f"{OUT_OF_RANGE}a source list holds at most {MAX_LIST_POINTS} values")
         self.source_list += values
 
     def _source_list_points(self, args: str) -> str:
@@ -474,16 +480,19 @@ class EmulatedKeithley2450(ScpiInstrument):
         params = _params(args)
         if not params or not self.source_list:
             raise ValueError("sweep list: load :SOUR:LIST:CURR first, then give a start index")
-        start = int(_number(params[0], 1, len(self.source_list), "out of range: sweep start index"))
-        delay = _number(params[1], 0.0, DELAY_MAX_S, "out of range: sweep delay") if len(params) > 1 else 0.0
+        start = int(_number(params[0], 1, len(self.source_list), "sweep start index"))
+        delay = _number(params[1], 0.0, DELAY_MAX_S, "sweep delay") if len(params) > 1 else 0.0
         if 0 < delay < SWEEP_DELAY_MIN_S:
-            raise OutOfRange(f"out of range: sweep delay {delay:g} s (0, or {SWEEP_DELAY_MIN_S:g} to {DELAY_MAX_S:g})")
-        count = int(_number(params[2], 1, 268_435_455, "out of range: sweep count")) if len(params) > 2 else 1
+            raise OutOfRange(f"{OUT_OF_RANGE}sweep delay {delay:g} s (0, or {SWEEP_DELAY_MIN_S:g} to {DELAY_MAX_S:g})")
+        count = int(_number(params[2], 1, 268_435_455, "sweep count")) if len(params) > 2 else 1
+        if count * (len(self.source_list) - start + 1) > MAX_READINGS_PER_RUN:
+            raise ValueError(f"a sweep of more than {MAX_READINGS_PER_RUN} readings (emulation limit)")
         if len(params) > 3:
             parse_bool(params[3])
         buffer = self._buffer_name(params[4] if len(params) > 4 else "")
-        self._abort("")
+        self._stop_model()
         self.blocks = {}
+        self.source_function = "CURR"
         self.sweep = (start, delay, count, buffer)
 
     def _run_sweep(self) -> None:
@@ -507,7 +516,7 @@ class EmulatedKeithley2450(ScpiInstrument):
     def _line(text: str) -> int:
         line = int(text or 1)
         if line not in DIGITAL_LINES:
-            raise OutOfRange(f"out of range: digital line {line}")
+            raise OutOfRange(f"{OUT_OF_RANGE}digital line {line}")
         return line
 
     def _digital_mode_q(self, args: str, line: str) -> str:
@@ -534,9 +543,9 @@ class EmulatedKeithley2450(ScpiInstrument):
 
     def _trigger_load(self, args: str) -> None:
         params = _params(args)
-        if not params or unquote(params[0]) != "Empty" or len(params) > 1:
+        if len(params) != 1 or unquote(params[0]).upper() != "EMPTY":
             raise ValueError(f'this emulation loads the "Empty" trigger model only, got {args}')
-        self._abort("")
+        self._stop_model()
         self.blocks = {}
         self.sweep = None
         self.model_state = "IDLE"
@@ -545,7 +554,7 @@ class EmulatedKeithley2450(ScpiInstrument):
         params = _params(args)
         if not params:
             raise ValueError("block number missing")
-        number = int(_number(params[0], 1, MAX_BLOCKS, "out of range: block number"))
+        number = int(_number(params[0], 1, MAX_BLOCKS, "block number"))
         self.sweep = None
         return number, params[1:]
 
@@ -573,20 +582,20 @@ class EmulatedKeithley2450(ScpiInstrument):
         number, rest = self._block(args)
         if len(rest) != 1:
             raise ValueError(f"delay block: one delay, got {args}")
-        self.blocks[number] = ("delay", _number(rest[0], 0.0, DELAY_MAX_S, "out of range: delay"))
+        self.blocks[number] = ("delay", _number(rest[0], 0.0, DELAY_MAX_S, "delay"))
 
     def _block_measure(self, args: str) -> None:
         number, rest = self._block(args)
         buffer = self._buffer_name(rest[0] if rest else "")
-        count = int(_number(rest[1], 1, 268_435_455, "out of range: measure count")) if len(rest) > 1 else 1
+        count = int(_number(rest[1], 1, 268_435_455, "measure count")) if len(rest) > 1 else 1
         self.blocks[number] = ("measure", (buffer, count))
 
     def _block_branch_counter(self, args: str) -> None:
         number, rest = self._block(args)
         if len(rest) != 2:
             raise ValueError(f"counter block: <count>, <branch to>, got {args}")
-        count = int(_number(rest[0], 1, 268_435_455, "out of range: counter"))
-        target = int(_number(rest[1], 1, MAX_BLOCKS, "out of range: branch block"))
+        count = int(_number(rest[0], 1, 268_435_455, "counter"))
+        target = int(_number(rest[1], 1, MAX_BLOCKS, "branch block"))
         self.blocks[number] = ("counter", (count, target))
 
     def _block_nop(self, args: str) -> None:
@@ -599,19 +608,21 @@ class EmulatedKeithley2450(ScpiInstrument):
             return
         if 1 not in self.blocks:
             raise ValueError("no trigger model loaded (block 1 undefined)")
-        self._abort("")
+        self._stop_model()
         self._pc, self._counters = 1, {}
         self.model_state = "RUNNING"
-        self._run(None)
+        self._run(None, triggered=False)
 
     def _abort(self, args: str) -> None:
+        if self._listening:
+            self.model_state = "ABORTED"
+        self._stop_model()
+
+    def _stop_model(self) -> None:
         if self._listening and self.bench is not None:
             self.bench.remove_trigger_listener(self._on_trigger)
-        was_running = self._listening
         self._listening = False
         self._pc = 0
-        if was_running and args == "" and self.model_state == "WAITING":
-            self.model_state = "ABORTED"
 
     def _trigger_state(self, args: str) -> str:
         """``<state>;<state>;<block>``, e.g. ``WAITING;WAITING;2`` or ``IDLE;IDLE;9``."""
@@ -619,7 +630,7 @@ class EmulatedKeithley2450(ScpiInstrument):
 
     def _bus_trigger(self, args: str) -> None:
         if self._listening and self.blocks.get(self._pc) == ("wait", "COMM"):
-            self._run(None)
+            self._run(None, triggered=True)
 
     def _status_preset(self, args: str) -> None:
         return None
@@ -628,21 +639,21 @@ class EmulatedKeithley2450(ScpiInstrument):
         """An edge on the bench's trigger line: continue a model waiting on that digital line."""
         if self.line_modes[TRIGGER_IN_LINE] != "TRIG, IN":
             return
-        if self.blocks.get(self._pc) == ("wait", f"DIG{TRIGGER_IN_LINE}"):
-            self._run(record)
+        if self._listening and self.blocks.get(self._pc) == ("wait", f"DIG{TRIGGER_IN_LINE}"):
+            self._run(record, triggered=True)
 
-    def _run(self, record: WaveformRecord | None) -> None:
+    def _run(self, record: WaveformRecord | None, triggered: bool) -> None:
         """Run the model from the current block until it waits or ends.
 
         With a waveform record, time starts at the waveform's start (the trigger edge) and readings take
         the device's state at their own times; without, time starts now and the state is the present one.
+        ``triggered``: the event the present wait block waits for has happened.
         """
         if self._listening and self.bench is not None:
             self.bench.remove_trigger_listener(self._on_trigger)
         self._listening = False
         t0 = record.start_s if record is not None else self._clock()
         t = t0
-        triggered = record is not None or self.blocks.get(self._pc) == ("wait", "COMM")
         ops: list[tuple[str, str, float]] = []  # ("clear", buffer, 0) / ("read", buffer, time)
         while self._pc in self.blocks:
             kind, value = self.blocks[self._pc]
@@ -661,6 +672,11 @@ class EmulatedKeithley2450(ScpiInstrument):
                 self._pc += 1
             elif kind == "measure":
                 buffer, count = value  # type: ignore[misc]
+                if len(ops) + count > MAX_READINGS_PER_RUN:
+                    self.push_error(SCPI_EXECUTION_ERROR, f"Execution error; more than {MAX_READINGS_PER_RUN} "
+                                    "readings in one run (emulation limit)")
+                    self._pc = 0
+                    break
                 for _ in range(count):
                     ops.append(("read", buffer, t))
                     t += self.aperture_s
@@ -676,8 +692,10 @@ class EmulatedKeithley2450(ScpiInstrument):
             else:
                 self._pc += 1
         self._apply(ops, record)
-        end = self._clock() if record is not None else t0
-        self._advance(t - end)
+        # the clock runs to the end of the last reading (a waveform has already advanced it by its length)
+        last_end = max((time_s for op, _, time_s in ops if op == "read"), default=None)
+        if last_end is not None:
+            self._advance(last_end + self.aperture_s - (self._clock() if record is not None else t0))
         if not self._listening:
             self._pc = 0
             self.model_state = "IDLE"

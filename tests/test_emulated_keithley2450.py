@@ -1,0 +1,394 @@
+"""The Keithley 2450 drivers end to end over pyvisa-py TCP against the emulated source meter.
+
+The bench is set up as the station file wires it; a test routes a device by closing its crosspoints on
+the bench (what the emulated switch matrix does) and plays waveforms into it with
+``Bench.drive_voltage`` (what the emulated pulse generator does, firing the trigger line).
+"""
+
+import numpy as np
+import pytest
+import pyvisa
+from pymeasure.adapters import VISAAdapter
+from pymeasure.instruments.keithley import Keithley2450 as StockKeithley2450
+
+from instruments.drivers.errors import InstrumentError
+from instruments.drivers.keithley2450 import Keithley2450
+from instruments.station_config import load_station_spec
+from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
+from sim_backend.emulated.bench import Bench
+from sim_backend.emulated.keithley2450 import OVERFLOW, EmulatedKeithley2450
+from sim_backend.emulated.server import InstrumentServer
+
+STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
+IDN = "KEITHLEY INSTRUMENTS,MODEL 2450,04096331,1.7.12b"
+DEVICE = "w3-1"
+READ_A, COMPLIANCE_V = 100e-6, 5.0
+
+
+@pytest.fixture()
+def spec():
+    return load_station_spec(STATION_FILE)
+
+
+@pytest.fixture()
+def bench(spec):
+    bench = Bench(load_chip(spec.chip, seed=1), {device: spec.route(device) for device in spec.devices})
+    bench.set_closed(spec.route(DEVICE))
+    return bench
+
+
+@pytest.fixture()
+def emulated(bench):
+    instrument = EmulatedKeithley2450(bench)
+    with InstrumentServer(instrument) as server:
+        yield instrument, server
+
+
+def connect(server, cls=Keithley2450):
+    adapter = VISAAdapter(server.address, visa_library="@py", timeout=2000, read_termination="\n",
+                          write_termination="\n")
+    return cls(adapter)
+
+
+def levels(bench, device=DEVICE):
+    """``(R_xy down, R_xy up, R_ch)`` of a device, from the chip."""
+    chip = bench.chip
+    i = chip.index(device)
+    r0, dr = float(chip.r0_ohm[i]), float(chip.delta_r_ahe_ohm[i])
+    return r0 - dr / 2, r0 + dr / 2, float(chip.r_ch_ohm[i])
+
+
+def play(bench, levels_v, durations_s):
+    """Play a waveform into the routed device as the pulse generator does (firing the trigger line)."""
+    with bench.lock:
+        bench.drive_voltage(np.asarray(levels_v, dtype=float), np.asarray(durations_s, dtype=float))
+
+
+def pulse_v(bench, current_a, device=DEVICE):
+    """The pulse generator level that drives ``current_a`` through the device (50 Ω source)."""
+    i = bench.chip.index(device)
+    return current_a * (float(bench.chip.r_ch_ohm[i]) + bench.source_impedance_ohm)
+
+
+# -- identity, forms, errors ------------------------------------------------------------------------
+
+
+def test_raw_pyvisa_session_identifies_the_2450_and_accepts_short_and_long_forms(emulated):
+    _, server = emulated
+    resource = pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
+                                                           write_termination="\n", timeout=2000)
+    try:
+        assert resource.query("*IDN?") == IDN
+        resource.write(":source:function current")
+        resource.write("SOURCE1:CURRENT:LEVEL:IMMEDIATE:AMPLITUDE 2.5e-4")
+        assert float(resource.query(":SOUR:CURR?")) == pytest.approx(2.5e-4)
+        resource.write(":sens:res:nplcycles 0.1")
+        assert float(resource.query(":SENSe1:RESistance:NPLC?")) == pytest.approx(0.1)
+        resource.write(":SENSE:RESISTANCE:RSENSE ON")
+        assert resource.query(":sens:res:rsen?") == "1"
+        resource.write(':TRIGGER:LOAD "Empty"')
+        assert resource.query(":SYSTEM:ERROR:NEXT?") == '0,"No error"'
+    finally:
+        resource.close()
+
+
+def test_unknown_command_is_queued_and_raised_by_the_driver(emulated):
+    _, server = emulated
+    smu = connect(server)
+    smu.write(":SOUR:CURR:FOO 1")
+    smu.write(":SOUR:CURR:VLIM 500")  # beyond 210 V
+    smu.write(":SENS:FUNC 'TEMP'")  # not a 2450 measure function
+    assert smu.id == IDN  # nothing was replied to the bad commands: the next reply is the identity
+    with pytest.raises(InstrumentError) as caught:
+        smu.check_errors()
+    text = str(caught.value)
+    assert "-113: Undefined header; :SOUR:CURR:FOO" in text
+    assert "-222: Parameter data out of range" in text and "voltage limit 500" in text
+    assert "-224: Illegal parameter value" in text
+    assert smu.check_errors() == []  # read once, the queue is empty
+
+
+def test_an_unknown_query_is_not_answered(emulated):
+    instrument, server = emulated
+    smu = connect(server)
+    smu.write(":SOUR:CURR:FOO?")
+    assert smu.id == IDN
+    assert instrument.next_error()[0] == -113
+
+
+def test_rst_and_cls_restore_the_power_on_state(emulated):
+    _, server = emulated
+    smu = connect(server)
+    smu.apply_current(compliance_voltage=COMPLIANCE_V)
+    smu.source_current = 1e-3
+    smu.write(":FOO")
+    smu.write("*RST")
+    smu.write("*CLS")
+    assert smu.source_mode == "voltage"
+    assert smu.source_current == 0.0
+    assert smu.check_errors() == []
+
+
+# -- PyMeasure's stock driver -----------------------------------------------------------------------
+
+
+def test_stock_pymeasure_2450_sources_measures_and_reports(emulated, bench):
+    _, server = emulated
+    smu = connect(server, StockKeithley2450)
+    down, _, r_ch = levels(bench)
+    assert smu.id == IDN
+    smu.reset()  # "*RST;:stat:pres;:*CLS;"
+    smu.apply_current(compliance_voltage=COMPLIANCE_V)
+    assert smu.source_mode == "current"
+    assert smu.compliance_voltage == pytest.approx(COMPLIANCE_V)
+    smu.source_current = 1e-3
+    assert smu.source_current == pytest.approx(1e-3)
+    smu.current_output_off_state = "HIMP"
+    assert smu.current_output_off_state == "HIMP"
+    smu.enable_source()
+    assert smu.source_enabled
+    smu.measure_resistance(nplc=0.1)
+    assert smu.resistance == pytest.approx(r_ch)  # 2-wire: the channel
+    smu.wires = 4
+    assert smu.wires == 4
+    assert smu.resistance == pytest.approx(down, abs=0.1)  # 4-wire on the Hall arms: R_xy, magnetized down
+    smu.measure_voltage(nplc=0.1)
+    assert smu.voltage == pytest.approx(1e-3 * r_ch)
+    smu.measure_current(nplc=0.1)
+    assert smu.current == pytest.approx(1e-3)
+    smu.disable_source()
+    assert not smu.source_enabled
+    smu.measure_resistance()
+    assert smu.resistance == pytest.approx(OVERFLOW)  # output off: no current, overflow
+    code, message = smu.next_error
+    assert code == 0 and "No error" in message
+    assert smu.check_errors() == []
+
+
+# -- 4-wire reads, compliance, open devices, time --------------------------------------------------
+
+
+def test_four_wire_read_is_the_routed_device_and_takes_its_aperture(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    down, _, _ = levels(bench)
+    start = bench.clock_s
+    assert smu.read_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=1.0) == pytest.approx(down, abs=0.1)
+    assert bench.clock_s - start == pytest.approx(20e-3)  # 1 PLC at 50 Hz
+    assert not smu.source_enabled
+    start = bench.clock_s
+    smu.read_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    assert bench.clock_s - start == pytest.approx(0.2e-3)
+
+
+def test_another_routed_device_reads_its_own_r_xy(emulated, bench, spec):
+    _, server = emulated
+    smu = connect(server)
+    with bench.lock:
+        bench.chip.set_state("w5-2", 1)
+        bench.set_closed(spec.route("w5-2"))
+    _, up, _ = levels(bench, "w5-2")
+    assert smu.read_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01) == pytest.approx(up, abs=0.1)
+
+
+def test_open_or_destroyed_device_reads_overflow(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    with bench.lock:
+        bench.set_closed([])  # nothing routed
+    assert smu.read_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01) == OVERFLOW
+    i = bench.chip.index(DEVICE)
+    with bench.lock:
+        bench.set_closed(bench.routes[DEVICE])
+        bench.source_current(2 * float(bench.chip.i_breakdown_a[i]), 1e-6)  # breaks the device down
+    assert bool(bench.chip.destroyed[i])
+    assert smu.read_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01) == OVERFLOW
+
+
+def test_a_current_source_in_compliance_delivers_what_the_limit_allows(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    _, _, r_ch = levels(bench)
+    smu.apply_current(compliance_voltage=0.5)
+    smu.source_current = 1e-3  # 1 mA through ~1 kΩ needs ~1 V
+    smu.measure_voltage(nplc=0.01)
+    smu.enable_source()
+    assert smu.voltage == pytest.approx(0.5)
+    smu.measure_current(nplc=0.01)
+    assert smu.current == pytest.approx(0.5 / r_ch)
+    smu.disable_source()
+
+
+# -- list sweeps: the DC hysteresis loop -------------------------------------------------------------
+
+
+def test_list_sweep_steps_the_current_through_the_device_and_reads_each_step(emulated, bench):
+    instrument, server = emulated
+    smu = connect(server)
+    down, up, _ = levels(bench)
+    ic0 = float(bench.chip.ic0_a[bench.chip.index(DEVICE)])
+    top = 2.5 * ic0  # switches within the dwell, below breakdown
+    loop = np.concatenate([np.linspace(0.2 * ic0, top, 40), np.linspace(top, -top, 80),
+                           np.linspace(-top, -0.2 * ic0, 40)])
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    smu.clear_buffer()
+    start = bench.clock_s
+    smu.start_current_list_sweep(loop, dwell_s=1e-3)  # 160 points: one list command and one append
+    smu.wait_for_completion()
+    assert bench.clock_s - start == pytest.approx(loop.size * (1e-3 + 0.2e-3))
+    assert smu.buffer_count() == loop.size
+    readings = smu.fetch_buffer(loop.size)
+    assert readings[0] == pytest.approx(down, abs=0.1)  # starts magnetized down
+    assert readings[39] == pytest.approx(up, abs=0.1)  # switched up at +2.5 Ic0
+    assert readings[119] == pytest.approx(down, abs=0.1)  # and down again at -2.5 Ic0
+    assert np.all(np.minimum(abs(readings - down), abs(readings - up)) < 0.1)  # every step reads a state
+    assert not smu.source_enabled  # the sweep ends with the output off
+    assert instrument.source_list == pytest.approx(list(loop), rel=1e-5)
+    assert smu.check_errors() == []
+
+
+def test_list_sweep_refused_by_the_instrument_is_reported(emulated):
+    _, server = emulated
+    smu = connect(server)
+    smu.write(":SOUR:LIST:CURR " + ", ".join(["1e-6"] * 101))  # more than one command may carry
+    smu.write(":SOUR:SWE:CURR:LIST 1, 1e-5")  # dwell below 50 µs
+    with pytest.raises(InstrumentError, match=r"-224: .*1 to 100.*; -224: .*load :SOUR:LIST:CURR first"):
+        smu.check_errors()
+
+
+# -- triggered readings -----------------------------------------------------------------------------
+
+
+def arm(smu, count, delay_s):
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    smu.trigger_line_mode = "TRIG, IN"
+    smu.trigger_edge = "RIS"
+    smu.configure_triggered_readings(count, delay_s)
+    smu.enable_source()
+    smu.start()
+
+
+def test_one_reading_per_trigger_into_the_buffer(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    down, up, _ = levels(bench)
+    arm(smu, count=4, delay_s=100e-6)
+    assert smu.trigger_state == "WAITING"
+    v = pulse_v(bench, 4e-3)
+    for level in (v, -v, 0.0, v):  # each waveform: a 10 µs pulse, then 1 ms of 0 V with the reading in it
+        start = bench.clock_s
+        play(bench, [level, 0.0], [10e-6, 1e-3])
+        assert bench.clock_s - start == pytest.approx(1.01e-3)  # the reading lies within the waveform
+    assert smu.trigger_state == "IDLE"  # the count is reached
+    play(bench, [-v, 0.0], [10e-6, 1e-3])  # a trigger after the model ended
+    assert smu.buffer_count() == 4
+    np.testing.assert_allclose(smu.fetch_buffer(4), [up, down, down, up], atol=0.1)
+    smu.disable_source()
+
+
+def test_a_reading_after_the_waveform_advances_the_clock(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    arm(smu, count=1, delay_s=5e-3)
+    start = bench.clock_s
+    play(bench, [0.0], [1e-3])
+    assert bench.clock_s - start == pytest.approx(5e-3 + 0.2e-3)  # the delay, then the aperture
+
+
+def test_readings_wait_for_the_trigger_input_line(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    arm(smu, count=2, delay_s=0.0)
+    smu.trigger_line_mode = "DIG, IN"  # line 1 no longer a trigger input: the edges are not seen
+    assert smu.trigger_state == "WAITING"  # (a query: the emulator has handled the writes before it)
+    play(bench, [0.0], [1e-3])
+    assert smu.buffer_count() == 0 and smu.trigger_state == "WAITING"
+    smu.trigger_line_mode = "TRIG, IN"
+    assert smu.trigger_state == "WAITING"
+    play(bench, [0.0], [1e-3])
+    assert smu.buffer_count() == 1
+    smu.abort()
+    assert smu.trigger_state == "ABORTED"  # (and the abort was handled)
+    play(bench, [0.0], [1e-3])
+    assert smu.buffer_count() == 1
+
+
+def test_timed_readings_read_each_trial_of_one_waveform(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    down, up, _ = levels(bench)
+    v = pulse_v(bench, 4e-3)
+    period, aperture = 1e-3, 0.2e-3
+    # per trial: 10 µs pulse, 490 µs at 0 V (first read at 100 µs), 500 µs at 0 V (second read at 700 µs)
+    trial_levels = {+1: [v, 0.0, 0.0], -1: [-v, 0.0, 0.0]}
+    signs = [+1, -1, -1, +1]
+    waveform = np.concatenate([trial_levels[s] for s in signs])
+    durations = np.tile([10e-6, 490e-6, 500e-6], len(signs))
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    smu.trigger_line_mode = "TRIG, IN"
+    smu.configure_timed_readings(len(signs), first_delay_s=100e-6, delays_s=[600e-6], period_s=period,
+                                 aperture_s=aperture)
+    smu.enable_source()
+    smu.start()
+    play(bench, waveform, durations)
+    assert smu.buffer_count() == 2 * len(signs)
+    expected = [up if s > 0 else down for s in signs for _ in range(2)]
+    np.testing.assert_allclose(smu.fetch_buffer(2 * len(signs)), expected, atol=0.1)
+    assert smu.check_errors() == []
+
+
+def test_a_wait_on_the_command_trigger_continues_on_trg(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    down, _, _ = levels(bench)
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    smu.write(':TRIG:LOAD "Empty"')
+    smu.write(':TRIG:BLOC:BUFF:CLE 1, "defbuffer1"')
+    smu.write(":TRIG:BLOC:WAIT 2, COMM")
+    smu.write(':TRIG:BLOC:MEAS 3, "defbuffer1", 2')
+    smu.write(":TRIG:BLOC:BRAN:COUN 4, 3, 2")
+    smu.enable_source()
+    smu.start()
+    for _ in range(3):
+        smu.trigger()  # *TRG
+    assert smu.trigger_state == "IDLE"
+    assert smu.buffer_count() == 6
+    np.testing.assert_allclose(smu.fetch_buffer(6), [down] * 6, atol=0.1)
+
+
+def test_nested_counters_count_again_on_every_pass(emulated):
+    """The manual's example: 5 readings, a delay, three times over: 15 readings."""
+    _, server = emulated
+    smu = connect(server)
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    smu.enable_source()
+    for command in ('TRIG:LOAD "EMPTY"', "TRIG:BLOC:BUFF:CLEAR 1", "TRIG:BLOC:MEAS 2", "TRIG:BLOC:BRAN:COUN 3, 5, 2",
+                    "TRIG:BLOC:DEL:CONS 4, 1", "TRIG:BLOC:BRAN:COUN 5, 3, 2", "INIT"):
+        smu.write(command)
+    assert smu.buffer_count() == 15
+
+
+# -- buffers -----------------------------------------------------------------------------------------
+
+
+def test_named_buffer_with_source_values_and_relative_times(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    down, _, _ = levels(bench)
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=1.0)
+    smu.enable_source()
+    smu.write(':TRAC:MAKE "hall", 100')
+    for _ in range(3):
+        assert float(smu.ask(':READ? "hall"')) == pytest.approx(down, abs=0.1)
+    assert smu.ask(':TRAC:ACT? "hall"') == "3"
+    assert smu.buffer_count() == 0  # defbuffer1 took none of them
+    values = smu.values(':TRAC:DATA? 1, 3, "hall", READ, SOUR, REL')
+    readings, sources, times = values[0::3], values[1::3], values[2::3]
+    np.testing.assert_allclose(readings, [down] * 3, atol=0.1)
+    np.testing.assert_allclose(sources, [READ_A] * 3)
+    np.testing.assert_allclose(times, [0.0, 20e-3, 40e-3])  # 1 PLC apart
+    smu.write(':TRAC:DATA? 1, 4, "hall"')  # beyond the readings held: an error, no reply
+    assert smu.id == IDN
+    with pytest.raises(InstrumentError, match="-222: Parameter data out of range; buffer index 1 to 4"):
+        smu.check_errors()
+    smu.disable_source()
