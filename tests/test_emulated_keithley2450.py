@@ -8,16 +8,16 @@ the bench (what the emulated switch matrix does) and plays waveforms into it wit
 import numpy as np
 import pytest
 import pyvisa
-from pymeasure.adapters import VISAAdapter
 from pymeasure.instruments.keithley import Keithley2450 as StockKeithley2450
 
 from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley2450 import Keithley2450
 from instruments.station_config import load_station_spec
-from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
-from sim_backend.emulated.bench import Bench
+from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated.keithley2450 import OVERFLOW, EmulatedKeithley2450
 from sim_backend.emulated.server import InstrumentServer
+from tests.emulation import connect as connect_driver
+from tests.emulation import station_bench
 
 STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
 IDN = "KEITHLEY INSTRUMENTS,MODEL 2450,04096331,1.7.12b"
@@ -32,9 +32,7 @@ def spec():
 
 @pytest.fixture()
 def bench(spec):
-    bench = Bench(load_chip(spec.chip, seed=1), {device: spec.route(device) for device in spec.devices})
-    bench.set_closed(spec.route(DEVICE))
-    return bench
+    return station_bench(routed=DEVICE)
 
 
 @pytest.fixture()
@@ -45,9 +43,7 @@ def emulated(bench):
 
 
 def connect(server, cls=Keithley2450):
-    adapter = VISAAdapter(server.address, visa_library="@py", timeout=2000, read_termination="\n",
-                          write_termination="\n")
-    return cls(adapter)
+    return connect_driver(server, cls)
 
 
 def levels(bench, device=DEVICE):

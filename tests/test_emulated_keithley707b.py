@@ -2,24 +2,23 @@
 
 import pytest
 import pyvisa
-from pymeasure.adapters import VISAAdapter
 from pymeasure.instruments.keithley import Keithley2600 as StockTspInstrument
 
 from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley707b import Keithley707B
 from instruments.station_config import load_station_spec
-from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
-from sim_backend.emulated.bench import Bench
+from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated.keithley707b import RELAY_SETTLE_S, EmulatedKeithley707B
 from sim_backend.emulated.server import InstrumentServer
+from tests.emulation import connect as connect_driver
+from tests.emulation import station_bench
 
 STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
 
 
 @pytest.fixture()
 def bench():
-    spec = load_station_spec(STATION_FILE)
-    return Bench(load_chip(spec.chip, seed=1), {device: spec.route(device) for device in spec.devices})
+    return station_bench()
 
 
 @pytest.fixture()
@@ -30,9 +29,7 @@ def emulated(bench):
 
 
 def connect(server, cls=Keithley707B):
-    adapter = VISAAdapter(server.address, visa_library="@py", timeout=2000,
-                          read_termination="\n", write_termination="\n")
-    return cls(adapter)
+    return connect_driver(server, cls)
 
 
 def round_trip(matrix):

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 import pyvisa
-from pymeasure.adapters import VISAAdapter
 from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
 
 from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keysight81160a import Keysight81160A
-from instruments.station_config import load_station_spec
-from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
-from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM, Bench
+from sim_backend.chip import DEFAULT_CHIP_FILE
+from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM
 from sim_backend.emulated.keysight81160a import EmulatedKeysight81160A
 from sim_backend.emulated.server import InstrumentServer
+from tests.emulation import connect as connect_driver
+from tests.emulation import station_bench
 
 STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
 IDN = "Agilent Technologies,81160A,MY52500180,2.0.0.0-2.6"
@@ -21,11 +21,7 @@ DEVICE = "w5-2"
 
 @pytest.fixture()
 def bench():
-    spec = load_station_spec(STATION_FILE)
-    bench = Bench(load_chip(spec.chip, seed=1), {device: spec.route(device) for device in spec.devices})
-    bench.set_closed(spec.route(DEVICE))
-    assert bench.routed_device == DEVICE
-    return bench
+    return station_bench(routed=DEVICE)
 
 
 @pytest.fixture()
@@ -36,9 +32,7 @@ def emulated(bench):
 
 
 def connect(server, cls=Keysight81160A):
-    adapter = VISAAdapter(server.address, visa_library="@py", timeout=2000,
-                          read_termination="\n", write_termination="\n")
-    return cls(adapter)
+    return connect_driver(server, cls)
 
 
 def test_raw_pyvisa_session_identifies_the_81160a(emulated):

@@ -1,0 +1,23 @@
+"""A bench with the emulated station's chip and routes, and drivers connected to a served emulator."""
+
+from instruments.adapters import open_connection
+from instruments.station_config import load_station_spec
+from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
+from sim_backend.emulated.bench import Bench
+
+STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
+
+
+def station_bench(routed=None, seed=1):
+    """The emulated station's chip (with ``seed``) and routes on a bench; ``routed`` device switched in."""
+    spec = load_station_spec(STATION_FILE)
+    bench = Bench(load_chip(spec.chip, seed=seed), {device: spec.route(device) for device in spec.devices})
+    if routed is not None:
+        bench.set_closed(spec.route(routed))
+        assert bench.routed_device == routed
+    return bench
+
+
+def connect(server, driver_class):
+    """A driver over pyvisa-py TCP to an emulator's server (2 s timeout)."""
+    return driver_class(open_connection(server.address, timeout_ms=2000))
