@@ -174,9 +174,7 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
         """
         strict_range(count, [1, MAX_BUFFER_READINGS])
         strict_range(delay_s, DELAY_RANGE)
-        self.write(':TRIG:LOAD "Empty"')
-        self.write(f':TRIG:BLOC:BUFF:CLE 1, "{BUFFER}"')
-        self.write(f":TRIG:BLOC:WAIT 2, DIG{TRIGGER_LINE}")
+        self._load_wait_for_trigger()
         self.write(f":TRIG:BLOC:DEL:CONS 3, {delay_s:.9g}")
         self.write(f':TRIG:BLOC:MEAS 4, "{BUFFER}"')
         self.write(f":TRIG:BLOC:BRAN:COUN 5, {int(count)}, 2")
@@ -196,9 +194,7 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
             if not DELAY_RANGE[0] <= value <= DELAY_RANGE[1]:
                 raise ValueError(f"trigger-model delay {value:.6g} s out of range: readings closer together than "
                                  f"the aperture ({aperture_s:.6g} s)")
-        self.write(':TRIG:LOAD "Empty"')
-        self.write(f':TRIG:BLOC:BUFF:CLE 1, "{BUFFER}"')
-        self.write(f":TRIG:BLOC:WAIT 2, DIG{TRIGGER_LINE}")
+        self._load_wait_for_trigger()
         self.write(f":TRIG:BLOC:DEL:CONS 3, {first_delay_s:.9g}")
         block = 4
         first_measure = block
@@ -213,6 +209,12 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
     def clear_trigger_input(self) -> None:
         """Forget an edge the trigger line detected earlier (``:TRIG:DIG1:IN:CLE``)."""
         self.write(f":TRIG:DIG{TRIGGER_LINE}:IN:CLE")
+
+    def _load_wait_for_trigger(self) -> None:
+        """Blocks 1–2 of both trigger models: an empty model, clear the buffer, wait for digital line 1."""
+        self.write(':TRIG:LOAD "Empty"')
+        self.write(f':TRIG:BLOC:BUFF:CLE 1, "{BUFFER}"')
+        self.write(f":TRIG:BLOC:WAIT 2, DIG{TRIGGER_LINE}")
 
     def start(self, timeout_s: float = 5.0) -> None:
         """Start the loaded trigger model and return once it waits for its trigger."""
