@@ -14,7 +14,7 @@ from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley2450 import Keithley2450
 from instruments.station_config import load_station_spec
 from sim_backend.chip import DEFAULT_CHIP_FILE
-from sim_backend.emulated.keithley2450 import OVERFLOW, EmulatedKeithley2450
+from sim_backend.emulated.keithley2450 import BUFFER_MEMORY, OVERFLOW, EmulatedKeithley2450
 from sim_backend.emulated.server import InstrumentServer
 from tests.emulation import connect as connect_driver
 from tests.emulation import station_bench
@@ -388,3 +388,20 @@ def test_named_buffer_with_source_values_and_relative_times(emulated, bench):
     with pytest.raises(InstrumentError, match="-222: Parameter data out of range; buffer index 1 to 4"):
         smu.check_errors()
     smu.disable_source()
+
+
+def test_reading_buffers_share_one_bounded_memory(emulated):
+    instrument, server = emulated
+    smu = connect(server)
+    smu.write(f':TRAC:MAKE "big", {BUFFER_MEMORY - 2 * 100_000}')  # what the two default buffers leave
+    smu.write(':TRAC:MAKE "more", 10')
+    smu.write(f':TRAC:POIN {100_000 + 10}, "defbuffer1"')
+    assert smu.id == IDN
+    with pytest.raises(InstrumentError) as caught:
+        smu.check_errors()
+    assert str(caught.value).count("-222: Parameter data out of range; buffer size") == 2
+    assert set(instrument.buffers) == {"defbuffer1", "defbuffer2", "big"}
+    smu.write(':TRAC:DEL "big"')
+    smu.write(':TRAC:MAKE "more", 10')
+    assert smu.ask(':TRAC:POIN? "more"') == "10"
+    assert smu.check_errors() == []

@@ -8,9 +8,10 @@ from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
 from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keysight81160a import Keysight81160A
 from sim_backend.chip import DEFAULT_CHIP_FILE
+from sim_backend.emulated import keysight81160a as keysight_module
 from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM
-from sim_backend.emulated.keysight81160a import EmulatedKeysight81160A
-from sim_backend.emulated.server import InstrumentServer
+from sim_backend.emulated.keysight81160a import PLAYED_KEPT, EmulatedKeysight81160A
+from sim_backend.emulated.server import LOG_KEPT, InstrumentServer
 from tests.emulation import connect as connect_driver
 from tests.emulation import station_bench
 
@@ -250,3 +251,50 @@ def test_stock_pymeasure_driver_works_unmodified(emulated, bench):
     ch.output = False
     generator.reset()
     assert generator.check_errors() == []
+
+
+# -- bounded state over a long run -------------------------------------------------------------------
+
+
+def test_the_log_keeps_the_latest_messages_only(emulated):
+    instrument, server = emulated
+    generator = connect(server)
+    sent = [f":FREQ1 {1000 + i}" for i in range(LOG_KEPT + 300)]
+    for command in sent:
+        generator.write(command)
+    assert generator.ask("*OPC?").strip() == "1"  # every write before it has been handled
+    assert len(instrument.log) == LOG_KEPT
+    assert list(instrument.log) == [*sent, "*OPC?"][-LOG_KEPT:]
+    assert generator.check_errors() == []
+
+
+def test_played_is_bounded_in_triggers_and_in_segments(emulated, monkeypatch):
+    instrument, server = emulated
+    generator = connect(server)
+    generator.ch_1.single_pulse(0.1, 1e-6)
+    generator.arm(1)
+    for _ in range(PLAYED_KEPT + 4):
+        generator.fire()
+    generator.ask("*OPC?")
+    assert len(instrument.played) == PLAYED_KEPT
+    monkeypatch.setattr(keysight_module, "PLAYED_SEGMENTS_KEPT", 10)
+    generator.ch_1.trigger_count = 3  # a burst of three cycles: 6 segments per trigger
+    for _ in range(3):
+        generator.fire()
+    generator.ask("*OPC?")
+    assert len(instrument.played) == 1  # two bursts would hold 12 segments: only the latest is kept
+    np.testing.assert_allclose(instrument.played[-1][1], [0.1, 0.0] * 3)
+
+
+def test_a_burst_beyond_the_emulation_limit_is_refused_with_an_execution_error(emulated, bench, monkeypatch):
+    instrument, server = emulated
+    generator = connect(server)
+    monkeypatch.setattr(keysight_module, "MAX_SEGMENTS_PER_TRIGGER", 100)
+    generator.ch_1.single_pulse(0.1, 1e-6)
+    generator.arm(1)
+    generator.ch_1.trigger_count = 51  # 102 segments
+    start = bench.clock_s
+    generator.fire()
+    with pytest.raises(InstrumentError, match="-200: Execution error; a burst of 51 cycles"):
+        generator.check_errors()
+    assert not instrument.played and bench.clock_s == start  # nothing was played

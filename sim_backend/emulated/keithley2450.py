@@ -9,7 +9,9 @@
   no current flowing, reads as the overflow value 9.9e37. Each reading takes NPLC / 50 Hz on the
   bench's virtual clock and goes into a reading buffer (``:READ?``, ``:MEAS:<f>?``).
 - Reading buffers ``defbuffer1``, ``defbuffer2`` and ``:TRAC:MAKE`` ones: ``:TRAC:CLE``, ``:TRAC:ACT?``,
-  ``:TRAC:POIN``, ``:TRAC:DATA?`` (elements ``READ``, ``SOUR``, ``REL``).
+  ``:TRAC:POIN``, ``:TRAC:DATA?`` (elements ``READ``, ``SOUR``, ``REL``). All buffers share one memory of
+  6 875 000 readings: a buffer made or resized beyond it is refused (``-222``), so however many buffers a
+  long run makes, what they hold stays bounded.
 - Source list sweeps: ``:SOUR:LIST:CURR`` (+ ``:APP``, 100 values per command, 2500 in all) and
   ``:SOUR:SWE:CURR:LIST``; ``:INIT`` turns the output on, and for each current drives it through the
   routed device for the sweep's delay, then reads; the output is off after the last reading.
@@ -40,6 +42,7 @@ LINE_FREQUENCY_HZ = 50.0  # one power-line cycle is 20 ms
 DEFAULT_BUFFERS = ("defbuffer1", "defbuffer2")
 DEFAULT_BUFFER_SIZE = 100_000
 MIN_BUFFER_SIZE = 10
+BUFFER_MEMORY = 6_875_000  # readings that all reading buffers together may hold (one standard buffer's maximum)
 TRIGGER_IN_LINE = 1  # the rear digital I/O line that the bench's trigger line (pulse generator marker) reaches
 DIGITAL_LINES = range(1, 7)
 LIST_VALUES_PER_COMMAND = 100
@@ -418,8 +421,11 @@ class EmulatedKeithley2450(ScpiInstrument):
         params = _params(args)
         if not params:
             raise ValueError(":TRAC:POIN needs a size")
-        buffer = self.buffers[self._buffer_name(params[1] if len(params) > 1 else "")]
-        buffer.capacity = int(_number(params[0], MIN_BUFFER_SIZE, 6_875_000, "buffer size"))
+        name = self._buffer_name(params[1] if len(params) > 1 else "")
+        size = int(_number(params[0], MIN_BUFFER_SIZE, BUFFER_MEMORY, "buffer size"))
+        self._check_memory(size, resized=name)
+        buffer = self.buffers[name]
+        buffer.capacity = size
         buffer.readings.clear()  # resizing loses the readings
 
     def _trace_make(self, args: str) -> None:
@@ -429,8 +435,16 @@ class EmulatedKeithley2450(ScpiInstrument):
         name = unquote(params[0])
         if not name or name in self.buffers:
             raise ValueError(f"cannot make a reading buffer named {name!r}")
-        size = int(_number(params[1], MIN_BUFFER_SIZE, 6_875_000, "buffer size"))
+        size = int(_number(params[1], MIN_BUFFER_SIZE, BUFFER_MEMORY, "buffer size"))
+        self._check_memory(size)
         self.buffers[name] = ReadingBuffer(size, continuous=False)
+
+    def _check_memory(self, size: int, resized: str | None = None) -> None:
+        """Refuse a buffer of ``size`` readings (new, or replacing ``resized``'s) beyond the shared memory."""
+        used = sum(buffer.capacity for name, buffer in self.buffers.items() if name != resized)
+        if used + size > BUFFER_MEMORY:
+            raise OutOfRange(f"{OUT_OF_RANGE}buffer size {size}: the reading buffers hold {used} of "
+                             f"{BUFFER_MEMORY} readings already")
 
     def _trace_delete(self, args: str) -> None:
         name = self._buffer_name(args)

@@ -7,6 +7,9 @@ On ``*TRG`` each channel whose output is on and armed manually plays its cycles 
 through the bench; the bench fires the trigger output at the start of the waveform, as the 81160A's
 trigger output marks the start of each waveform period.
 
+A burst longer than 20 million segments is refused (``-200``, an emulation limit) instead of exhausting
+memory; ``played`` remembers the latest triggers within a bounded number of segments.
+
 The voltage the device sees follows the load setting: levels are programmed for the load, so behind
 the 50 Ω source impedance the open-circuit voltage is ``level · (load + 50 Ω) / load`` (the level
 itself at high impedance, 1 MΩ and above).
@@ -27,6 +30,9 @@ MEMORY_POINTS = 524_288
 MIN_POINTS = 2
 HIGH_IMPEDANCE_OHM = 1e6
 PLAYED_KEPT = 16  # triggers remembered in ``played``
+PLAYED_SEGMENTS_KEPT = 4_000_000  # ... and at most this many segments among them (the latest trigger always)
+MAX_SEGMENTS_PER_TRIGGER = 20_000_000  # an emulation limit: a longer burst is refused instead of exhausting memory
+SCPI_EXECUTION_ERROR = -200
 SHAPES = {"SIN": "SIN", "SINUSOID": "SIN", "SQU": "SQU", "SQUARE": "SQU", "RAMP": "RAMP", "PULS": "PULS",
           "PULSE": "PULS", "NOIS": "NOIS", "NOISE": "NOIS", "DC": "DC", "USER": "USER"}
 ARM_SOURCES = {"IMM": "IMM", "IMMEDIATE": "IMM", "INT2": "INT2", "INTERNAL2": "INT2", "EXT": "EXT",
@@ -157,7 +163,8 @@ class EmulatedKeysight81160A(ScpiInstrument):
 
     def reset_state(self) -> None:
         self.channels = {1: _Channel(), 2: _Channel()}
-        # (channel, levels in V at the open circuit, durations in s) of the latest triggers, for tests
+        # (channel, levels in V at the open circuit, durations in s) of the latest triggers, for tests: at most
+        # PLAYED_KEPT of them and PLAYED_SEGMENTS_KEPT segments in all (the latest is always kept)
         self.played: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=PLAYED_KEPT)
 
     def handle(self, message: str) -> str | None:
@@ -401,8 +408,19 @@ class EmulatedKeysight81160A(ScpiInstrument):
                 continue
             levels, durations = self.segments(ch)
             cycles = ch.count if ch.burst else 1
+            if levels.size * cycles > MAX_SEGMENTS_PER_TRIGGER:
+                self.push_error(SCPI_EXECUTION_ERROR, f"Execution error; a burst of {cycles} cycles of "
+                                f"{levels.size} segments is more than {MAX_SEGMENTS_PER_TRIGGER} (emulation limit)")
+                continue
             levels = np.tile(levels * ch.open_circuit_factor, cycles)
             durations = np.tile(durations, cycles)
-            self.played.append((number, levels, durations))
+            self._remember(number, levels, durations)
             if self.bench is not None:
                 self.bench.drive_voltage(levels, durations)
+
+    def _remember(self, number: int, levels: np.ndarray, durations: np.ndarray) -> None:
+        """Keep a trigger in ``played``: the latest :data:`PLAYED_KEPT`, within :data:`PLAYED_SEGMENTS_KEPT`."""
+        self.played.append((number, levels, durations))
+        kept = sum(entry[1].size for entry in self.played)
+        while len(self.played) > 1 and kept > PLAYED_SEGMENTS_KEPT:
+            kept -= self.played.popleft()[1].size

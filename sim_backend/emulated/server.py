@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sim_backend.emulated.bench import Bench
 
 ERROR_QUEUE_SIZE = 21  # the instruments keep about 20 entries and then report a queue overflow
+LOG_KEPT = 1000  # messages kept in ``EmulatedInstrument.log``: a rolling log, so a long run's memory stays bounded
 SCPI_NO_ERROR = (0, "No error")
 SCPI_UNDEFINED_HEADER = -113
 SCPI_DATA_OUT_OF_RANGE = -222
@@ -95,6 +96,10 @@ class EmulatedInstrument:
 
     Subclasses implement :meth:`handle`. They report a command they do not understand with
     :meth:`push_error` (it lands in the error queue; nothing is replied).
+
+    ``log`` holds the latest :data:`LOG_KEPT` messages received, oldest first (a ``deque`` with that
+    ``maxlen``: iterate it or take ``list(log)``); older messages are forgotten, so the emulator's memory
+    stays bounded however long a run is.
     """
 
     idn: str = "Emulated instrument"
@@ -104,7 +109,8 @@ class EmulatedInstrument:
         self.bench = bench
         self.errors: deque[tuple[int, str]] = deque()
         self.faults = Faults()
-        self.log: list[str] = []  # every message received, in order (for tests)
+        # the latest LOG_KEPT messages received, oldest first (for tests; older ones are forgotten)
+        self.log: deque[str] = deque(maxlen=LOG_KEPT)
 
     def handle(self, message: str) -> str | None:
         """Act on one message; return the reply text for a query, ``None`` otherwise."""
