@@ -19,7 +19,8 @@
   counter branch, no-op). A wait on ``DIGio1`` (digital line 1 in trigger-input mode) listens on the
   bench's trigger line, which the pulse generator fires at the start of each waveform: the model runs
   on from the wait at that waveform's start time and takes its readings at their own times within it.
-  A wait on ``COMMand`` continues on ``*TRG``.
+  A wait on ``COMMand`` continues on ``*TRG``. This module parses the commands; the blocks are held and
+  run by :class:`~sim_backend.emulated.trigger_model.TriggerModel` (``trigger_model``).
 
 A header it does not know is ``-113`` in the error queue; a bad parameter ``-224``, a value out of
 range ``-222``; nothing is replied for any of them.
@@ -34,8 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim_backend.emulated.bench import WaveformRecord
 from sim_backend.emulated.server import SCPI_DATA_OUT_OF_RANGE, ScpiInstrument, parse_bool, scpi_pattern, unquote
+from sim_backend.emulated.trigger_model import MAX_READINGS_PER_RUN, TriggerModel
 
 OVERFLOW = 9.9e37  # what the 2450 returns for an overflowed (open) reading
 LINE_FREQUENCY_HZ = 50.0  # one power-line cycle is 20 ms
@@ -43,7 +44,6 @@ DEFAULT_BUFFERS = ("defbuffer1", "defbuffer2")
 DEFAULT_BUFFER_SIZE = 100_000
 MIN_BUFFER_SIZE = 10
 BUFFER_MEMORY = 6_875_000  # readings that all reading buffers together may hold (one standard buffer's maximum)
-TRIGGER_IN_LINE = 1  # the rear digital I/O line that the bench's trigger line (pulse generator marker) reaches
 DIGITAL_LINES = range(1, 7)
 LIST_VALUES_PER_COMMAND = 100
 MAX_LIST_POINTS = 2500
@@ -55,8 +55,6 @@ ILIM_RANGE_A = (1e-8, 1.05)
 NPLC_RANGE = (0.01, 10.0)
 DELAY_MAX_S = 10_000.0
 SWEEP_DELAY_MIN_S = 50e-6
-MAX_READINGS_PER_RUN = 1_000_000  # an emulation limit: a longer run of the model fails instead of stalling
-SCPI_EXECUTION_ERROR = -200  # queued when a model run exceeds the emulation limit
 
 SENSE_FUNCTIONS = {"RES": "RESistance", "VOLT": "VOLTage[:DC]", "CURR": "CURRent[:DC]"}
 SOURCE_FUNCTIONS = {"CURR": "CURRent[:DC]", "VOLT": "VOLTage[:DC]"}
@@ -204,8 +202,9 @@ class EmulatedKeithley2450(ScpiInstrument):
         return reply
 
     def reset_state(self) -> None:
-        if getattr(self, "_listening", False) and self.bench is not None:
-            self.bench.remove_trigger_listener(self._on_trigger)
+        previous = getattr(self, "trigger_model", None)
+        if previous is not None:
+            previous.stop()
         # the 2450's reset state: a voltage source at 0 V limited to 105 µA, measuring current
         self.source_function = "VOLT"
         self.source_current_a = 0.0
@@ -220,14 +219,9 @@ class EmulatedKeithley2450(ScpiInstrument):
         self.buffers = {name: ReadingBuffer(DEFAULT_BUFFER_SIZE, continuous=True) for name in DEFAULT_BUFFERS}
         self.source_list: list[float] = []
         self.sweep: tuple[int, float, int, str] | None = None
-        self.blocks: dict[int, tuple[str, object]] = {}
         self.line_modes = dict.fromkeys(DIGITAL_LINES, "DIG, IN")
         self.edges = dict.fromkeys(DIGITAL_LINES, "FALL")
-        self.model_state = "IDLE"
-        self._listening = False
-        self._pc = 0
-        self._last_block = 0
-        self._counters: dict[int, int] = {}
+        self.trigger_model = TriggerModel(self)
 
     # -- the physics: what the source drives and what the meter reads -------------------------------
 
@@ -257,7 +251,7 @@ class EmulatedKeithley2450(ScpiInstrument):
             current = math.copysign(self.ilim_a, current)
         return current, current * r_ch
 
-    def _values(self, rxy_ohm: np.ndarray, level: float | None = None) -> np.ndarray:
+    def reading_values(self, rxy_ohm: np.ndarray, level: float | None = None) -> np.ndarray:
         """Readings of the present measure function, given the routed device's ``R_xy`` at each reading."""
         rxy = np.asarray(rxy_ohm, dtype=np.float64)
         function = self.sense_function
@@ -277,24 +271,24 @@ class EmulatedKeithley2450(ScpiInstrument):
             return np.full(rxy.shape, voltage / current)
         return np.where(np.isfinite(rxy), rxy, OVERFLOW)
 
-    def _source_value(self) -> float:
+    def source_value(self) -> float:
         return self.source_current_a if self.source_function == "CURR" else self.source_voltage_v
 
-    def _rxy_now(self, n: int) -> np.ndarray:
+    def rxy_now(self, n: int) -> np.ndarray:
         return self.bench.read_rxy(n) if self.bench is not None else np.full(n, math.inf)
 
-    def _clock(self) -> float:
+    def clock(self) -> float:
         return self.bench.clock_s if self.bench is not None else 0.0
 
-    def _advance(self, seconds: float) -> None:
+    def advance(self, seconds: float) -> None:
         if self.bench is not None and seconds > 0:
             self.bench.advance(seconds)
 
     def _measure_now(self, buffer: str = DEFAULT_BUFFERS[0]) -> float:
         """One reading now, stored in ``buffer``; the clock advances by the aperture."""
-        value = float(self._values(self._rxy_now(1))[0])
-        self.buffers[buffer].store(value, self._source_value(), self._clock())
-        self._advance(self.aperture_s)
+        value = float(self.reading_values(self.rxy_now(1))[0])
+        self.buffers[buffer].store(value, self.source_value(), self.clock())
+        self.advance(self.aperture_s)
         return value
 
     # -- source ---------------------------------------------------------------------------------------
@@ -504,8 +498,7 @@ class EmulatedKeithley2450(ScpiInstrument):
         if len(params) > 3:
             parse_bool(params[3])
         buffer = self._buffer_name(params[4] if len(params) > 4 else "")
-        self._stop_model()
-        self.blocks = {}
+        self.trigger_model.clear()
         self.source_function = "CURR"
         self.sweep = (start, delay, count, buffer)
 
@@ -518,8 +511,8 @@ class EmulatedKeithley2450(ScpiInstrument):
                 current, _ = self._operating_point()
                 if self.bench is not None:
                     self.bench.source_current(current, delay)  # the device carries the step for the delay
-                value = float(self._values(self._rxy_now(1))[0])
-                self.buffers[buffer].store(value, level, self._clock())
+                value = float(self.reading_values(self.rxy_now(1))[0])
+                self.buffers[buffer].store(value, level, self.clock())
                 if self.bench is not None:
                     self.bench.source_current(current, self.aperture_s)
         self.output_on = False
@@ -553,16 +546,14 @@ class EmulatedKeithley2450(ScpiInstrument):
     def _digital_clear(self, args: str, line: str) -> None:
         self._line(line)  # a detected edge is never held over: nothing to clear
 
-    # -- trigger model ----------------------------------------------------------------------------------
+    # -- trigger model: the commands (the blocks are held and run by ``self.trigger_model``) ---------------
 
     def _trigger_load(self, args: str) -> None:
         params = _params(args)
         if len(params) != 1 or unquote(params[0]).upper() != "EMPTY":
             raise ValueError(f'this emulation loads the "Empty" trigger model only, got {args}')
-        self._stop_model()
-        self.blocks = {}
+        self.trigger_model.load_empty()
         self.sweep = None
-        self.model_state = "IDLE"
 
     def _block(self, args: str) -> tuple[int, list[str]]:
         params = _params(args)
@@ -574,7 +565,7 @@ class EmulatedKeithley2450(ScpiInstrument):
 
     def _block_buffer_clear(self, args: str) -> None:
         number, rest = self._block(args)
-        self.blocks[number] = ("clear", self._buffer_name(rest[0] if rest else ""))
+        self.trigger_model.define(number, "clear", self._buffer_name(rest[0] if rest else ""))
 
     def _block_wait(self, args: str) -> None:
         number, rest = self._block(args)
@@ -590,19 +581,19 @@ class EmulatedKeithley2450(ScpiInstrument):
             raise ValueError(f"wait event {rest[0]} (emulated: DIGio<n>, COMMand)")
         if len(rest) == 2 and not (_is(rest[1], "ENT") or _is(rest[1], "NEV")):
             raise ValueError(f"wait clear {rest[1]}")
-        self.blocks[number] = ("wait", event)
+        self.trigger_model.define(number, "wait", event)
 
     def _block_delay(self, args: str) -> None:
         number, rest = self._block(args)
         if len(rest) != 1:
             raise ValueError(f"delay block: one delay, got {args}")
-        self.blocks[number] = ("delay", _number(rest[0], 0.0, DELAY_MAX_S, "delay"))
+        self.trigger_model.define(number, "delay", _number(rest[0], 0.0, DELAY_MAX_S, "delay"))
 
     def _block_measure(self, args: str) -> None:
         number, rest = self._block(args)
         buffer = self._buffer_name(rest[0] if rest else "")
         count = int(_number(rest[1], 1, 268_435_455, "measure count")) if len(rest) > 1 else 1
-        self.blocks[number] = ("measure", (buffer, count))
+        self.trigger_model.define(number, "measure", (buffer, count))
 
     def _block_branch_counter(self, args: str) -> None:
         number, rest = self._block(args)
@@ -610,126 +601,27 @@ class EmulatedKeithley2450(ScpiInstrument):
             raise ValueError(f"counter block: <count>, <branch to>, got {args}")
         count = int(_number(rest[0], 1, 268_435_455, "counter"))
         target = int(_number(rest[1], 1, MAX_BLOCKS, "branch block"))
-        self.blocks[number] = ("counter", (count, target))
+        self.trigger_model.define(number, "counter", (count, target))
 
     def _block_nop(self, args: str) -> None:
         number, rest = self._block(args)
-        self.blocks[number] = ("nop", None)
+        self.trigger_model.define(number, "nop", None)
 
     def _initiate(self, args: str) -> None:
         if self.sweep is not None:
             self._run_sweep()
             return
-        if 1 not in self.blocks:
-            raise ValueError("no trigger model loaded (block 1 undefined)")
-        self._stop_model()
-        self._pc, self._counters = 1, {}
-        self.model_state = "RUNNING"
-        self._run(None, triggered=False)
+        self.trigger_model.initiate()
 
     def _abort(self, args: str) -> None:
-        if self._listening:
-            self.model_state = "ABORTED"
-        self._stop_model()
-
-    def _stop_model(self) -> None:
-        if self._listening and self.bench is not None:
-            self.bench.remove_trigger_listener(self._on_trigger)
-        self._listening = False
-        self._pc = 0
+        self.trigger_model.abort()
 
     def _trigger_state(self, args: str) -> str:
         """``<state>;<state>;<block>``, e.g. ``WAITING;WAITING;2`` or ``IDLE;IDLE;9``."""
-        return f"{self.model_state};{self.model_state};{self._last_block}"
+        return self.trigger_model.state_reply()
 
     def _bus_trigger(self, args: str) -> None:
-        if self._listening and self.blocks.get(self._pc) == ("wait", "COMM"):
-            self._run(None, triggered=True)
+        self.trigger_model.bus_trigger()
 
     def _status_preset(self, args: str) -> None:
         return None
-
-    def _on_trigger(self, record: WaveformRecord) -> None:
-        """An edge on the bench's trigger line: continue a model waiting on that digital line."""
-        if self.line_modes[TRIGGER_IN_LINE] != "TRIG, IN":
-            return
-        if self._listening and self.blocks.get(self._pc) == ("wait", f"DIG{TRIGGER_IN_LINE}"):
-            self._run(record, triggered=True)
-
-    def _run(self, record: WaveformRecord | None, triggered: bool) -> None:
-        """Run the model from the current block until it waits or ends.
-
-        With a waveform record, time starts at the waveform's start (the trigger edge) and readings take
-        the device's state at their own times; without, time starts now and the state is the present one.
-        ``triggered``: the event the present wait block waits for has happened.
-        """
-        if self._listening and self.bench is not None:
-            self.bench.remove_trigger_listener(self._on_trigger)
-        self._listening = False
-        t0 = record.start_s if record is not None else self._clock()
-        t = t0
-        ops: list[tuple[str, str, float]] = []  # ("clear", buffer, 0) / ("read", buffer, time)
-        while self._pc in self.blocks:
-            kind, value = self.blocks[self._pc]
-            self._last_block = self._pc
-            if kind == "wait":
-                if not triggered:
-                    self._listen()
-                    break
-                triggered = False
-                self._pc += 1
-            elif kind == "clear":
-                ops.append(("clear", value, 0.0))  # type: ignore[arg-type]
-                self._pc += 1
-            elif kind == "delay":
-                t += value  # type: ignore[operator]
-                self._pc += 1
-            elif kind == "measure":
-                buffer, count = value  # type: ignore[misc]
-                if len(ops) + count > MAX_READINGS_PER_RUN:
-                    self.push_error(SCPI_EXECUTION_ERROR, f"Execution error; more than {MAX_READINGS_PER_RUN} "
-                                    "readings in one run (emulation limit)")
-                    self._pc = 0
-                    break
-                for _ in range(count):
-                    ops.append(("read", buffer, t))
-                    t += self.aperture_s
-                self._pc += 1
-            elif kind == "counter":
-                count, target = value  # type: ignore[misc]
-                self._counters[self._pc] = self._counters.get(self._pc, 0) + 1
-                if self._counters[self._pc] < count:
-                    self._pc = target
-                else:
-                    self._counters[self._pc] = 0  # falls through: counts again on the next pass
-                    self._pc += 1
-            else:
-                self._pc += 1
-        self._apply(ops, record)
-        # the clock runs to the end of the last reading (a waveform has already advanced it by its length)
-        last_end = max((time_s for op, _, time_s in ops if op == "read"), default=None)
-        if last_end is not None:
-            self._advance(last_end + self.aperture_s - (self._clock() if record is not None else t0))
-        if not self._listening:
-            self._pc = 0
-            self.model_state = "IDLE"
-
-    def _listen(self) -> None:
-        self.model_state = "WAITING"
-        if self.bench is not None and self.blocks[self._pc] == ("wait", f"DIG{TRIGGER_IN_LINE}"):
-            self.bench.add_trigger_listener(self._on_trigger)
-        self._listening = True
-
-    def _apply(self, ops: list[tuple[str, str, float]], record: WaveformRecord | None) -> None:
-        """Take the readings of one run (in one vectorized draw) and clear buffers, in block order."""
-        times = np.array([t for op, _, t in ops if op == "read"])
-        if times.size == 0 and not ops:
-            return
-        rxy = record.rxy_at(times) if record is not None else self._rxy_now(times.size)
-        values = iter(self._values(rxy))
-        source = self._source_value()
-        for op, buffer, t in ops:
-            if op == "clear":
-                self.buffers[buffer].readings.clear()
-            else:
-                self.buffers[buffer].store(float(next(values)), source, t)
