@@ -14,6 +14,7 @@ from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley2450 import Keithley2450
 from instruments.station_config import load_station_spec
 from sim_backend.chip import DEFAULT_CHIP_FILE
+from sim_backend.emulated import trigger_model
 from sim_backend.emulated.keithley2450 import BUFFER_MEMORY, OVERFLOW, EmulatedKeithley2450
 from sim_backend.emulated.server import InstrumentServer
 from tests.emulation import connect as connect_driver
@@ -405,3 +406,44 @@ def test_reading_buffers_share_one_bounded_memory(emulated):
     smu.write(':TRAC:MAKE "more", 10')
     assert smu.ask(':TRAC:POIN? "more"') == "10"
     assert smu.check_errors() == []
+
+
+def test_a_buffer_the_trigger_model_uses_cannot_be_deleted(emulated):
+    instrument, server = emulated
+    smu = connect(server)
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    smu.enable_source()
+    for command in (':TRAC:MAKE "hall", 100', 'TRIG:LOAD "EMPTY"', 'TRIG:BLOC:MEAS 1, "hall", 3', ':TRAC:DEL "hall"'):
+        smu.write(command)
+    with pytest.raises(InstrumentError, match="-224: .*hall is used by the trigger model"):
+        smu.check_errors()
+    smu.write(":INIT")
+    assert smu.ask(':TRAC:ACT? "hall"') == "3"
+    smu.write('TRIG:LOAD "EMPTY"')
+    smu.write(':TRAC:DEL "hall"')  # no longer used
+    assert smu.check_errors() == [] and "hall" not in instrument.buffers
+
+
+@pytest.mark.parametrize(("blocks", "limit", "message"), [
+    # clear, then loop back to it 1000 times: buffer clears with no readings
+    (["TRIG:BLOC:BUFF:CLE 1", "TRIG:BLOC:BRAN:COUN 2, 1000, 1"], "MAX_READINGS_PER_RUN",
+     "more than 50 readings and buffer clears in one run"),
+    # a loop of delays takes no readings, but it must end
+    (["TRIG:BLOC:DEL:CONS 1, 0", "TRIG:BLOC:BRAN:COUN 2, 1000, 1"], "MAX_STEPS_PER_RUN",
+     "more than 50 blocks in one run"),
+    (["TRIG:BLOC:MEAS 1", "TRIG:BLOC:BRAN:COUN 2, 1000, 1"], "MAX_READINGS_PER_RUN",
+     "more than 50 readings in one run"),
+])
+def test_a_run_beyond_the_emulation_limits_stops_with_an_execution_error(emulated, monkeypatch, blocks, limit,
+                                                                         message):
+    _, server = emulated
+    smu = connect(server)
+    monkeypatch.setattr(trigger_model, limit, 50)
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    smu.enable_source()
+    for command in ['TRIG:LOAD "EMPTY"', *blocks, "INIT"]:
+        smu.write(command)
+    assert smu.trigger_state == "IDLE"
+    with pytest.raises(InstrumentError, match=f"-200: Execution error; {message}"):
+        smu.check_errors()
+    assert smu.buffer_count() <= 50

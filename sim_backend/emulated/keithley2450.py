@@ -11,7 +11,7 @@
 - Reading buffers ``defbuffer1``, ``defbuffer2`` and ``:TRAC:MAKE`` ones: ``:TRAC:CLE``, ``:TRAC:ACT?``,
   ``:TRAC:POIN``, ``:TRAC:DATA?`` (elements ``READ``, ``SOUR``, ``REL``). All buffers share one memory of
   6 875 000 readings: a buffer made or resized beyond it is refused (``-222``), so however many buffers a
-  long run makes, what they hold stays bounded.
+  long run makes, what they hold stays bounded. A buffer the trigger model or sweep uses cannot be deleted.
 - Source list sweeps: ``:SOUR:LIST:CURR`` (+ ``:APP``, 100 values per command, 2500 in all) and
   ``:SOUR:SWE:CURR:LIST``; ``:INIT`` turns the output on, and for each current drives it through the
   routed device for the sweep's delay, then reads; the output is off after the last reading.
@@ -444,6 +444,8 @@ class EmulatedKeithley2450(ScpiInstrument):
         name = self._buffer_name(args)
         if name in DEFAULT_BUFFERS:
             raise ValueError(f"{name} cannot be deleted")
+        if name in self.trigger_model.buffers_used() or (self.sweep is not None and self.sweep[3] == name):
+            raise ValueError(f"{name} is used by the trigger model; load another model first")
         del self.buffers[name]
 
     def _trace_data(self, args: str) -> str:

@@ -12,6 +12,11 @@ The 2450's SCPI front (:mod:`sim_backend.emulated.keithley2450`) parses ``:TRIG:
 - the readings of one run are taken in one vectorized draw and stored, with the buffer clears, in block
   order (:meth:`TriggerModel.apply`).
 
+One run (from ``:INIT`` or a trigger to the next wait or the end) is bounded, so that a model looping
+through its counters can neither stall the emulator nor fill its memory: more than
+:data:`MAX_READINGS_PER_RUN` readings and buffer clears, or more than :data:`MAX_STEPS_PER_RUN` blocks,
+stop the model there with ``-200`` in the error queue (the readings taken before the limit are kept).
+
 Blocks are ``(kind, value)`` pairs: ``("clear", buffer)``, ``("wait", "DIG1" | "COMM")``, ``("delay", s)``,
 ``("measure", (buffer, count))``, ``("counter", (count, target block))``, ``("nop", None)``.
 """
@@ -28,7 +33,8 @@ if TYPE_CHECKING:
 
 TRIGGER_IN_LINE = 1  # the rear digital I/O line that the bench's trigger line (pulse generator marker) reaches
 MAX_READINGS_PER_RUN = 1_000_000  # an emulation limit: a longer run of the model fails instead of stalling
-SCPI_EXECUTION_ERROR = -200  # queued when a model run exceeds the emulation limit
+MAX_STEPS_PER_RUN = 10_000_000  # another: blocks executed in one run (a loop of delays takes no readings)
+SCPI_EXECUTION_ERROR = -200  # queued when a model run exceeds an emulation limit
 
 Block = tuple[str, object]
 
@@ -83,6 +89,11 @@ class TriggerModel:
         """``:TRIG:LOAD "Empty"``: no blocks, idle."""
         self.clear()
         self.state = "IDLE"
+
+    def buffers_used(self) -> set[str]:
+        """The reading buffers the blocks clear or measure into."""
+        used = {value for kind, value in self.blocks.values() if kind == "clear"}
+        return used | {value[0] for kind, value in self.blocks.values() if kind == "measure"}  # type: ignore[index]
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -139,8 +150,13 @@ class TriggerModel:
         t0 = record.start_s if record is not None else meter.clock()
         t = t0
         ops: list[tuple[str, str, float]] = []  # ("clear", buffer, 0) / ("read", buffer, time)
+        steps = 0
         while self.pc in self.blocks:
             kind, value = self.blocks[self.pc]
+            steps += 1
+            if steps > MAX_STEPS_PER_RUN:
+                self._fail(f"more than {MAX_STEPS_PER_RUN} blocks")
+                break
             self.last_block = self.pc
             if kind == "wait":
                 if not triggered:
@@ -149,6 +165,9 @@ class TriggerModel:
                 triggered = False
                 self.pc += 1
             elif kind == "clear":
+                if len(ops) >= MAX_READINGS_PER_RUN:
+                    self._fail(f"more than {MAX_READINGS_PER_RUN} readings and buffer clears")
+                    break
                 ops.append(("clear", value, 0.0))  # type: ignore[arg-type]
                 self.pc += 1
             elif kind == "delay":
@@ -157,9 +176,7 @@ class TriggerModel:
             elif kind == "measure":
                 buffer, count = value  # type: ignore[misc]
                 if len(ops) + count > MAX_READINGS_PER_RUN:
-                    meter.push_error(SCPI_EXECUTION_ERROR, f"Execution error; more than {MAX_READINGS_PER_RUN} "
-                                     "readings in one run (emulation limit)")
-                    self.pc = 0
+                    self._fail(f"more than {MAX_READINGS_PER_RUN} readings")
                     break
                 for _ in range(count):
                     ops.append(("read", buffer, t))
@@ -183,6 +200,11 @@ class TriggerModel:
         if not self.listening:
             self.pc = 0
             self.state = "IDLE"
+
+    def _fail(self, what: str) -> None:
+        """Stop a run at an emulation limit, with an execution error in the queue."""
+        self.meter.push_error(SCPI_EXECUTION_ERROR, f"Execution error; {what} in one run (emulation limit)")
+        self.pc = 0
 
     def listen(self) -> None:
         """Wait at the present wait block: on the bench's trigger line when it waits for digital line 1."""
