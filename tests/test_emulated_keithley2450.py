@@ -8,6 +8,7 @@ the bench (what the emulated switch matrix does) and plays waveforms into it wit
 import numpy as np
 import pytest
 import pyvisa
+import torch
 from pymeasure.instruments.keithley import Keithley2450 as StockKeithley2450
 
 from instruments.drivers.errors import InstrumentError
@@ -241,6 +242,118 @@ def test_list_sweep_steps_the_current_through_the_device_and_reads_each_step(emu
     assert np.all(np.minimum(abs(readings - down), abs(readings - up)) < 0.1)  # every step reads a state
     assert not smu.source_enabled  # the sweep ends with the output off
     assert instrument.source_list == pytest.approx(list(loop), rel=1e-5)
+    assert smu.check_errors() == []
+
+
+def first_switch(currents, readings, r0, direction):
+    """``|current|`` of the first step (with the current in ``direction``) whose reading shows it switched."""
+    steps = np.flatnonzero(np.sign(currents) == direction)
+    switched = (readings[steps] > r0) if direction > 0 else (readings[steps] < r0)
+    return abs(currents[steps[np.argmax(switched)]]) if switched.any() else np.nan
+
+
+def expected_switch(bench, currents, direction, delay_s, aperture_s, device=DEVICE):
+    """Mean and standard deviation of :func:`first_switch`, exactly from the chip's switching probabilities.
+
+    Each step carries its current for the delay, is read, and carries it on through the aperture.
+    """
+    chip = bench.chip
+    magnitudes = np.abs(currents[np.sign(currents) == direction])
+    index, amps = torch.tensor([chip.index(device)]), torch.tensor(magnitudes, dtype=torch.float64)
+    p_delay = chip.switching_probability(index, amps, delay_s).numpy()
+    p_aperture = chip.switching_probability(index, amps, aperture_s).numpy()
+    unswitched_before = np.concatenate([[1.0], np.cumprod((1 - p_delay) * (1 - p_aperture))[:-1]])
+    unswitched_at_reading = unswitched_before * (1 - p_delay)
+    first = -np.diff(np.concatenate([[1.0], unswitched_at_reading]))
+    assert first.sum() == pytest.approx(1.0)  # the branch goes far enough to switch surely
+    mean = float(np.sum(first * magnitudes))
+    return mean, float(np.sqrt(np.sum(first * (magnitudes - mean) ** 2)))
+
+
+def test_hysteresis_loops_switch_where_the_devices_switching_probability_says(emulated, bench):
+    """Many list sweeps (one vectorized pass each): the switching currents have the exact expected mean."""
+    _, server = emulated
+    smu = connect(server)
+    chip = bench.chip
+    i = chip.index(DEVICE)
+    ic0, r0 = float(chip.ic0_a[i]), float(chip.r0_ohm[i])
+    low, high, _ = levels(bench)
+    loop = ic0 * np.concatenate([np.linspace(0.3, 1.2, 46), np.linspace(1.2, -1.2, 80), np.linspace(-1.2, -0.3, 46)])
+    dwell, aperture = 1e-3, 0.2e-3
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    up, down = [], []
+    for _ in range(40):
+        smu.clear_buffer()
+        smu.start_current_list_sweep(loop, dwell_s=dwell)
+        smu.wait_for_completion()
+        readings = smu.fetch_buffer(loop.size)
+        assert np.all(np.minimum(abs(readings - low), abs(readings - high)) < 0.1)  # every step reads a state
+        up.append(first_switch(loop[:46], readings[:46], r0, +1))
+        down.append(first_switch(loop[46:], readings[46:], r0, -1))
+    for measured, direction, branch in ((up, +1, loop[:46]), (down, -1, loop[46:])):
+        mean, sd = expected_switch(bench, branch, direction, dwell, aperture)
+        assert 0.4 * ic0 < mean < ic0  # thermally activated: below Ic0 at a 1 ms dwell
+        assert np.mean(measured) == pytest.approx(mean, abs=5 * sd / np.sqrt(len(measured)))
+    assert not bool(chip.destroyed[i]) and smu.check_errors() == []
+
+
+def test_list_sweep_of_an_open_device_reads_overflow(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    i = bench.chip.index(DEVICE)
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    with bench.lock:
+        bench.set_closed([])  # nothing routed
+    smu.clear_buffer()
+    smu.start_current_list_sweep([1e-4, -1e-4, 2e-4], dwell_s=1e-3)
+    np.testing.assert_array_equal(smu.fetch_buffer(3), [OVERFLOW] * 3)
+    cycles = int(bench.chip.cycles[i])
+    with bench.lock:
+        bench.set_closed(bench.routes[DEVICE])
+        bench.source_current(2 * float(bench.chip.i_breakdown_a[i]), 1e-6)  # destroyed before the sweep
+    smu.clear_buffer()
+    smu.start_current_list_sweep([1e-4, -1e-4, 2e-4], dwell_s=1e-3)
+    np.testing.assert_array_equal(smu.fetch_buffer(3), [OVERFLOW] * 3)
+    assert int(bench.chip.cycles[i]) == cycles + 1  # no current flows through an open device
+    assert smu.check_errors() == []
+
+
+def test_list_sweep_that_breaks_the_device_down_reads_overflow_from_that_step_on(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    down, _, r_ch = levels(bench)
+    i = bench.chip.index(DEVICE)
+    breakdown = float(bench.chip.i_breakdown_a[i])
+    currents = np.array([-0.1, -0.5, -0.9, -1.2, -0.5]) * breakdown  # negative: the device stays down
+    smu.configure_four_wire_resistance(READ_A, compliance_v=2 * breakdown * r_ch, nplc=0.01)
+    smu.clear_buffer()
+    smu.start_current_list_sweep(currents, dwell_s=1e-3)
+    readings = smu.fetch_buffer(currents.size)
+    np.testing.assert_allclose(readings[:3], down, atol=0.1)
+    np.testing.assert_array_equal(readings[3:], [OVERFLOW] * 2)  # destroyed within the delay of step 4
+    assert bool(bench.chip.destroyed[i])
+    assert smu.read_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01) == OVERFLOW
+
+
+def test_list_sweep_in_compliance_delivers_what_the_limit_allows(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    _, _, r_ch = levels(bench)
+    i = bench.chip.index(DEVICE)
+    breakdown = float(bench.chip.i_breakdown_a[i])
+    limit_v = 0.5 * breakdown * r_ch  # the voltage limit holds the current at half the breakdown current
+    currents = np.array([0.1, 0.3, 2.0, -2.0, -0.2]) * breakdown  # 2x the breakdown current, programmed
+    expected = np.clip(currents, -limit_v / r_ch, limit_v / r_ch)
+    for function, wanted in (("VOLT", expected * r_ch), ("CURR", expected), ("RES", np.full(5, r_ch))):
+        smu.write(":SOUR:FUNC CURR")
+        smu.write(f":SOUR:CURR:VLIM {limit_v:.9g}")
+        smu.write(f':SENS:FUNC "{function}"')
+        smu.write(f":SENS:{function}:NPLC 0.01")
+        smu.write(f":SENS:{function}:RSEN OFF")  # 2-wire: the force terminals
+        smu.clear_buffer()
+        smu.start_current_list_sweep(currents, dwell_s=1e-3)
+        np.testing.assert_allclose(smu.fetch_buffer(currents.size), wanted, rtol=1e-6)
+    assert not bool(bench.chip.destroyed[i])  # the limit kept the current below breakdown
     assert smu.check_errors() == []
 
 

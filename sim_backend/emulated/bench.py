@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,13 @@ class WaveformRecord:
     @property
     def end_s(self) -> float:
         return float(self.ends_s[-1]) if self.ends_s.size else self.start_s
+
+    def rxy_after(self, segments: np.ndarray) -> np.ndarray:
+        """``R_xy`` readings in the state after each of the given segments (by index)."""
+        segments = np.asarray(segments, dtype=np.int64)
+        if self.index is None or self.states is None:
+            return np.full(segments.shape, np.inf)
+        return self.bench.rxy_of_states(self.index, self.states[segments + 1])
 
     def rxy_at(self, times_s: np.ndarray) -> np.ndarray:
         """``R_xy`` readings at the given virtual times (state of the segment then playing)."""
@@ -125,6 +132,40 @@ class Bench:
             self.chip.apply_waveform([index], torch.tensor([[float(current_a)]], dtype=torch.float64),
                                      torch.tensor([[float(duration_s)]], dtype=torch.float64))
         self.advance(duration_s)
+
+    def source_current_steps(self, currents_a: np.ndarray, holds_s: Sequence[float]) -> WaveformRecord:
+        """The source meter steps its current through the routed device: one waveform, one call into the chip.
+
+        Step ``k`` holds ``currents_a[k]`` for each duration of ``holds_s`` in turn (e.g. a sweep's delay,
+        then the reading's aperture): segment ``k * len(holds_s) + j`` is step ``k``'s ``j``-th. A current
+        source drives nothing through an open device: a device destroyed before the steps carries no
+        current, and one that breaks down in a step (its current above the breakdown current) carries none
+        from the next step on. The trigger line does not fire. The clock advances by the whole waveform.
+
+        Returns the record of the device's state after every segment (readings: :meth:`WaveformRecord.rxy_after`).
+        """
+        currents = np.asarray(currents_a, dtype=np.float64).reshape(-1)
+        holds = np.asarray(holds_s, dtype=np.float64).reshape(-1)
+        durations = np.tile(holds, currents.size)
+        start = self.clock_s
+        index = self._routed_index()
+        states = None
+        if index is not None:
+            chip = self.chip
+            if bool(chip.destroyed[index]):
+                currents = np.zeros_like(currents)
+            else:
+                over = np.flatnonzero(np.abs(currents) > float(chip.i_breakdown_a[index]))
+                if over.size:
+                    currents = currents.copy()
+                    currents[over[0] + 1:] = 0.0
+            before = int(chip.m_z[index])
+            m = chip.apply_waveform([index], torch.from_numpy(np.repeat(currents, holds.size))[None, :],
+                                    torch.from_numpy(durations)[None, :])[0].numpy()
+            states = np.concatenate([[before], m]).astype(np.int8)
+        record = WaveformRecord(self, index, start, start + np.cumsum(durations), states)
+        self.advance(float(durations.sum()))
+        return record
 
     def read_rxy(self, n_readings: int = 1) -> np.ndarray:
         """Four-wire Hall readings ``R_xy`` of the routed device in Ω (``inf``: open, nothing routed)."""

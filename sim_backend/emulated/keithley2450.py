@@ -116,6 +116,16 @@ class ReadingBuffer:
             del self.readings[0]
         self.readings.append((reading, source, time_s))
 
+    def store_many(self, readings: np.ndarray, sources: np.ndarray, times_s: np.ndarray) -> None:
+        """:meth:`store` each ``(reading, source, time)`` in turn (in one go)."""
+        rows = list(zip(np.asarray(readings, dtype=np.float64).tolist(), np.asarray(sources, dtype=np.float64).tolist(),
+                        np.asarray(times_s, dtype=np.float64).tolist(), strict=True))
+        if not self.continuous:
+            rows = rows[:max(self.capacity - len(self.readings), 0)]
+        self.readings.extend(rows)
+        if len(self.readings) > self.capacity:
+            del self.readings[:len(self.readings) - self.capacity]
+
 
 class EmulatedKeithley2450(ScpiInstrument):
     idn = "KEITHLEY INSTRUMENTS,MODEL 2450,04096331,1.7.12b"
@@ -233,43 +243,56 @@ class EmulatedKeithley2450(ScpiInstrument):
     def _channel_ohm(self) -> float:
         return self.bench.channel_resistance() if self.bench is not None else math.inf
 
-    def _operating_point(self, level: float | None = None) -> tuple[float, float]:
-        """``(current A, voltage V)`` at the force terminals with the output on; the limit caps them."""
-        r_ch = self._channel_ohm()
+    def _operating_points(self, levels: np.ndarray, r_ch_ohm: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """``(currents A, voltages V)`` at the force terminals with the output on, for source ``levels``
+        through channel resistances ``r_ch_ohm`` (``inf``: open), elementwise; the limit caps them."""
+        levels = np.asarray(levels, dtype=np.float64)
+        r_ch = np.broadcast_to(np.asarray(r_ch_ohm, dtype=np.float64), levels.shape)
+        is_open = ~np.isfinite(r_ch)
+        r = np.where(is_open, 1.0, r_ch)
         if self.source_function == "CURR":
-            current = self.source_current_a if level is None else level
-            if not math.isfinite(r_ch):
-                return 0.0, math.copysign(self.vlim_v, current)  # open: the voltage runs to its limit
-            if abs(current) * r_ch > self.vlim_v:
-                current = math.copysign(self.vlim_v / r_ch, current)
-            return current, current * r_ch
-        voltage = self.source_voltage_v if level is None else level
-        if not math.isfinite(r_ch):
-            return 0.0, voltage
-        current = voltage / r_ch
-        if abs(current) > self.ilim_a:
-            current = math.copysign(self.ilim_a, current)
-        return current, current * r_ch
+            current = np.where(np.abs(levels) * r > self.vlim_v, np.copysign(self.vlim_v / r, levels), levels)
+            current = np.where(is_open, 0.0, current)
+            # open: no current flows, and the voltage runs to its limit
+            return current, np.where(is_open, np.copysign(self.vlim_v, levels), current * r)
+        current = levels / r
+        current = np.where(np.abs(current) > self.ilim_a, np.copysign(self.ilim_a, current), current)
+        current = np.where(is_open, 0.0, current)
+        return current, np.where(is_open, levels, current * r)
+
+    def _operating_point(self, level: float | None = None) -> tuple[float, float]:
+        """``(current A, voltage V)`` at the force terminals now, at the present (or the given) source level."""
+        if level is None:
+            level = self.source_value()
+        current, voltage = self._operating_points(np.float64(level), self._channel_ohm())
+        return float(current), float(voltage)
 
     def reading_values(self, rxy_ohm: np.ndarray, level: float | None = None) -> np.ndarray:
         """Readings of the present measure function, given the routed device's ``R_xy`` at each reading."""
         rxy = np.asarray(rxy_ohm, dtype=np.float64)
-        function = self.sense_function
         if not self.output_on:
-            return np.full(rxy.shape, OVERFLOW if function == "RES" else 0.0)
-        current, voltage = self._operating_point(level)
+            return np.full(rxy.shape, OVERFLOW if self.sense_function == "RES" else 0.0)
+        return self._readings(rxy, *self._operating_point(level))
+
+    def _readings(self, rxy_ohm: np.ndarray, current_a: np.ndarray | float,
+                  voltage_v: np.ndarray | float) -> np.ndarray:
+        """Readings of the present measure function with the output on: the force terminals at ``current_a``
+        and ``voltage_v`` (one value, or one per reading), the routed device's ``R_xy`` at each reading.
+        No current flowing (an open device), or an open ``R_xy``, reads as the overflow value."""
+        rxy = np.asarray(rxy_ohm, dtype=np.float64)
+        current = np.broadcast_to(np.asarray(current_a, dtype=np.float64), rxy.shape)
+        voltage = np.broadcast_to(np.asarray(voltage_v, dtype=np.float64), rxy.shape)
+        function = self.sense_function
         four_wire = self.four_wire[function]
+        finite = np.isfinite(rxy)
         if function == "CURR":
-            return np.full(rxy.shape, current)
+            return current.copy()
         if function == "VOLT":
-            if not four_wire:
-                return np.full(rxy.shape, voltage)
-            return np.where(np.isfinite(rxy), current * np.where(np.isfinite(rxy), rxy, 0.0), OVERFLOW)
-        if current == 0.0:
-            return np.full(rxy.shape, OVERFLOW)
+            return np.where(finite, current * np.where(finite, rxy, 0.0), OVERFLOW) if four_wire else voltage.copy()
+        flowing = current != 0.0
         if not four_wire:
-            return np.full(rxy.shape, voltage / current)
-        return np.where(np.isfinite(rxy), rxy, OVERFLOW)
+            return np.divide(voltage, current, out=np.full(rxy.shape, OVERFLOW), where=flowing)
+        return np.where(flowing & finite, rxy, OVERFLOW)
 
     def source_value(self) -> float:
         return self.source_current_a if self.source_function == "CURR" else self.source_voltage_v
@@ -505,18 +528,30 @@ class EmulatedKeithley2450(ScpiInstrument):
         self.sweep = (start, delay, count, buffer)
 
     def _run_sweep(self) -> None:
+        """Run the list sweep: output on, every step of every pass, output off; one vectorized call into the chip.
+
+        Each step drives its current (capped by the voltage limit) through the routed device for the sweep's
+        delay; the reading is taken at the end of the delay, and the current keeps flowing through the
+        reading's aperture. A step that begins with the device open (destroyed, or nothing routed) drives no
+        current; a reading of an open device is the overflow value.
+        """
         start, delay, count, buffer = self.sweep  # type: ignore[misc]
+        levels = np.tile(np.asarray(self.source_list[start - 1:], dtype=np.float64), count)
         self.output_on = True
-        for _ in range(count):
-            for level in self.source_list[start - 1:]:
-                self.source_current_a = level
-                current, _ = self._operating_point()
-                if self.bench is not None:
-                    self.bench.source_current(current, delay)  # the device carries the step for the delay
-                value = float(self.reading_values(self.rxy_now(1))[0])
-                self.buffers[buffer].store(value, level, self.clock())
-                if self.bench is not None:
-                    self.bench.source_current(current, self.aperture_s)
+        aperture = self.aperture_s
+        r_ch = self._channel_ohm()
+        currents, _ = self._operating_points(levels, r_ch)
+        if self.bench is None:
+            rxy, times = np.full(levels.shape, math.inf), np.zeros(levels.shape)
+        else:
+            # the bench drives no current from the step after the one in which the device breaks down
+            record = self.bench.source_current_steps(currents, (delay, aperture))
+            delays = 2 * np.arange(levels.size)  # each step's first segment: the delay
+            rxy, times = record.rxy_after(delays), record.ends_s[delays]
+        # at each reading, a device open by then (destroyed during the sweep) carries no current
+        at_reading = self._operating_points(levels, np.where(np.isinf(rxy), math.inf, r_ch))
+        self.buffers[buffer].store_many(self._readings(rxy, *at_reading), levels, times)
+        self.source_current_a = float(levels[-1])
         self.output_on = False
 
     # -- digital I/O --------------------------------------------------------------------------------------
