@@ -2,20 +2,26 @@
 
 A station file (YAML, ``format: hil-station/1``) is validated on load into a :class:`StationSpec`;
 an error names the key, the value and what is expected, and nothing is connected. See
-``configs/station.example-lab.yaml`` for a commented template.
+``configs/station.example-lab.yaml`` for a commented template. The file's schema is the pydantic
+models below (``_Station`` and its sections); the run-time objects are plain dataclasses.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from instruments.config_files import check_keys, read_yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ValidationInfo
+
+from instruments.config_files import read_yaml
 from instruments.units import QuantityError, parse_quantity
 
 STATION_FORMAT = "hil-station/1"
@@ -31,7 +37,6 @@ PAD_NAMES = ("I+", "I-", "V+", "V-")
 MATRIX_ROWS = "ABCDEFGH"
 MATRIX_COLUMNS = range(1, 13)
 MATRIX_SLOTS = range(1, 7)
-_TOP_KEYS = {"format", "name", "chip", "instruments", "triggers", "matrix", "devices", "safety", "readout", "notes"}
 
 
 class StationConfigError(ValueError):
@@ -133,175 +138,209 @@ class StationSpec:
         return out
 
 
-def _quantity(value: Any, unit: str, key: str, positive: bool = True) -> float:
-    try:
-        number = parse_quantity(value, unit, key)
-    except QuantityError as exc:
-        raise StationConfigError(str(exc)) from None
-    if not math.isfinite(number) or (positive and number <= 0):
-        raise StationConfigError(f"{key}: must be a positive quantity in {unit}, got {value!r}")
-    return number
+# ---- the file's schema: pydantic models, made into the dataclasses above by parse_station ------------------------
 
 
-def _mapping(raw: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
-    value = raw.get(key)
-    if not isinstance(value, Mapping):
-        raise StationConfigError(f"{where}{key}: expected a mapping, got {value!r}")
-    return value
+def _error(message: str, *at: str | int) -> PydanticCustomError:
+    """A problem in the file: ``message`` follows the key path in the error, which ``at`` extends."""
+    return PydanticCustomError("station", "{message}", {"message": message, "at": at})
 
 
-def _check_keys(raw: Mapping[str, Any], known: set[str], where: str) -> None:
-    check_keys(raw, known, where, StationConfigError)
+def _rule(ok: Callable[[Any], object], message: str, convert: Callable[[Any], Any] = lambda value: value) -> Any:
+    """Refuse a value unless ``ok(value)`` (``message`` shows it with ``{!r}``), else ``convert`` it."""
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise _error(message.format(value))
+        return convert(value)
+    return BeforeValidator(check)
 
 
-def _parse_width_table(raw: Mapping[str, Any], key: str) -> dict[float, float]:
-    """``{"3um": "2.4mA", ...}`` → ``{3e-6: 2.4e-3, ...}``."""
-    table = {}
-    for width, current in raw.items():
-        width_m = _quantity(width, "m", f"{key}[{width!r}]")
-        table[round(width_m, 12)] = _quantity(current, "A", f"{key}[{width!r}]")
-    return table
+def _quantity(unit: str) -> Any:
+    """A positive quantity such as ``"2.5mA"`` (or a bare SI number), as a float in ``unit``."""
+    def parse(value: Any) -> float:
+        try:
+            number = parse_quantity(value, unit, "\0")
+        except QuantityError as exc:
+            raise _error(str(exc).removeprefix("\0: ")) from None
+        if not math.isfinite(number) or number <= 0:
+            raise _error(f"must be a positive quantity in {unit}, got {value!r}")
+        return number
+    return Annotated[float, BeforeValidator(parse)]
+
+
+_REQUIRED: Any = None  # default of a required key: validated as a null, so the error says what is expected
+_OR_EMPTY_MAPPING = BeforeValidator(lambda value: value or {})  # an optional key: absent or null is empty
+_OR_EMPTY_LIST = BeforeValidator(lambda value: value or [])
+_KNOWN_TERMINALS = tuple(sorted(f"{role}.{terminal}" for role, terms in TERMINALS.items() for terminal in terms))
+_Metres, _Amps, _Volts, _Seconds, _Ohms, _Number = (_quantity(unit) for unit in ("m", "A", "V", "s", "ohm", ""))
+_Row = Annotated[str, _rule(lambda row: len(str(row)) == 1 and str(row).upper() in MATRIX_ROWS,
+                            "not a matrix row (A–H)", str.upper)]
+_Terminal = Annotated[str, _rule(lambda terminal: terminal in _KNOWN_TERMINALS,
+                                 f"unknown terminal {{!r}} (known: {', '.join(_KNOWN_TERMINALS)})")]
+_Pad = Annotated[str, _rule(lambda pad: pad in PAD_NAMES, f"unknown pad {{!r}} (pads: {', '.join(PAD_NAMES)})")]
+_Column = Annotated[int, _rule(lambda column: type(column) is int and column in MATRIX_COLUMNS,
+                               "column must be 1–12, got {!r}")]
+_Wire = Annotated[tuple[str, str], _rule(lambda wire: isinstance(wire, Mapping) and set(wire) == {"from", "to"},
+                                         "expected {{from: ..., to: ...}}, got {!r}",
+                                         lambda wire: (str(wire["from"]), str(wire["to"])))]
+
+
+class _Section(BaseModel):
+    """A mapping of the file: its keys are the fields; any other key is refused, naming the known ones."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        unknown = sorted(set(data) - set(cls.model_fields), key=str) if isinstance(data, Mapping) else []
+        if unknown:
+            raise _error(f"unknown key (known: {', '.join(sorted(cls.model_fields))})", unknown[0])
+        return data
+
+
+class _Instrument(_Section):
+    model: Any = _REQUIRED  # checked against the adapters of the role by _Instruments
+    address: Annotated[str, _rule(lambda address: isinstance(address, str) and address,
+                                  "expected a VISA resource name or 'emulated', got {!r}")] = _REQUIRED
+    options: Annotated[dict[Any, Any], _OR_EMPTY_MAPPING] = None
+
+
+class _Instruments(_Section):
+    pulse_generator: _Instrument
+    source_meter: _Instrument
+    switch_matrix: _Instrument
+
+    @field_validator(*ROLES)
+    @classmethod
+    def _has_adapter(cls, instrument: _Instrument, info: ValidationInfo) -> _Instrument:
+        from instruments.adapters import SUPPORTED_MODELS  # the models each role has an adapter for
+
+        role, model = info.field_name, instrument.model
+        if not isinstance(model, str) or model not in SUPPORTED_MODELS[role]:
+            raise _error(f"{model!r} has no {role} adapter (supported: {', '.join(SUPPORTED_MODELS[role])})", "model")
+        return instrument
+
+
+class _Matrix(_Section):
+    rows: dict[_Row, _Terminal] = _REQUIRED  # row letter → the instrument terminal it carries
+    connect: dict[Annotated[str, BeforeValidator(lambda row: str(row).upper())], _Pad] = _REQUIRED
+    forbidden: Annotated[list[Annotated[str, BeforeValidator(str)]], _OR_EMPTY_LIST] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _Matrix:
+        for row in self.connect:
+            if row not in self.rows:
+                raise _error(f"row {row} carries no terminal in matrix.rows", "connect", row)
+        for (a, pad), (b, other_pad) in itertools.product(self.connect.items(), repeat=2):
+            if pad == other_pad and (self.rows[a], self.rows[b]) in SHORTS:
+                raise SafetyError(f"matrix.connect: rows {a} ({self.rows[a]}) and {b} ({self.rows[b]}) both go to "
+                                  f"pad {pad}, which would short the instrument")
+        for pattern in self.forbidden:
+            if not re.fullmatch(r"[0-9*?]([A-Ha-h*?\[\]!-]+)?[0-9*?]*\*?", pattern):
+                raise _error(f"{pattern!r} is not a crosspoint pattern such as 1A01 or 1G*", "forbidden")
+        return self
+
+
+class _Safety(_Section):
+    max_current: dict[_Metres, _Amps] = _REQUIRED  # device width → its current limit
+    max_compliance: _Volts = "10 V"
+    max_pulse_width: _Seconds = "1 ms"
+
+
+class _Device(_Section):
+    id: Annotated[str, _rule(lambda name: isinstance(name, str) and name,
+                             "expected a non-empty string, got {!r}")] = _REQUIRED
+    width: _Metres = _REQUIRED
+    slot: Annotated[int, _rule(lambda slot: type(slot) is int and slot in MATRIX_SLOTS, "expected 1–6, got {!r}")] = 1
+    pads: Annotated[dict[str, _Column], _rule(lambda pads: isinstance(pads, Mapping) and set(pads) == set(PAD_NAMES),
+                                              f"expected columns for {', '.join(PAD_NAMES)}, got {{!r}}")] = _REQUIRED
+    max_current: _Amps = Field(None, validate_default=False)  # absent: safety.max_current of the width
+
+
+class _Readout(_Section):
+    read_current: _Amps = Readout.read_current_a
+    compliance: _Volts = Readout.compliance_v
+    nplc: _Number = Readout.nplc
+    hall_step: _Ohms = Readout.hall_step_ohm
+
+
+class _Station(_Section):
+    format: Annotated[Any, _rule(lambda fmt: fmt == STATION_FORMAT,
+                                 f"this version reads {STATION_FORMAT!r}, got {{!r}}")] = STATION_FORMAT
+    name: Annotated[str, BeforeValidator(str)] = "station"
+    chip: Annotated[Path | None, BeforeValidator(lambda chip: chip if chip is None else str(chip))] = None
+    instruments: _Instruments = _REQUIRED
+    triggers: Annotated[list[_Wire], _OR_EMPTY_LIST] = None
+    matrix: _Matrix = _REQUIRED
+    safety: _Safety = _REQUIRED
+    devices: Annotated[list[_Device], _rule(lambda devices: isinstance(devices, list) and devices,
+                                            "expected a non-empty list, got {!r}")] = _REQUIRED
+    readout: Annotated[_Readout, _OR_EMPTY_MAPPING] = None
+    notes: Any = None
+
+    @field_validator("devices")
+    @classmethod
+    def _distinct_devices(cls, devices: list[_Device]) -> list[_Device]:
+        owners: dict[tuple[int, int], str] = {}  # (slot, column) → the device whose pad it is
+        for i, device in enumerate(devices):
+            if device.id in [other.id for other in devices[:i]]:
+                raise _error(f"duplicate device id {device.id!r}", i, "id")
+            for pad, column in device.pads.items():
+                if (device.slot, column) in owners:
+                    raise _error(f"slot {device.slot} column {column} is already the pad of "
+                                 f"{owners[device.slot, column]}", i, "pads", pad)
+                owners[device.slot, column] = device.id
+        return devices
+
+
+def _config_error(exc: ValidationError) -> ValueError:
+    """pydantic's first error as ``key.path: what is wrong``; a :class:`SafetyError` of a check passes unchanged."""
+    error = exc.errors(include_url=False)[0]
+    ctx, value = error.get("ctx", {}), error["input"]
+    if isinstance(ctx.get("error"), SafetyError):
+        return ctx["error"]
+    message = {"station": ctx.get("message"), "missing": "missing", "model_type": f"expected a mapping, got {value!r}",
+               "dict_type": f"expected a mapping, got {value!r}", "list_type": f"expected a list, got {value!r}"}
+    where = ""
+    for i, (parent, part) in enumerate(itertools.pairwise((None, *error["loc"], *ctx.get("at", ())))):
+        if part != "[key]":  # pydantic's mark of a bad mapping key, which is the part before it
+            where += (f"[{part}]" if parent in ("devices", "triggers")  # an item of a list
+                      else f"[{part!r}]" if error["loc"][:i] == ("safety", "max_current")  # a width, as written
+                      else f".{part}" if where else str(part))
+    return StationConfigError(f"{where}: {message.get(error['type'], error['msg'] + f', got {value!r}')}")
 
 
 def parse_station(raw: Any, path: Path | None = None) -> StationSpec:
     """Validate a station mapping (as read from YAML) into a :class:`StationSpec`."""
     if not isinstance(raw, Mapping):
         raise StationConfigError("station file: expected a mapping at the top level")
-    _check_keys(raw, _TOP_KEYS, "")
-    fmt = raw.get("format", STATION_FORMAT)
-    if fmt != STATION_FORMAT:
-        raise StationConfigError(f"format: this version reads {STATION_FORMAT!r}, got {fmt!r}")
-
-    instruments: dict[str, InstrumentSpec] = {}
-    inst_raw = _mapping(raw, "instruments")
-    _check_keys(inst_raw, set(ROLES), "instruments.")
-    from instruments.adapters import SUPPORTED_MODELS  # the models each role has an adapter for
-
-    for role in ROLES:
-        where = f"instruments.{role}."
-        if role not in inst_raw:
-            raise StationConfigError(f"instruments.{role}: missing")
-        entry = _mapping(inst_raw, role, "instruments.")
-        _check_keys(entry, {"model", "address", "options"}, where)
-        model = entry.get("model")
-        if model not in SUPPORTED_MODELS[role]:
-            raise StationConfigError(f"{where}model: {model!r} has no {role} adapter "
-                                     f"(supported: {', '.join(SUPPORTED_MODELS[role])})")
-        address = entry.get("address")
-        if not isinstance(address, str) or not address:
-            raise StationConfigError(f"{where}address: expected a VISA resource name or 'emulated', got {address!r}")
-        options = entry.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise StationConfigError(f"{where}options: expected a mapping, got {options!r}")
-        instruments[role] = InstrumentSpec(role, model, address, dict(options))
-
-    triggers: list[tuple[str, str]] = []
-    for i, wire in enumerate(raw.get("triggers") or []):
-        if not isinstance(wire, Mapping) or set(wire) != {"from", "to"}:
-            raise StationConfigError(f"triggers[{i}]: expected {{from: ..., to: ...}}, got {wire!r}")
-        triggers.append((str(wire["from"]), str(wire["to"])))
-
-    matrix = _mapping(raw, "matrix")
-    _check_keys(matrix, {"rows", "connect", "forbidden"}, "matrix.")
-    rows_raw, connect_raw = _mapping(matrix, "rows", "matrix."), _mapping(matrix, "connect", "matrix.")
-    known_terminals = {f"{role}.{t}" for role, terms in TERMINALS.items() for t in terms}
-    rows: dict[str, str] = {}
-    for row, terminal in rows_raw.items():
-        if str(row).upper() not in MATRIX_ROWS or len(str(row)) != 1:
-            raise StationConfigError(f"matrix.rows.{row}: not a matrix row (A–H)")
-        if terminal not in known_terminals:
-            raise StationConfigError(f"matrix.rows.{row}: unknown terminal {terminal!r} "
-                                     f"(known: {', '.join(sorted(known_terminals))})")
-        rows[str(row).upper()] = terminal
-    connect: dict[str, str] = {}
-    for row, pad in connect_raw.items():
-        row = str(row).upper()
-        if row not in rows:
-            raise StationConfigError(f"matrix.connect.{row}: row {row} carries no terminal in matrix.rows")
-        if pad not in PAD_NAMES:
-            raise StationConfigError(f"matrix.connect.{row}: unknown pad {pad!r} (pads: {', '.join(PAD_NAMES)})")
-        connect[row] = pad
-    for a_row, a_pad in connect.items():
-        for b_row, b_pad in connect.items():
-            if a_pad == b_pad and (rows[a_row], rows[b_row]) in SHORTS:
-                raise SafetyError(f"matrix.connect: rows {a_row} ({rows[a_row]}) and {b_row} ({rows[b_row]}) "
-                                  f"both go to pad {a_pad}, which would short the instrument")
-    forbidden = [str(p) for p in matrix.get("forbidden") or []]
-    for pattern in forbidden:
-        if not re.fullmatch(r"[0-9*?]([A-Ha-h*?\[\]!-]+)?[0-9*?]*\*?", pattern):
-            raise StationConfigError(f"matrix.forbidden: {pattern!r} is not a crosspoint pattern such as 1A01 or 1G*")
-
-    safety = _mapping(raw, "safety")
-    _check_keys(safety, {"max_current", "max_compliance", "max_pulse_width"}, "safety.")
-    max_current_by_width = _parse_width_table(_mapping(safety, "max_current", "safety."), "safety.max_current")
-    max_compliance_v = _quantity(safety.get("max_compliance", "10 V"), "V", "safety.max_compliance")
-    max_pulse_width_s = _quantity(safety.get("max_pulse_width", "1 ms"), "s", "safety.max_pulse_width")
-
-    devices: dict[str, DeviceSpec] = {}
-    devices_raw = raw.get("devices")
-    if not isinstance(devices_raw, list) or not devices_raw:
-        raise StationConfigError(f"devices: expected a non-empty list, got {devices_raw!r}")
-    used: dict[str, str] = {}
-    for i, entry in enumerate(devices_raw):
-        where = f"devices[{i}]."
-        if not isinstance(entry, Mapping):
-            raise StationConfigError(f"devices[{i}]: expected a mapping, got {entry!r}")
-        _check_keys(entry, {"id", "width", "slot", "pads", "max_current"}, where)
-        device_id = entry.get("id")
-        if not isinstance(device_id, str) or not device_id:
-            raise StationConfigError(f"{where}id: expected a non-empty string, got {device_id!r}")
-        if device_id in devices:
-            raise StationConfigError(f"{where}id: duplicate device id {device_id!r}")
-        width = _quantity(entry.get("width"), "m", f"{where}width")
-        slot = entry.get("slot", 1)
-        if slot not in MATRIX_SLOTS:
-            raise StationConfigError(f"{where}slot: expected 1–6, got {slot!r}")
-        pads_raw = entry.get("pads")
-        if not isinstance(pads_raw, Mapping) or set(pads_raw) != set(PAD_NAMES):
-            raise StationConfigError(f"{where}pads: expected columns for {', '.join(PAD_NAMES)}, got {pads_raw!r}")
-        pads = {}
-        for pad, column in pads_raw.items():
-            if column not in MATRIX_COLUMNS:
-                raise StationConfigError(f"{where}pads.{pad}: column must be 1–12, got {column!r}")
-            owner = used.setdefault(f"{slot}:{column}", device_id)
-            if owner != device_id or column in pads.values():
-                raise StationConfigError(f"{where}pads.{pad}: slot {slot} column {column} is already the pad of "
-                                         f"{owner}")
-            pads[pad] = column
-        if "max_current" in entry:
-            limit = _quantity(entry["max_current"], "A", f"{where}max_current")
-        else:
-            limit = max_current_by_width.get(round(width, 12))
-            if limit is None:
-                raise StationConfigError(f"{where}width: no safety.max_current for width {entry.get('width')!r} "
-                                         "and no max_current for the device")
-        devices[device_id] = DeviceSpec(device_id, width, slot, pads, limit)
-
-    readout_raw = raw.get("readout") or {}
-    _check_keys(readout_raw, {"read_current", "compliance", "nplc", "hall_step"}, "readout.")
-    defaults = Readout()
-    readout = Readout(
-        _quantity(readout_raw.get("read_current", defaults.read_current_a), "A", "readout.read_current"),
-        _quantity(readout_raw.get("compliance", defaults.compliance_v), "V", "readout.compliance"),
-        _quantity(readout_raw.get("nplc", defaults.nplc), "", "readout.nplc"),
-        _quantity(readout_raw.get("hall_step", defaults.hall_step_ohm), "ohm", "readout.hall_step"),
-    )
-    if readout.compliance_v > max_compliance_v:
-        raise SafetyError(f"readout.compliance: {readout.compliance_v} V exceeds safety.max_compliance "
-                          f"{max_compliance_v} V")
+    try:
+        station = _Station.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    safety, limits = station.safety, {round(w, 12): limit for w, limit in station.safety.max_current.items()}
+    for i, device in enumerate(station.devices):
+        if device.max_current is None and round(device.width, 12) not in limits:
+            raise StationConfigError(f"devices[{i}].width: no safety.max_current for width "
+                                     f"{raw['devices'][i]['width']!r} and no max_current for the device")
+    devices = {d.id: DeviceSpec(d.id, d.width, d.slot, d.pads, d.max_current or limits[round(d.width, 12)])
+               for d in station.devices}
+    r = station.readout
+    if r.compliance > safety.max_compliance:
+        raise SafetyError(f"readout.compliance: {r.compliance} V exceeds safety.max_compliance "
+                          f"{safety.max_compliance} V")
     for device in devices.values():
-        if readout.read_current_a > device.max_current_a:
+        if r.read_current > device.max_current_a:
             raise SafetyError(f"readout.read_current exceeds the limit of device {device.id}")
-
-    chip = None
-    if raw.get("chip") is not None:
-        chip = Path(str(raw["chip"]))
-        if path is not None and not chip.is_absolute():
-            chip = (path.parent / chip).resolve()
-    return StationSpec(name=str(raw.get("name", "station")), path=path, instruments=instruments, triggers=triggers,
-                       rows=rows, connect=connect, forbidden=forbidden, devices=devices,
-                       max_compliance_v=max_compliance_v, max_pulse_width_s=max_pulse_width_s, readout=readout,
-                       chip=chip, raw=dict(raw))
+    chip, matrix = station.chip, station.matrix
+    if chip is not None and path is not None and not chip.is_absolute():
+        chip = (path.parent / chip).resolve()
+    return StationSpec(
+        name=station.name, path=path, triggers=station.triggers, rows=matrix.rows, connect=matrix.connect,
+        instruments={role: InstrumentSpec(role, **dict(inst)) for role, inst in dict(station.instruments).items()},
+        forbidden=matrix.forbidden, max_compliance_v=safety.max_compliance, max_pulse_width_s=safety.max_pulse_width,
+        devices=devices, readout=Readout(r.read_current, r.compliance, r.nplc, r.hall_step), chip=chip, raw=dict(raw))
 
 
 def load_station_spec(path: str | Path) -> StationSpec:

@@ -47,6 +47,29 @@ def test_shipped_station_files_load():
         (("readout", "nplc"), "fast", "readout.nplc: cannot read 'fast'"),
         (("format",), "hil-station/2", "format: this version reads 'hil-station/1'"),
         (("magnet",), {"field": "10 mT"}, "magnet: unknown key"),
+        # wrong types and values at nested keys: the message names the key path and the value
+        (("instruments", "source_meter", "options"), 5, "instruments.source_meter.options: expected a mapping, got 5"),
+        (("instruments", "source_meter", "model"), ["x"], "instruments.source_meter.model: ['x'] has no source_meter"),
+        (("matrix", "rows"), ["A"], "matrix.rows: expected a mapping, got ['A']"),
+        (("matrix", "rows", 1), "pulse_generator.out", "matrix.rows.1: not a matrix row"),
+        (("matrix", "connect", "G"), "V+", "matrix.connect.G: row G carries no terminal in matrix.rows"),
+        (("matrix", "forbidden"), ["1A01", "X1"], "matrix.forbidden: 'X1' is not a crosspoint pattern"),
+        (("triggers", 0), {"from": "x"}, "triggers[0]: expected {from: ..., to: ...}, got {'from': 'x'}"),
+        (("safety", "max_current", "3 V"), "3mA", "safety.max_current['3 V']: cannot read '3 V' as a quantity in m"),
+        (("safety", "max_compliance"), "-1 V", "safety.max_compliance: must be a positive quantity in V, got '-1 V'"),
+        (("safety",), KeyError, "safety: expected a mapping, got None"),
+        (("devices",), [], "devices: expected a non-empty list, got []"),
+        (("devices", 3), "w3-4", "devices[3]: expected a mapping, got 'w3-4'"),
+        (("devices", 3, "colour"), "red", "devices[3].colour: unknown key (known: id, max_current, pads, slot, width)"),
+        (("devices", 3, "width"), "-3um", "devices[3].width: must be a positive quantity in m, got '-3um'"),
+        (("devices", 3, "width"), KeyError, "devices[3].width: expected a quantity in m, got None"),
+        (("devices", 3, "id"), "", "devices[3].id: expected a non-empty string, got ''"),
+        (("devices", 3, "slot"), 1.0, "devices[3].slot: expected 1–6, got 1.0"),
+        (("devices", 3, "pads"), {"I+": 1}, "devices[3].pads: expected columns for I+, I-, V+, V-, got {'I+': 1}"),
+        (("devices", 3, "pads", "V-"), "4", "devices[3].pads.V-: column must be 1–12, got '4'"),
+        (("devices", 3, "max_current"), "2 V", "devices[3].max_current: cannot read '2 V' as a quantity in A"),
+        (("readout", "hall_step"), 0, "readout.hall_step: must be a positive quantity in ohm, got 0"),
+        (("readout",), 5, "readout: expected a mapping, got 5"),
     ],
 )
 def test_bad_station_file_names_the_key_and_value(raw, path, value, message):
@@ -65,3 +88,22 @@ def test_read_current_above_a_device_limit_is_refused(raw):
     raw["readout"]["read_current"] = "5mA"
     with pytest.raises(SafetyError, match="read_current exceeds the limit of device w3-1"):
         parse_station(raw)
+
+
+def test_compliance_above_the_station_maximum_is_refused(raw):
+    raw["readout"]["compliance"] = "12 V"
+    with pytest.raises(SafetyError, match="readout.compliance: 12.0 V exceeds safety.max_compliance 10.0 V"):
+        parse_station(raw)
+
+
+def test_a_device_limit_overrides_the_width_table(raw):
+    raw["devices"][0]["max_current"] = "1.5mA"
+    spec = parse_station(raw)
+    assert spec.device("w3-1").max_current_a == pytest.approx(1.5e-3)
+    assert spec.device("w3-2").max_current_a == pytest.approx(3e-3)
+    assert spec.readout.read_current_a == pytest.approx(100e-6) and spec.max_pulse_width_s == pytest.approx(1e-3)
+
+
+def test_a_station_file_that_is_not_a_mapping_is_refused():
+    with pytest.raises(StationConfigError, match="station file: expected a mapping at the top level"):
+        parse_station(["format", "hil-station/1"])
