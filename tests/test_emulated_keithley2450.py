@@ -560,3 +560,52 @@ def test_a_run_beyond_the_emulation_limits_stops_with_an_execution_error(emulate
     with pytest.raises(InstrumentError, match=f"-200: Execution error; {message}"):
         smu.check_errors()
     assert smu.buffer_count() <= 50
+
+
+# -- injected faults ---------------------------------------------------------------------------------
+
+
+def test_an_instrument_error_armed_after_n_messages_lands_in_the_queue_as_a_rejection(emulated):
+    instrument, server = emulated
+    smu = connect(server)
+    instrument.faults.error_after_messages = 3
+    smu.write(":SOUR:CURR 1e-4")  # message 1
+    assert smu.read_error() == (0, "No error")  # message 2: nothing before
+    smu.write(":SOUR:CURR 2e-4")  # message 3: rejected
+    assert smu.read_error() == (-200, "Execution error")
+    assert smu.read_error() == (0, "No error")
+    assert float(smu.ask(":SOUR:CURR?")) == pytest.approx(1e-4)  # the rejected command did nothing
+    assert instrument.faults.error_after_messages is None and not instrument.faults.error_next_message
+
+
+def test_an_instrument_error_in_the_middle_of_a_list_sweep_is_reported_after_it(emulated, bench):
+    """The sweep's second list command (the append) is rejected: the sweep runs short, and says so."""
+    instrument, server = emulated
+    smu = connect(server)
+    smu.configure_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01)
+    smu.clear_buffer()
+    assert smu.buffer_count() == 0  # a query: the emulator has taken every message before the arming
+    instrument.faults.error_after_messages = 2
+    smu.write(":SOUR:LIST:CURR " + ", ".join(["1e-4"] * 100))
+    smu.write(":SOUR:LIST:CURR:APP " + ", ".join(["1e-4"] * 50))  # message 2: rejected
+    smu.write(':SOUR:SWE:CURR:LIST 1, 0.001, 1, OFF, "defbuffer1"')
+    smu.write(":INIT")
+    smu.wait_for_completion()
+    with pytest.raises(InstrumentError, match="-200: Execution error"):
+        smu.check_errors()
+    assert smu.buffer_count() == 100
+
+
+def test_an_armed_breakdown_reads_open_from_the_breaking_waveform_on(emulated, bench):
+    _, server = emulated
+    smu = connect(server)
+    down, _, _ = levels(bench)
+    arm(smu, count=3, delay_s=100e-6)
+    bench.faults.break_after_waveforms = 2
+    v = pulse_v(bench, -1e-4)  # a small pulse that switches nothing
+    for _ in range(3):
+        play(bench, [v, 0.0], [10e-6, 1e-3])
+    np.testing.assert_allclose(smu.fetch_buffer(3), [down, OVERFLOW, OVERFLOW], rtol=1e-6, atol=0.1)
+    assert bool(bench.chip.destroyed[bench.chip.index(DEVICE)])
+    smu.disable_source()
+    assert smu.read_four_wire_resistance(READ_A, COMPLIANCE_V, nplc=0.01) == OVERFLOW

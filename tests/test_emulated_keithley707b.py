@@ -173,3 +173,37 @@ def test_connection_survives_many_statements(emulated):
     assert len(matrix.closed_crosspoints) == 12
     assert matrix.check_errors() == []
     assert len(instrument.log) > 12
+
+
+# -- injected faults ---------------------------------------------------------------------------------
+
+
+def test_a_dropped_connection_armed_after_n_messages_loses_exactly_that_message(emulated, bench):
+    instrument, server = emulated
+    matrix = connect(server)
+    instrument.faults.drop_after_messages = 3
+    matrix.write('channel.close("1A01")')  # message 1
+    assert matrix.ask('print(channel.getclose("allslots"))') == "1A01"  # message 2
+    with pytest.raises((pyvisa.VisaIOError, ConnectionError, OSError, InstrumentError)):  # a timeout, or a reset
+        matrix.write('channel.close("1A02")')  # message 3: lost, and the connection closes
+        matrix.read()  # (the write itself may go out before the close is seen)
+    assert instrument.closed == {"1A01"} and list(instrument.log)[-1] == 'print(channel.getclose("allslots"))'
+    assert instrument.faults.drop_after_messages is None and not instrument.faults.drop_connection
+    assert connect(server).closed_crosspoints == {"1A01"}  # a new connection is served as usual
+
+
+def test_an_instrument_error_armed_after_n_messages_is_a_tsp_error_in_the_queue(emulated, bench):
+    instrument, server = emulated
+    matrix = connect(server)
+    instrument.faults.error_after_messages = 3
+    matrix.write('channel.close("1A01")')  # message 1
+    assert matrix.ask("print(errorqueue.count)") == "0.000000000e+00"  # message 2: nothing before
+    matrix.write('channel.close("1A02")')  # message 3: rejected, as if the instrument refused it
+    assert matrix.closed_crosspoints == {"1A01"}  # it did nothing
+    assert matrix.next_error == (-286, "TSP Runtime error at line 1: execution error")
+    assert matrix.next_error == (0, "Queue Is Empty")
+    instrument.faults.error_after_messages = 1
+    assert matrix.ask('print(channel.getclose("allslots"))') == "nil"  # a rejected query answers nil
+    with pytest.raises(InstrumentError, match="-286: TSP Runtime error"):
+        matrix.check_errors()
+    assert bench.closed == {"1A01"}

@@ -11,7 +11,7 @@ from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated import keysight81160a as keysight_module
 from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM
 from sim_backend.emulated.keysight81160a import PLAYED_KEPT, EmulatedKeysight81160A
-from sim_backend.emulated.server import LOG_KEPT, InstrumentServer
+from sim_backend.emulated.server import LOG_KEPT, Faults, InstrumentServer, garble
 from tests.emulation import connect as connect_driver
 from tests.emulation import station_bench
 
@@ -298,3 +298,112 @@ def test_a_burst_beyond_the_emulation_limit_is_refused_with_an_execution_error(e
     with pytest.raises(InstrumentError, match="-200: Execution error; a burst of 51 cycles"):
         generator.check_errors()
     assert not instrument.played and bench.clock_s == start  # nothing was played
+
+
+# -- injected faults ---------------------------------------------------------------------------------
+
+
+def open_raw(server, timeout_ms=2000):
+    return pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
+                                                       write_termination="\n", timeout=timeout_ms)
+
+
+def test_a_reply_delay_armed_after_n_messages_delays_that_reply_once(emulated):
+    instrument, server = emulated
+    resource = open_raw(server, timeout_ms=1000)
+    try:
+        instrument.faults = Faults(delay_after_messages=2, reply_delay_s=2.5)
+        assert resource.query("*IDN?") == IDN  # message 1: not delayed
+        resource.write(":FREQ1 2e6")  # message 2: the delay strikes here, but a write has no reply...
+        with pytest.raises(pyvisa.VisaIOError):
+            resource.query(":FREQ1?")  # ...so the next reply waits past the client's timeout
+        resource.timeout = 20_000
+        assert float(resource.read()) == pytest.approx(2e6)  # the late reply arrives afterwards
+        resource.timeout = 1000
+        assert resource.query("*IDN?") == IDN  # and later replies are prompt again
+        assert instrument.faults == Faults()  # the fault is used up
+    finally:
+        resource.close()
+
+
+def test_a_garbled_reply_armed_after_n_messages_garbles_exactly_that_reply(emulated):
+    instrument, server = emulated
+    resource = open_raw(server)
+    try:
+        instrument.faults.garble_after_messages = 3
+        assert resource.query("*IDN?") == IDN
+        assert resource.query("*IDN?") == IDN
+        garbled = resource.query("*IDN?")  # message 3
+        assert garbled != IDN and len(garbled) == len(IDN)  # still one line
+        assert garble(garbled.encode("latin-1")) == IDN.encode("latin-1")
+        assert resource.query("*IDN?") == IDN
+        instrument.faults.garble_after_messages = 1
+        resource.write(":FREQ1 2e6")  # a write has no reply: the next reply is the garbled one
+        assert resource.query(":FREQ1?") != "2.000000000e+06"
+        assert float(resource.query(":FREQ1?")) == pytest.approx(2e6)
+    finally:
+        resource.close()
+
+
+def test_an_instrument_error_armed_after_n_messages_rejects_exactly_that_command(emulated):
+    instrument, server = emulated
+    generator = connect(server)
+    instrument.faults.error_after_messages = 3
+    generator.write(":VOLT1:OFFS 0.1")  # message 1
+    assert generator.read_error() == (0, "No error")  # message 2: nothing before
+    generator.write(":VOLT1:OFFS 0.2")  # message 3: rejected, as if the instrument refused it
+    with pytest.raises(InstrumentError, match=r"reports: -200: Execution error\b(?!;)"):
+        generator.check_errors()
+    assert float(generator.ask(":VOLT1:OFFS?")) == pytest.approx(0.1)  # the rejected command did nothing
+    assert generator.check_errors() == []
+    instrument.faults.error = (-241, "Hardware missing")
+    instrument.faults.error_after_messages = 1
+    generator.write(":VOLT1:OFFS 0.3")
+    with pytest.raises(InstrumentError, match="-241: Hardware missing"):
+        generator.check_errors()
+
+
+def test_a_rejected_query_is_not_answered(emulated):
+    instrument, server = emulated
+    resource = open_raw(server, timeout_ms=1000)
+    try:
+        instrument.faults.error_next_message = True
+        with pytest.raises(pyvisa.VisaIOError):
+            resource.query("*IDN?")
+        resource.timeout = 5000
+        assert resource.query(":SYST:ERR?") == '-200,"Execution error"'
+        assert list(instrument.log)[-2:] == ["*IDN?", ":SYST:ERR?"]
+    finally:
+        resource.close()
+
+
+def test_a_device_breakdown_armed_after_n_waveforms_strikes_at_that_waveform(emulated, bench):
+    instrument, server = emulated
+    generator = connect(server)
+    chip = bench.chip
+    i = chip.index(DEVICE)
+    bench.faults.break_after_waveforms = 3
+    for _ in range(2):
+        generator.play_pulse(0.1, 1e-6)  # far below breakdown
+    assert not bool(chip.destroyed[i]) and np.isfinite(bench.read_rxy(1)).all()
+    cycles = int(chip.cycles[i])
+    generator.play_pulse(0.1, 1e-6)  # the third waveform breaks the device down
+    assert bool(chip.destroyed[i])
+    assert int(chip.cycles[i]) == cycles + 1  # one pulse, as played
+    assert np.isinf(bench.read_rxy(3)).all()  # it reads open from now on
+    assert bench.faults.break_after_waveforms is None
+    np.testing.assert_allclose(instrument.played[-1][1], [0.1, 0.0])  # the generator played what it was told
+
+
+def test_an_armed_breakdown_with_nothing_routed_breaks_nothing(emulated, bench):
+    _, server = emulated
+    generator = connect(server)
+    i = bench.chip.index(DEVICE)
+    bench.faults.break_after_waveforms = 1
+    with bench.lock:
+        bench.set_closed([])
+    generator.play_pulse(0.1, 1e-6)
+    with bench.lock:
+        bench.set_closed(bench.routes[DEVICE])
+    generator.play_pulse(0.1, 1e-6)
+    assert not bool(bench.chip.destroyed[i]) and bench.faults.break_after_waveforms is None

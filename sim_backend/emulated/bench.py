@@ -6,13 +6,17 @@ source meter's trigger input: :meth:`Bench.drive_voltage` fires it at the start 
 an armed source meter takes its readings at its own (trigger-model) times within the waveform.
 
 All methods are called under :attr:`Bench.lock` by the servers (see ``EmulatedInstrument.receive``).
+
+Faults for tests (:class:`BenchFaults`, ``bench.faults``): a device that breaks down at a chosen waveform.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,6 +24,34 @@ import torch
 from sim_backend.chip import Chip
 
 SOURCE_IMPEDANCE_OHM = 50.0  # pulse generator output impedance (physics.md)
+BREAKDOWN_FAULT_FACTOR = 1.5  # an injected breakdown drives this many times the device's breakdown current
+
+
+@dataclass
+class BenchFaults:
+    """Faults of the bench (for tests of recovery): a device that breaks down.
+
+    ``break_after_waveforms = N`` (``N >= 1``): the device routed when the ``N``-th waveform from now plays
+    is destroyed, as if that waveform's first pulse (its first segment that carries current, or its first
+    segment if none does) had exceeded the device's breakdown current: the chip counts it destroyed from
+    that segment on, so an armed source meter's readings from there on within the waveform, and every
+    reading after it, read open (as destroyed devices do), and a current source drives nothing through it.
+    Every waveform the pulse generator plays (:meth:`Bench.drive_voltage`) counts, routed or not; if no
+    device is routed at the ``N``-th, nothing breaks. The source meter's own currents do not count. Once
+    it has struck, the count is ``None`` again.
+    """
+
+    break_after_waveforms: int | None = None
+
+    def waveform_played(self) -> bool:
+        """One waveform plays (the bench calls this): whether it breaks the routed device."""
+        if self.break_after_waveforms is None:
+            return False
+        self.break_after_waveforms -= 1
+        if self.break_after_waveforms > 0:
+            return False
+        self.break_after_waveforms = None
+        return True
 
 
 
@@ -76,6 +108,7 @@ class Bench:
         self.closed: frozenset[str] = frozenset()
         self.routed_device: str | None = None
         self._listeners: list[TriggerListener] = []
+        self.faults = BenchFaults()
 
     # -- time -----------------------------------------------------------------------------------
 
@@ -105,18 +138,23 @@ class Bench:
 
         The current of each segment is ``V / (R_ch + R_out)``. The pulse generator's trigger output
         fires at the start of the waveform: every trigger listener (an armed source meter) gets the
-        record of what the device did, and takes its readings at its own times within it.
+        record of what the device did, and takes its readings at its own times within it. A breakdown
+        armed in :attr:`faults` strikes here.
         """
         levels = np.asarray(levels_v, dtype=np.float64).reshape(-1)
         durations = np.broadcast_to(np.asarray(durations_s, dtype=np.float64), levels.shape).copy()
         start = self.clock_s
         index = self._routed_index()
+        breaks = self.faults.waveform_played()
         if index is None:
             states = None
         else:
             r_total = float(self.chip.r_ch_ohm[index]) + self.source_impedance_ohm
+            currents = levels / r_total
+            if breaks and currents.size:
+                currents = self._breaking(index, currents)
             before = int(self.chip.m_z[index])
-            m = self.chip.apply_waveform([index], torch.from_numpy(levels / r_total)[None, :],
+            m = self.chip.apply_waveform([index], torch.from_numpy(currents)[None, :],
                                          torch.from_numpy(durations)[None, :])[0].numpy()
             states = np.concatenate([[before], m]).astype(np.int8)
         record = WaveformRecord(self, index, start, start + np.cumsum(durations), states)
@@ -124,6 +162,16 @@ class Bench:
         for listener in list(self._listeners):
             listener(record)
         return record
+
+    def _breaking(self, index: int, currents: np.ndarray) -> np.ndarray:
+        """``currents`` with the first pulse (the first segment carrying current, else the first segment)
+        above device ``index``'s breakdown current: the injected breakdown (:class:`BenchFaults`)."""
+        currents = currents.copy()
+        carrying = np.flatnonzero(currents != 0.0)
+        k = int(carrying[0]) if carrying.size else 0
+        over = BREAKDOWN_FAULT_FACTOR * float(self.chip.i_breakdown_a[index])
+        currents[k] = math.copysign(over, currents[k])
+        return currents
 
     def source_current(self, current_a: float, duration_s: float) -> None:
         """The source meter forces a DC current through the routed device's channel for ``duration_s``."""

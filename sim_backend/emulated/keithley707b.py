@@ -12,6 +12,7 @@ The statements are recognized with regular expressions (no Lua is executed):
   like TSP's ``print``), ``*IDN?``.
 
 A statement it does not recognize is a TSP syntax error (-285) in the queue, and nothing is replied.
+(An instrument error injected by ``faults.error_after_messages`` is a TSP runtime error, -286, by default.)
 A recognized call with a bad channel list is a TSP runtime error (-286) and changes nothing. A query
 (``print(...)``) that fails or is not emulated queues a runtime error and replies ``nil``, so a client
 never waits for a reply that will not come.
@@ -81,6 +82,7 @@ class EmulatedKeithley707B(EmulatedInstrument):
 
     idn = "Keithley Instruments Inc., Model 707B, 04110429, 1.0.2"
     model = "Keithley707B"
+    fault_error = (TSP_RUNTIME_ERROR, "TSP Runtime error at line 1: execution error")
 
     def __init__(self, bench=None) -> None:
         super().__init__(bench)
@@ -123,6 +125,10 @@ class EmulatedKeithley707B(EmulatedInstrument):
             return "\t".join([tsp_number(0), "Queue Is Empty", tsp_number(SEVERITY_NONE), tsp_number(NODE)])
         code, message = self.next_error()
         return "\t".join([tsp_number(code), message, tsp_number(SEVERITY_USER), tsp_number(NODE)])
+
+    def rejected_reply(self, message: str) -> str | None:
+        """A rejected ``print(...)`` query answers ``nil`` (as a failing query does); anything else, nothing."""
+        return "nil" if message.strip().startswith("print(") else None
 
     def _syntax_error(self, statement: str) -> None:
         self.push_error(TSP_SYNTAX_ERROR, f"TSP Syntax error at line 1: unexpected symbol near '{statement[:40]}'")

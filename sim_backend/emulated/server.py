@@ -7,8 +7,9 @@ after a space or comma) is read whole even when its bytes contain ``\\n``. A mes
 :meth:`EmulatedInstrument.handle` as text (binary bytes decoded as latin-1, so they survive
 ``.encode("latin-1")``); a returned string is sent back with ``\\n``; ``None`` sends nothing.
 
-Faults for tests (:class:`Faults`): a reply delayed past the client's timeout, a connection dropped,
-a garbled reply.
+Faults for tests (:class:`Faults`, one per instrument, ``instrument.faults``): a reply delayed past the
+client's timeout, a connection dropped, a garbled reply, an instrument error; each can be armed to happen
+at a given message from now. (The bench has its own: a device that breaks down, ``bench.faults``.)
 """
 
 from __future__ import annotations
@@ -31,16 +32,84 @@ SCPI_NO_ERROR = (0, "No error")
 SCPI_UNDEFINED_HEADER = -113
 SCPI_DATA_OUT_OF_RANGE = -222
 SCPI_QUEUE_OVERFLOW = (-350, "Queue overflow")
+SCPI_EXECUTION_ERROR = (-200, "Execution error")
 
 
 @dataclass
 class Faults:
-    """Faults injected into an emulated instrument's transport (for tests of recovery)."""
+    """Faults injected into an emulated instrument's transport and error queue (for tests of recovery).
+
+    A fault happens at once (the flags) or at the ``N``-th message from now (the ``*_after_messages``
+    counts, ``N >= 1``): messages 1 to ``N - 1`` are served as usual and the fault strikes at message
+    ``N``. Every message the server takes counts once, write or query (one line, however many
+    ``;``-separated commands it holds), on any connection to the instrument, from when the server takes it:
+    writes a client sent before arming but the server has not yet taken count too, so arm after a query
+    (its reply means every earlier message was taken). Each arming happens once: when it strikes, its
+    count returns to ``None`` and its flag to ``False``.
+
+    - ``drop_connection``: the next message is lost and the server closes the connection (the client's next
+      read or write fails; a new connection is served as usual). ``drop_after_messages = N``: message ``N``
+      is lost so.
+    - ``reply_delay_s``: with no delay armed, every reply waits this long (a slow instrument).
+      ``delay_after_messages = N``: replies go out at once until message ``N``; the reply to message ``N``
+      (or, if it has none, the next reply after it) waits ``reply_delay_s``, once; ``reply_delay_s`` is then
+      0 again. A delay past the client's timeout makes that query time out, and the late reply arrives
+      afterwards, where the client's next read finds it. (Arm the count before setting ``reply_delay_s``,
+      or assign a whole new ``Faults``.) ``delay_next_reply``: the same, from the next message on.
+    - ``garble_next_reply``: the next reply is garbled (its bytes scrambled; still one ``\n``-terminated
+      line). ``garble_after_messages = N``: the reply to message ``N`` (or the next reply after it).
+    - ``error_after_messages = N``: message ``N`` is rejected: it is not acted on, and ``error`` lands in the
+      instrument's error queue exactly as the instrument's own rejections do (read it with ``SYST:ERR?`` or
+      ``print(errorqueue.next())``); nothing is replied, as for any rejected message (so a rejected query
+      goes unanswered and the client times out), except that the 707B answers a rejected ``print(...)``
+      with ``nil``, as it does for any failing query. ``error`` is ``(code, message)``; ``None`` is the
+      instrument's :attr:`EmulatedInstrument.fault_error`: ``(-200, "Execution error")`` on the SCPI
+      instruments, a TSP runtime error (``-286``) on the 707B. ``error_next_message``: the next message.
+    """
 
     reply_delay_s: float = 0.0
     drop_connection: bool = False
     garble_next_reply: bool = False
-    drop_after_messages: int | None = None  # drop the connection when this many more messages arrived
+    drop_after_messages: int | None = None
+    delay_after_messages: int | None = None
+    garble_after_messages: int | None = None
+    error_after_messages: int | None = None
+    error: tuple[int, str] | None = None
+    delay_next_reply: bool = False
+    error_next_message: bool = False
+
+    def count_message(self) -> None:
+        """One message arrived (the server calls this before acting on it): armed faults due now strike."""
+        if self._due("drop_after_messages"):
+            self.drop_connection = True
+        if self._due("delay_after_messages"):
+            self.delay_next_reply = True
+        if self._due("garble_after_messages"):
+            self.garble_next_reply = True
+        if self._due("error_after_messages"):
+            self.error_next_message = True
+
+    def _due(self, name: str) -> bool:
+        remaining = getattr(self, name)
+        if remaining is None:
+            return False
+        remaining -= 1
+        setattr(self, name, None if remaining <= 0 else remaining)
+        return remaining <= 0
+
+    def take_reply_delay(self) -> float:
+        """Seconds the reply about to be sent waits (a one-shot delay is used up)."""
+        if self.delay_next_reply:
+            self.delay_next_reply = False
+            delay, self.reply_delay_s = self.reply_delay_s, 0.0
+            return delay
+        return self.reply_delay_s if self.delay_after_messages is None else 0.0
+
+
+def garble(reply: bytes) -> bytes:
+    """Scramble a reply's bytes (XOR 0x5A); a byte that would become a terminator becomes ``?`` instead."""
+    scrambled = (b ^ 0x5A for b in reply)
+    return bytes(b if b not in (0x0A, 0x0D) else 0x3F for b in scrambled)
 
 
 def scpi_pattern(spec: str) -> re.Pattern[str]:
@@ -104,6 +173,7 @@ class EmulatedInstrument:
 
     idn: str = "Emulated instrument"
     model: str = ""
+    fault_error: tuple[int, str] = SCPI_EXECUTION_ERROR  # what an injected instrument error queues by default
 
     def __init__(self, bench: Bench | None = None) -> None:
         self.bench = bench
@@ -138,6 +208,22 @@ class EmulatedInstrument:
             with self.bench.lock:
                 return self.handle(message)
         return self.handle(message)
+
+    def reject(self, message: str, error: tuple[int, str] | None = None) -> str | None:
+        """Entry point from the server for a message rejected by an injected fault: log it and queue
+        ``error`` (default :attr:`fault_error`) instead of acting on it; reply as to any rejected message."""
+        self.log.append(message)
+        code, text = error if error is not None else self.fault_error
+        if self.bench is not None:
+            with self.bench.lock:
+                self.push_error(code, text)
+        else:
+            self.push_error(code, text)
+        return self.rejected_reply(message)
+
+    def rejected_reply(self, message: str) -> str | None:
+        """What the instrument replies to a message it rejects: nothing."""
+        return None
 
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -204,24 +290,27 @@ class _Handler(socketserver.BaseRequestHandler):
                 if not raw.strip():
                     continue
                 faults = instrument.faults
-                if faults.drop_after_messages is not None:
-                    faults.drop_after_messages -= 1
-                    if faults.drop_after_messages <= 0:
-                        faults.drop_after_messages = None
-                        faults.drop_connection = True
+                faults.count_message()
                 if faults.drop_connection:
                     faults.drop_connection = False
                     sock.close()
                     return
-                reply = instrument.receive(raw.decode("latin-1"))
+                message = raw.decode("latin-1")
+                if faults.error_next_message:
+                    faults.error_next_message = False
+                    reply = instrument.reject(message, faults.error)
+                else:
+                    reply = instrument.receive(message)
                 if reply is None:
                     continue
-                if faults.reply_delay_s:
-                    time.sleep(faults.reply_delay_s)
-                data = reply.encode("latin-1", errors="replace") + b"\n"
+                delay = faults.take_reply_delay()
+                if delay > 0:
+                    time.sleep(delay)
+                data = reply.encode("latin-1", errors="replace")
                 if faults.garble_next_reply:
                     faults.garble_next_reply = False
-                    data = bytes(b ^ 0x5A for b in data[:-1]) + b"\n"
+                    data = garble(data)
+                data += b"\n"
                 try:
                     sock.sendall(data)
                 except OSError:
