@@ -14,7 +14,9 @@
   long run makes, what they hold stays bounded. A buffer the trigger model or sweep uses cannot be deleted.
 - Source list sweeps: ``:SOUR:LIST:CURR`` (+ ``:APP``, 100 values per command, 2500 in all) and
   ``:SOUR:SWE:CURR:LIST``; ``:INIT`` turns the output on, and for each current drives it through the
-  routed device for the sweep's delay, then reads; the output is off after the last reading.
+  routed device for the sweep's delay, then reads (the current flowing on through the aperture); the
+  output is off after the last reading. A whole sweep is one vectorized pass through the bench
+  (:meth:`~sim_backend.emulated.bench.Bench.source_current_steps`), not a call per step.
 - The trigger model (``:TRIG:LOAD "Empty"`` and blocks: buffer clear, wait, constant delay, measure,
   counter branch, no-op). A wait on ``DIGio1`` (digital line 1 in trigger-input mode) listens on the
   bench's trigger line, which the pulse generator fires at the start of each waveform: the model runs

@@ -56,7 +56,7 @@ class Faults:
       0 again. A delay past the client's timeout makes that query time out, and the late reply arrives
       afterwards, where the client's next read finds it. (Arm the count before setting ``reply_delay_s``,
       or assign a whole new ``Faults``.) ``delay_next_reply``: the same, from the next message on.
-    - ``garble_next_reply``: the next reply is garbled (its bytes scrambled; still one ``\n``-terminated
+    - ``garble_next_reply``: the next reply is garbled (its bytes scrambled; still one ``\\n``-terminated
       line). ``garble_after_messages = N``: the reply to message ``N`` (or the next reply after it).
     - ``error_after_messages = N``: message ``N`` is rejected: it is not acted on, and ``error`` lands in the
       instrument's error queue exactly as the instrument's own rejections do (read it with ``SYST:ERR?`` or
