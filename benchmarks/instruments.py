@@ -11,12 +11,11 @@ import time
 import numpy as np
 
 from benchmarks.harness import Row
+from instruments.config_files import EMULATED_STATION_FILE as STATION
 from instruments.station import Station
 from instruments.trials import run_trials_fast, run_trials_naive
-from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated.station import EmulatedStation
 
-STATION = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
 DEVICE, CURRENT_A, RESET_A, PULSE_S = "w5-1", 1.8e-3, -3.25e-3, 10e-6
 FAST_TRIALS, NAIVE_TRIALS, REPEATS = 4000, 300, 3
 
@@ -27,8 +26,8 @@ BATCH, NEURONS = 64, 48
 def _backend_rates() -> tuple[float, float]:
     import torch
 
-    from hil.backends import SimBackend
-    from hil.train import open_backend
+    from hil.neurons import SimBackend
+    from hil.neurons.sources import open_backend
 
     with open_backend("hardware", station=STATION, trials_per_point=20) as (backend, _):
         neurons = backend.assign(NEURONS)

@@ -10,16 +10,15 @@ import numpy as np
 import yaml
 
 from benchmarks.harness import Row
-from hil.recording import SessionSink
 from hil.session import SessionWriter
+from hil.session.sinks import SessionStore
+from instruments.config_files import CONFIGS
 from instruments.station import Station
-from protocols.characterization import TRIAL_DTYPE, BiasSweep
-from protocols.engine import MemorySink
-from protocols.engine import run as run_engine
-from sim_backend.chip import DEFAULT_CHIP_FILE
+from protocols.bias_sweep import BiasSweep
+from protocols.device_trial import TRIALS
+from protocols.engine import MemoryStore, RunEngine
 from sim_backend.emulated.station import EmulatedStation
 
-CONFIGS = DEFAULT_CHIP_FILE.parent
 REPEATS = 3
 CHUNK_ROWS = 1000
 CHUNKS = 200
@@ -28,7 +27,7 @@ CHUNKS = 200
 def _sweep(station: Station) -> BiasSweep:
     raw = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
     raw["devices"] = ["w3-1", "w5-1", "w10-1"]
-    return BiasSweep(station, raw)
+    return BiasSweep(station.spec, raw).attach(station)
 
 
 def run() -> list[Row]:
@@ -39,26 +38,27 @@ def run() -> list[Row]:
         protocol = _sweep(station)
         n_trials = sum(u.n_trials for u in protocol.plan())
         clock = emulated.clock_s
-        run_engine(protocol, [MemorySink()])  # warm-up: routes, R_ch, caches
+        RunEngine(MemoryStore()).run([protocol])  # warm-up: routes, R_ch, caches
         instrument_s = emulated.clock_s - clock  # what the sweep takes on a real station
         for k in range(REPEATS):
             start = time.perf_counter()
-            run_engine(protocol, [MemorySink()])
+            RunEngine(MemoryStore()).run([protocol])
             best["memory"] = min(best["memory"], time.perf_counter() - start)
             start = time.perf_counter()
             with SessionWriter.create(Path(tmp) / f"s{k}.h5", "characterization") as writer:
-                run_engine(protocol, [SessionSink(writer)])
+                RunEngine(SessionStore(writer)).run([protocol])
             best["session"] = min(best["session"], time.perf_counter() - start)
 
         # sustained writing: chunks of trial records appended, each committed and flushed
-        rows = np.zeros(CHUNK_ROWS, dtype=TRIAL_DTYPE)
+        rows = TRIALS.rows(CHUNK_ROWS, 0)
         rows["device"] = b"w3-1"
         with SessionWriter.create(Path(tmp) / "rate.h5", "characterization") as writer:
-            run = writer.start_run("bias_sweep", {})
+            run = writer.run(0)
+            run.declare(TRIALS)
             start = time.perf_counter()
             for unit in range(CHUNKS):
                 rows["unit"] = unit
-                run.append("trials", rows)
+                run.commit(unit, {TRIALS.name: rows})
             write_s = time.perf_counter() - start
     overhead = best["session"] / best["memory"] - 1
     return [

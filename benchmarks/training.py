@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 
 from benchmarks.harness import Row, interleaved_best_times
-from hil.backends import ReplayBackend, SimBackend, measure_curves, sweep_currents
-from hil.datasets import Dataset, load_digits, load_mnist, mnist_available
-from hil.layers import NeuronConfig
-from hil.training import TrainConfig, Trainer, build_network, train, transfer_experiment
+from hil.neurons import ReplayBackend, SimBackend, measure_curves, sweep_currents
+from hil.neurons.layers import NeuronConfig
+from hil.training import TrainConfig, Trainer, build_network, train
+from hil.training.datasets import Dataset, load_digits, load_mnist, mnist_available
+from hil.training.experiments import transfer_experiment
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 HIDDEN = 128

@@ -1,12 +1,33 @@
-"""Reading config files (YAML): the checks every file kind shares, with errors of the caller's type."""
+"""Config files (YAML): where the shipped ones are, and the checks every file kind shares.
+
+The project's ``configs/`` (station, chip and protocol files) and ``data/`` (recorded sessions) ship in
+an installed wheel as the resources ``hil.configs`` and ``hil.data`` (``importlib.resources``); a source
+checkout (an editable install) has them beside the packages.
+"""
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+def _shipped(package: str, folder: str) -> Path:
+    try:
+        return Path(str(importlib.resources.files(package)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / folder
+
+
+CONFIGS = _shipped("hil.configs", "configs")
+DATA = _shipped("hil.data", "data")
+DEFAULT_CHIP_FILE = CONFIGS / "chip.default.yaml"
+EMULATED_STATION_FILE = CONFIGS / "station.emulated.yaml"
+PROTOCOL_FILES = CONFIGS / "protocols"
+EMULATED_SESSION = DATA / "emulated-session.h5"
 
 
 def read_yaml(path: str | Path, kind: str, error: type[Exception]) -> Any:

@@ -22,10 +22,39 @@ class Segment:
 
 
 @runtime_checkable
-class PulseGenerator(Protocol):
-    """Plays voltage pulses and arbitrary waveforms into the routed device."""
+class StationInstrument(Protocol):
+    """What the station needs from every instrument, whatever its role."""
 
     idn: str
+    label: str  # how messages name it: role and model
+
+    def sync(self) -> None:
+        """Bring the connection back in step after an interrupted exchange (stale replies discarded)."""
+        ...
+
+    def make_safe(self) -> None:
+        """Send the commands of the safe state (output off, or every crosspoint open)."""
+        ...
+
+    def is_safe(self) -> bool:
+        """Asks the instrument whether it is in its safe state (confirms the commands took effect)."""
+        ...
+
+    def check_errors(self) -> None:
+        """Read the error queue; raise ``InstrumentErrors`` naming every error found."""
+        ...
+
+    def reconnect(self) -> None:
+        """Open a new connection to the same address (after the link dropped)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+@runtime_checkable
+class PulseGenerator(StationInstrument, Protocol):
+    """Plays voltage pulses and arbitrary waveforms into the routed device."""
 
     def max_segments(self, segments: Sequence[Segment]) -> int:
         """How many of the leading ``segments`` fit into one waveform of the generator's memory."""
@@ -50,16 +79,12 @@ class PulseGenerator(Protocol):
         """Output off (safe state)."""
         ...
 
-    def is_safe(self) -> bool:
-        """Asks the instrument whether it is in its safe state (confirms the commands took effect)."""
-        ...
-
 
 @runtime_checkable
-class SourceMeter(Protocol):
+class SourceMeter(StationInstrument, Protocol):
     """Forces currents through the channel and reads resistances (4-wire Hall, 2-wire channel)."""
 
-    idn: str
+    max_buffer_readings: int  # readings its buffer holds: one arming of timed readings takes at most this many
 
     def configure_read(self, current_a: float, compliance_v: float, nplc: float) -> None:
         """Set the read current, voltage compliance and integration time used by the reads below."""
@@ -92,16 +117,10 @@ class SourceMeter(Protocol):
         """Output off, high impedance (safe state; also during pulses)."""
         ...
 
-    def is_safe(self) -> bool:
-        """Asks the instrument whether it is in its safe state (confirms the commands took effect)."""
-        ...
-
 
 @runtime_checkable
-class SwitchMatrix(Protocol):
+class SwitchMatrix(StationInstrument, Protocol):
     """Connects instrument terminals (rows) to chip pads (columns)."""
-
-    idn: str
 
     def close_only(self, crosspoints: Iterable[str]) -> None:
         """Break before make: open every crosspoint, then close exactly ``crosspoints``."""
@@ -109,10 +128,6 @@ class SwitchMatrix(Protocol):
 
     def open_all(self) -> None:
         """Open every crosspoint (safe state)."""
-        ...
-
-    def is_safe(self) -> bool:
-        """Asks the instrument whether it is in its safe state (confirms the commands took effect)."""
         ...
 
     def closed(self) -> set[str]:

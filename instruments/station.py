@@ -2,27 +2,83 @@
 
 ``Station.open(spec_or_path)`` connects every instrument through pyvisa, checks each ``*IDN?``
 against the declared model (a mismatch is refused before any other command is sent) and returns a
-context manager: on exit, and on any exception inside it, the outputs go off and the matrix opens.
+context manager: on exit, and on any exception inside it, the outputs go off and the matrix opens, and
+every instrument is asked to confirm it (:meth:`Station.safe_state`, a :class:`SafeStateReport`).
 
 Every request that could harm a device is checked against the station's limits **before** any
 command is sent: pulse and DC currents per device, pulse widths, compliance, forbidden crosspoints.
+Every instrument's error queue is read when a unit of work ends (:meth:`Station.checked`): an error
+an instrument reports stops the run instead of passing unnoticed into the data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from instruments.adapters import SUPPORTED_MODELS, open_connection
-from instruments.roles import PulseGenerator, SourceMeter, SwitchMatrix
+from instruments.adapters import MODELS, open_connection
+from instruments.drivers.errors import InstrumentConnectionError, InstrumentErrors
+from instruments.interrupts import interrupts_held
+from instruments.roles import PulseGenerator, SourceMeter, StationInstrument, SwitchMatrix
 from instruments.station_config import SafetyError, StationSpec, load_station_spec
 from instruments.transport import RecordingAdapter, ReplayAdapter, TransportLog
 
 log = logging.getLogger(__name__)
 
 SOURCE_IMPEDANCE_OHM = 50.0  # the pulse generator's output impedance: I = V / (R_ch + 50 Ω)
+ROLE_NAMES = {"pulse_generator": "pulse generator", "source_meter": "source meter", "switch_matrix": "switch matrix"}
+
+
+@dataclass(frozen=True)
+class SafeStateReport:
+    """What the instruments confirmed when they were put in the safe state.
+
+    ``confirmed``: answered that they are safe; ``unsafe``: answered, but report a live output or a
+    closed crosspoint; ``unreachable``: did not answer (even on a new connection), with the reason.
+    """
+
+    confirmed: tuple[str, ...]
+    unsafe: tuple[str, ...] = ()
+    unreachable: tuple[tuple[str, str], ...] = ()
+    reconnected: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.unsafe and not self.unreachable
+
+    def describe(self) -> str:
+        if self.ok:
+            return "outputs off and matrix open, confirmed by every instrument"
+        parts = [f"{name} still reports a live output or closed crosspoint after the safe-state commands: switch "
+                 "it off at its front panel" for name in self.unsafe]
+        parts += [f"{name} did not answer ({reason}): it may still be live; switch its output off at its front "
+                  "panel (or power it down) before touching the probes" for name, reason in self.unreachable]
+        return "SAFE STATE NOT CONFIRMED: " + "; ".join(parts)
+
+
+class DeviceOpenError(SafetyError):
+    """A device reads open (broken down, or not contacted): no further pulse is sent to it.
+
+    ``rows`` may carry what was measured on it before it was found open (a batch of trials).
+    """
+
+    def __init__(self, device: str, message: str, rows: Any = None) -> None:
+        self.device = device
+        self.rows = rows
+        super().__init__(message)
+
+
+class SafeStateError(SafetyError):
+    """The instruments could not all confirm the safe state; ``report`` says which and what to do."""
+
+    def __init__(self, report: SafeStateReport) -> None:
+        self.report = report
+        super().__init__(report.describe())
 
 
 class Station:
@@ -36,7 +92,14 @@ class Station:
         self.switch_matrix = switch_matrix
         self.routed: str | None = None
         self.channel_resistance_ohm: dict[str, float] = {}
+        self.safe_state_report: SafeStateReport | None = None
         self._read_configured = False
+        self._check_depth = 0
+
+    @property
+    def instruments(self) -> dict[str, StationInstrument]:
+        return {"pulse_generator": self.pulse_generator, "source_meter": self.source_meter,
+                "switch_matrix": self.switch_matrix}
 
     # -- connecting ------------------------------------------------------------------------------
 
@@ -59,63 +122,151 @@ class Station:
         try:
             roles = {}
             for role, inst in spec.instruments.items():
+                model = MODELS[inst.model]
+                reopen = None
                 if replay is not None:
                     connection: Any = ReplayAdapter(replay.for_instrument(role), role)
                 else:
-                    connection = open_connection(inst.address, visa_library, timeout_ms)
-                    if record is not None:
-                        connection = RecordingAdapter(connection, record, role)
-                adapter = SUPPORTED_MODELS[role][inst.model].connect(connection, inst.options, inst.address, role)
+                    def reopen(address: str = inst.address, role: str = role, model: str = inst.model) -> Any:
+                        link = open_connection(address, visa_library, timeout_ms, instrument=f"{role} ({model})")
+                        return RecordingAdapter(link, record, role) if record is not None else link
+
+                    connection = reopen()
+                adapter = model.adapter.connect(connection, inst.options, inst.address, role, reopen)
                 opened.append(adapter)
                 roles[role] = adapter
             station = cls(spec, roles["pulse_generator"], roles["source_meter"], roles["switch_matrix"])
-            station.safe_state()
+            station.safe_state(raise_if_unconfirmed=True)
+            station.clear_stale_errors()
             return station
         except BaseException:
             for adapter in opened:
-                adapter.close()
+                with contextlib.suppress(Exception):
+                    adapter.close()
             raise
 
-    def close(self) -> None:
-        """Safe state, then disconnect every instrument."""
+    def clear_stale_errors(self) -> None:
+        """Read (and so empty) every error queue at the start; what was there came before this run."""
+        for role, instrument in self.instruments.items():
+            try:
+                instrument.check_errors()
+            except InstrumentErrors as exc:
+                log.warning("%s held errors from before this run (read and cleared): %s", role, exc)
+
+    def close(self) -> SafeStateReport:
+        """Safe state (confirmed), then disconnect every instrument. Raises :class:`SafeStateError` when an
+        instrument could not confirm it."""
         try:
-            self.safe_state()
+            report = self.safe_state()
         finally:
-            for role in (self.pulse_generator, self.source_meter, self.switch_matrix):
+            for instrument in self.instruments.values():
                 try:
-                    role.close()  # type: ignore[attr-defined]
+                    instrument.close()
                 except Exception as exc:  # noqa: BLE001 — closing the others matters more
-                    log.warning("closing %s failed: %s", role, exc)
+                    log.warning("closing %s failed: %s", instrument, exc)
+        if not report.ok:
+            raise SafeStateError(report)
+        return report
 
     def __enter__(self) -> Station:
         return self
 
-    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         try:
             self.close()
-        except Exception as error:
-            if exc_type is None:
+        except SafeStateError as error:
+            if exc is None:
                 raise
-            # the error that ended the run matters more; the failed safe-state step is already logged
-            log.error("while stopping after %s: %s", exc_type.__name__, error)
+            log.error("while stopping after %s: %s", exc_type.__name__ if exc_type else "an error", error)
+        if exc is not None and self.safe_state_report is not None:
+            with contextlib.suppress(AttributeError, TypeError):
+                exc.safe_state = self.safe_state_report  # type: ignore[attr-defined]
 
-    def safe_state(self) -> None:
-        """Outputs off and every crosspoint open; each step is tried even if another fails."""
-        errors = []
-        for action in (self.pulse_generator.output_off, self.source_meter.output_off, self.switch_matrix.open_all):
-            try:
-                action()
-            except Exception as exc:  # noqa: BLE001 — the remaining steps must still run
-                errors.append(exc)
-                log.error("safe state: %s failed: %s", getattr(action, "__qualname__", action), exc)
+    def safe_state(self, raise_if_unconfirmed: bool = False) -> SafeStateReport:
+        """Outputs off and every crosspoint open, each instrument asked to confirm; the report.
+
+        Each instrument's connection is first brought back in step (a reply still on its way from an
+        interrupted query must not be read as the confirmation). An instrument that does not answer is
+        tried once more on a new connection. Ctrl-C is held meanwhile.
+        """
+        confirmed, unsafe, unreachable, reconnected = [], [], [], []
+        with interrupts_held(reraise=False, what="the instruments are made safe"):
+            for role, instrument in self.instruments.items():
+                declared = self.spec.instruments[role]
+                name = f"{ROLE_NAMES[role]} ({declared.model} at {declared.address})"
+                try:
+                    safe = self._make_safe(instrument)
+                except Exception as first:  # noqa: BLE001 — any failure: try a new connection, then report it
+                    try:
+                        instrument.reconnect()
+                        safe = self._make_safe(instrument)
+                        reconnected.append(name)
+                    except Exception as exc:  # noqa: BLE001 — whatever happened, the report must say so
+                        log.error("safe state: %s failed: %s (then %s)", name, first, exc)
+                        unreachable.append((name, str(first)))
+                        continue
+                (confirmed if safe else unsafe).append(name)
         self.routed = None
-        if errors:
-            raise errors[0]
-        roles = (("pulse generator", self.pulse_generator), ("source meter", self.source_meter),
-                 ("switch matrix", self.switch_matrix))
-        unsafe = [name for name, role in roles if not role.is_safe()]
-        if unsafe:
-            raise SafetyError(f"safe state not confirmed by the {', '.join(unsafe)}: check the instruments by hand")
+        self._read_configured = False
+        report = SafeStateReport(tuple(confirmed), tuple(unsafe), tuple(unreachable), tuple(reconnected))
+        self.safe_state_report = report
+        if not report.ok:
+            log.error("%s", report.describe())
+            if raise_if_unconfirmed:
+                raise SafeStateError(report)
+        return report
+
+    @staticmethod
+    def _make_safe(instrument: StationInstrument) -> bool:
+        instrument.sync()
+        instrument.make_safe()
+        return instrument.is_safe()
+
+    # -- instrument errors -------------------------------------------------------------------------
+
+    def check_errors(self, where: str = "") -> None:
+        """Read every instrument's error queue; raise :class:`InstrumentErrors` naming every error found."""
+        entries = []
+        for instrument in self.instruments.values():
+            try:
+                instrument.check_errors()
+            except InstrumentErrors as exc:
+                entries.extend(exc.entries)
+        if entries:
+            raise InstrumentErrors(entries, where)
+
+    @contextlib.contextmanager
+    def checked(self, where: str = "") -> Iterator[None]:
+        """Read every error queue when the block ends; nested blocks check once, at the outermost.
+
+        When the block failed (a reply that made no sense, a reading out of range), the queues are read
+        too: an error an instrument reported is the cause, and is raised instead (chained to the failure).
+        """
+        self._check_depth += 1
+        try:
+            yield
+        except (InstrumentConnectionError, InstrumentErrors, DeviceOpenError):
+            raise
+        except Exception as failure:
+            if self._check_depth == 1:
+                cause = self._queued_errors(where)
+                if cause is not None:
+                    raise cause from failure
+            raise
+        finally:
+            self._check_depth -= 1
+        if self._check_depth == 0:
+            self.check_errors(where)
+
+    def _queued_errors(self, where: str) -> InstrumentErrors | None:
+        """The errors in the queues after a failure (``None``: none, or the queues could not be read)."""
+        try:
+            self.check_errors(where)
+        except InstrumentErrors as errors:
+            return errors
+        except Exception:  # noqa: BLE001 — the failure being handled matters more than this one
+            return None
+        return None
 
     # -- routing and reads ------------------------------------------------------------------------
 
@@ -148,8 +299,8 @@ class Station:
         self.prepare_reads()
         r_ch = float(self.source_meter.read_channel())
         if not math.isfinite(r_ch) or r_ch <= 0 or r_ch > 1e9:
-            raise SafetyError(f"device {device_id}: channel reads open ({r_ch:.4g} Ω); it may be broken or not "
-                              "contacted. No pulse will be sent to it")
+            raise DeviceOpenError(device_id, f"device {device_id}: channel reads open ({r_ch:.4g} Ω); it may be "
+                                  "broken or not contacted. No pulse will be sent to it")
         self.channel_resistance_ohm[device_id] = r_ch
         return r_ch
 

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
 from instruments.config_files import read_yaml
+from instruments.failures import UserFacingError
 from instruments.units import QuantityError, parse_quantity
 
 STATION_FORMAT = "hil-station/1"
@@ -39,11 +40,11 @@ MATRIX_COLUMNS = range(1, 13)
 MATRIX_SLOTS = range(1, 7)
 
 
-class StationConfigError(ValueError):
+class StationConfigError(UserFacingError, ValueError):
     """A station file that cannot describe a station; the message names the key and value."""
 
 
-class SafetyError(ValueError):
+class SafetyError(UserFacingError, ValueError):
     """A request beyond a device's or the station's limits; refused before any command is sent."""
 
 

@@ -1,5 +1,9 @@
-"""Transport record and replay at the PyMeasure adapter level.
+"""Transport at the PyMeasure adapter level: guarding, recording and replaying what goes over the line.
 
+- :class:`GuardedAdapter` names the instrument in every transport failure: a reply that does not come
+  within the timeout, a dropped or reset link become an
+  :class:`~instruments.drivers.errors.InstrumentConnectionError` that says which instrument, at which
+  address, and what to do.
 - :class:`RecordingAdapter` wraps the adapter a driver talks through and logs every command and reply
   (instrument role, time, direction, bytes) into a shared :class:`TransportLog`.
 - :class:`ReplayAdapter` serves a recorded log to the same drivers, offline: each command must be
@@ -18,7 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyvisa
 from pymeasure.adapters import Adapter
+
+from instruments.drivers.errors import InstrumentConnectionError
+from instruments.failures import UserFacingError
 
 WRITE, READ = "write", "read"
 
@@ -28,7 +36,7 @@ def _show(data: bytes) -> str:
     return repr(data) if len(data) <= 80 else f"{data[:60]!r}... ({len(data)} bytes)"
 
 
-class TransportMismatch(AssertionError):
+class TransportMismatch(UserFacingError, AssertionError):
     """A replayed driver sent something other than what was recorded."""
 
 
@@ -43,26 +51,38 @@ class TransportEntry:
 
 @dataclass
 class TransportLog:
-    """Every command and reply, in order, across the instruments of a station."""
+    """Every command and reply, in order, across the instruments of a station.
+
+    A recording session drains what it has written (:meth:`take`), so a long run keeps only the entries
+    since the last unit in memory.
+    """
 
     entries: list[TransportEntry] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _next_seq: int = 0
 
     def add(self, instrument: str, direction: str, data: bytes) -> None:
         with self._lock:
-            self.entries.append(TransportEntry(len(self.entries), time.time(), instrument, direction, data))
+            self.entries.append(TransportEntry(self._next_seq, time.time(), instrument, direction, data))
+            self._next_seq += 1
 
     def for_instrument(self, instrument: str) -> list[TransportEntry]:
         return [e for e in self.entries if e.instrument == instrument]
 
-    def to_records(self, start: int = 0) -> dict[str, Any]:
-        """Entries from ``start`` on as columns: fixed fields plus a list of payloads (any length)."""
-        chosen = self.entries[start:]
-        return {"seq": np.array([e.seq for e in chosen], dtype="i8"),
-                "time_s": np.array([e.time_s for e in chosen], dtype="f8"),
-                "instrument": [e.instrument for e in chosen],
-                "direction": [e.direction for e in chosen],
-                "data": [e.data for e in chosen]}
+    def take(self) -> dict[str, Any]:
+        """Remove every entry logged so far and return them as columns (see :meth:`columns`)."""
+        with self._lock:
+            taken, self.entries = self.entries, []
+        return self.columns(taken)
+
+    @staticmethod
+    def columns(entries: list[TransportEntry]) -> dict[str, Any]:
+        """Entries as columns: fixed fields plus a list of payloads (any length)."""
+        return {"seq": np.array([e.seq for e in entries], dtype="i8"),
+                "time_s": np.array([e.time_s for e in entries], dtype="f8"),
+                "instrument": [e.instrument for e in entries],
+                "direction": [e.direction for e in entries],
+                "data": [e.data for e in entries]}
 
     @classmethod
     def from_records(cls, records: dict[str, Any]) -> TransportLog:
@@ -70,7 +90,63 @@ class TransportLog:
         for seq, t, inst, direction, data in zip(records["seq"], records["time_s"], records["instrument"],
                                                  records["direction"], records["data"], strict=True):
             log.entries.append(TransportEntry(int(seq), float(t), str(inst), str(direction), bytes(data)))
+        log._next_seq = len(log.entries)
         return log
+
+
+def connection_error(instrument: str, address: str, exc: BaseException, timeout_s: float | None = None
+                     ) -> InstrumentConnectionError:
+    """An :class:`InstrumentConnectionError` for a transport failure ``exc`` of ``instrument`` at ``address``."""
+    code = getattr(exc, "error_code", None)
+    if code == pyvisa.constants.StatusCode.error_timeout:
+        after = f" within {timeout_s:g} s" if timeout_s is not None else " in time"
+        return InstrumentConnectionError(instrument, address, f"no reply{after}",
+                                         "is it on, connected and not busy? Check its front panel")
+    if isinstance(exc, ConnectionRefusedError):
+        return InstrumentConnectionError(instrument, address, "the connection was refused",
+                                         "is the instrument on, and is its address in the station file right?")
+    reason = getattr(exc, "description", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return InstrumentConnectionError(instrument, address, f"the connection failed ({reason})",
+                                     "check the cable or network and that the instrument is on")
+
+
+class GuardedAdapter(Adapter):
+    """Passes everything to ``inner``; a transport failure becomes an :class:`InstrumentConnectionError`."""
+
+    def __init__(self, inner: Adapter, instrument: str, address: str, timeout_s: float | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.instrument = instrument
+        self.address = address
+        self.timeout_s = timeout_s
+        self.connection = getattr(inner, "connection", None)
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (pyvisa.errors.VisaIOError, OSError, EOFError) as exc:
+            raise connection_error(self.instrument, self.address, exc, self.timeout_s) from exc
+
+    def _write(self, command: str, **kwargs: Any) -> None:
+        self._call(self.inner._write, command, **kwargs)
+
+    def _write_bytes(self, content: bytes, **kwargs: Any) -> None:
+        self._call(self.inner._write_bytes, content, **kwargs)
+
+    def _read(self, **kwargs: Any) -> str:
+        return self._call(self.inner._read, **kwargs)
+
+    def _read_bytes(self, count: int, break_on_termchar: bool = False, **kwargs: Any) -> bytes:
+        return self._call(self.inner._read_bytes, count, break_on_termchar, **kwargs)
+
+    def flush_read_buffer(self) -> None:
+        self._call(self.inner.flush_read_buffer)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        except (pyvisa.errors.Error, OSError):
+            pass  # a link that is already gone is closed
 
 
 class RecordingAdapter(Adapter):

@@ -3,7 +3,8 @@
 - **Fast path**: one arbitrary waveform carries many trials (reset, gap, read window, bias, gap, read
   window). The generator's trigger output starts the source meter's trigger model, which takes one
   reading in each read window (its delays follow the waveform's timing) into its buffer; one query
-  fetches them all. Waveforms are split where the generator's memory is full.
+  fetches them all. Waveforms are split where the generator's memory or the source meter's buffer is
+  full (both limits come from the instruments' adapters).
 - **Naive path**: separate commands for every pulse and every read; the reference the fast path is
   measured against, and the path for instruments without markers or buffers.
 
@@ -14,7 +15,7 @@ physically (pulses, gaps, read windows and reading apertures), modeled from the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,7 +56,6 @@ class TrialBatch:
     switched: np.ndarray
     reset_ok: np.ndarray
     instrument_time_s: float
-    extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.bias_a.size)
@@ -108,22 +108,21 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
     offsets = [timing.reset_width_s + timing.gap_s, period - window]
     # every trial has the same segment durations, so the memory holds the same number of trials each time
     all_segments = [s for current in bias for s in trial_segments(float(current))]
-    fit = station.pulse_generator.max_segments(all_segments) // per_trial
+    fit = min(station.pulse_generator.max_segments(all_segments) // per_trial,
+              station.source_meter.max_buffer_readings // len(offsets))
     if fit < 1:
         raise SafetyError("one trial does not fit into the pulse generator's waveform memory")
     readings: list[np.ndarray] = []
-    waveforms = 0
     for start in range(0, bias.size, fit):
         n = min(fit, bias.size - start)
         station.source_meter.arm_timed_readings(n, offsets, period)
         station.pulse_generator.play_waveform(all_segments[start * per_trial:(start + n) * per_trial])
         readings.append(np.asarray(station.source_meter.fetch_readings(2 * n), dtype=np.float64))
-        waveforms += 1
     data = np.concatenate(readings)
     reset_readings, after = data[0::2], data[1::2]
     switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
     return TrialBatch(device, "fast", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
-                      bias.size * period, {"waveforms": waveforms})
+                      bias.size * period)
 
 
 def run_trials_naive(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,

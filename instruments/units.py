@@ -11,8 +11,10 @@ from numbers import Real
 
 import pint
 
+from instruments.failures import UserFacingError
 
-class QuantityError(ValueError):
+
+class QuantityError(UserFacingError, ValueError):
     """A config value that is not a quantity of the expected dimension."""
 
 

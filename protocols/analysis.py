@@ -1,7 +1,10 @@
 """From recorded trials and steps to curves, fits, per-size summaries and loop widths.
 
-Inputs are the record tables the protocols produce (``TRIAL_DTYPE``, ``STEP_DTYPE``); outputs are
-plain structured arrays and dicts that the session stores under ``analysis/``.
+Inputs are the record tables the protocols produce (``trials`` of :mod:`protocols.device_trial`, ``steps``
+of :mod:`protocols.hysteresis_loop`); outputs are plain structured arrays and dicts that the session stores
+under ``analysis/``. The accessors at the end (:func:`curves_by_device`, :func:`switching_counts`,
+:func:`state_readings`, :func:`loops_of`, ...) are how tools outside the protocols read these tables and
+results: no other module names their fields.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ LOOP_DTYPE = np.dtype([("device", "S32"), ("loop_width_a", "f8"), ("i_up_a", "f8
                        ("r_low_ohm", "f8"), ("r_high_ohm", "f8")])
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
+    """A device id as stored (bytes) or given (str), as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -57,7 +61,7 @@ def fit_curves(curves: np.ndarray, tau0_s: float = 1e-9) -> dict[str, dict[str, 
             entry["neel_brown"] = fit_neel_brown(*args, width_s=float(rows["width_s"][0]), tau0_s=tau0_s).as_dict()
         except FitError as exc:
             entry["neel_brown_error"] = str(exc)
-        fits[_text(device)] = entry
+        fits[text(device)] = entry
     return fits
 
 
@@ -66,7 +70,7 @@ def reset_summary(trials: np.ndarray) -> dict[str, dict[str, float]]:
     out = {}
     for device in np.unique(trials["device"]):
         ok = trials["reset_ok"][trials["device"] == device]
-        out[_text(device)] = {"n_resets": int(ok.size), "reset_success_rate": float(ok.mean()) if ok.size else 0.0}
+        out[text(device)] = {"n_resets": int(ok.size), "reset_success_rate": float(ok.mean()) if ok.size else 0.0}
     return out
 
 
@@ -93,15 +97,32 @@ def loop_switching(current_a: np.ndarray, reading_ohm: np.ndarray) -> tuple[floa
     return float(current_a[rising][up_hits[0]]), float(current_a[falling][down_hits[0]]), float(low), float(high)
 
 
+def loops_of(steps: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Every loop of a ``steps`` table, in unit order: ``(device, current_a, reading_ohm)`` in step order."""
+    out = []
+    for unit in np.unique(steps["unit"]):
+        rows = np.sort(steps[steps["unit"] == unit], order="step")
+        out.append((text(rows["device"][0]), rows["current_a"], rows["reading_ohm"]))
+    return out
+
+
+def loop_widths_per_loop(steps: np.ndarray) -> dict[str, list[float]]:
+    """Half-width of every loop (A), per device, in unit order (NaN for a loop that did not switch)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for device, currents, readings in loops_of(steps):
+        switching = loop_switching(currents, readings)
+        out[device].append(np.nan if switching is None else (switching[0] - switching[1]) / 2)
+    return dict(out)
+
+
 def loop_widths(steps: np.ndarray) -> np.ndarray:
     """Half-width ``(i_up − i_down)/2`` of each device's current hysteresis loop (A), averaged over its
     loops, with the switching currents and the two reading levels (see :func:`loop_switching`)."""
-    results: dict[bytes, list[tuple[float, float, float, float]]] = defaultdict(list)
-    for unit in np.unique(steps["unit"]):
-        rows = np.sort(steps[steps["unit"] == unit], order="step")
-        switching = loop_switching(rows["current_a"], rows["reading_ohm"])
+    results: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
+    for device, currents, readings in loops_of(steps):
+        switching = loop_switching(currents, readings)
         if switching is not None:
-            results[rows["device"][0]].append(switching)
+            results[device].append(switching)
     out = np.zeros(len(results), dtype=LOOP_DTYPE)
     for i, (device, values) in enumerate(sorted(results.items())):
         i_up, i_down, low, high = np.mean(np.array(values), axis=0)
@@ -120,7 +141,7 @@ def size_summary(fits: dict[str, dict[str, Any]], widths_m: dict[str, float],
             group["w_a"].append(entry["logistic"]["w_a"])
     if loops is not None:
         for row in loops:
-            device = _text(row["device"])
+            device = text(row["device"])
             if device in widths_m:
                 by_width[round(widths_m[device], 12)]["loop_width_a"].append(float(row["loop_width_a"]))
     summary = []
@@ -134,3 +155,53 @@ def size_summary(fits: dict[str, dict[str, Any]], widths_m: dict[str, float],
             entry["n_devices"] = max(entry.get("n_devices", 0), int(arr.size))
         summary.append(entry)
     return summary
+
+
+def curves_by_device(curves: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per device, the counts of a ``curves`` table: ``{device: {current_a, n_switched, n_trials, width_s}}``
+    (one pulse width per device: the first if there are several)."""
+    out = {}
+    for device in np.unique(curves["device"]):
+        rows = curves[curves["device"] == device]
+        out[text(device)] = {"current_a": rows["amplitude_a"], "n_switched": rows["n_switched"],
+                              "n_trials": rows["n_trials"], "width_s": rows["width_s"]}
+    return out
+
+
+def loop_width_by_device(loops: np.ndarray) -> dict[str, float]:
+    """Device id → loop half-width in A, from a ``loops`` result."""
+    return {text(row["device"]): float(row["loop_width_a"]) for row in loops}
+
+
+def step_current(steps: np.ndarray, device: str) -> float:
+    """The current step (A) of a device's loops: the median spacing of its distinct currents."""
+    currents = np.unique(steps["current_a"][steps["device"] == device.encode()])
+    return float(np.median(np.diff(currents))) if currents.size > 1 else 0.0
+
+
+def devices_of(table: np.ndarray) -> list[str]:
+    """The device ids a record table holds, sorted."""
+    return [text(d) for d in np.unique(table["device"])] if table.size else []
+
+
+def switching_counts(trials: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per device, the trials with a bias pulse whose reset held and whose reading is finite, counted per
+    (current, pulse width): ``{device: {current_a, width_s, n_switched, n_trials}}``."""
+    valid = trials[(trials["reset_ok"] == 1) & np.isfinite(trials["reading_ohm"]) & (trials["amplitude_a"] > 0)]
+    out = {}
+    for device in np.unique(valid["device"]):
+        rows = valid[valid["device"] == device]
+        keys, inverse = np.unique(np.stack([rows["amplitude_a"], rows["width_s"]], axis=1), axis=0,
+                                  return_inverse=True)
+        out[text(device)] = {"current_a": keys[:, 0], "width_s": keys[:, 1],
+                             "n_switched": np.bincount(inverse.ravel(), weights=rows["outcome"].astype(float)),
+                             "n_trials": np.bincount(inverse.ravel()).astype(float)}
+    return out
+
+
+def state_readings(trials: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per device, ``(down, up)``: the readings after a held reset, and after a switch."""
+    valid = trials[(trials["reset_ok"] == 1) & np.isfinite(trials["reading_ohm"])]
+    return {text(d): (valid["reset_reading_ohm"][valid["device"] == d],
+                      valid["reading_ohm"][(valid["device"] == d) & (valid["outcome"] == 1)])
+            for d in np.unique(valid["device"])}

@@ -20,18 +20,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from instruments.config_files import check_keys, read_yaml
+from instruments.config_files import DEFAULT_CHIP_FILE, check_keys, read_yaml
+from instruments.failures import UserFacingError
 from instruments.units import QuantityError, parse_quantity
 from sim_backend.sot import switching_probability
 
 CHIP_FORMAT = "hil-chip/1"
-DEFAULT_CHIP_FILE = Path(__file__).resolve().parents[1] / "configs" / "chip.default.yaml"
 OPEN_CIRCUIT_OHM = math.inf
 
 DeviceIndex = int | Sequence[int] | torch.Tensor
 
 
-class ChipConfigError(ValueError):
+class ChipConfigError(UserFacingError, ValueError):
     """A chip file or mapping that cannot describe a chip; the message names the key and value."""
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import stats
 
-from hil.backends import (
+from hil.neurons import (
     BackendError,
     NeuronBackend,
     ReplayBackend,

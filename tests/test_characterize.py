@@ -14,14 +14,16 @@ import torch
 import yaml
 from scipy import special, stats
 
-from hil.characterize import characterize
-from hil.report import session_info, write_report
-from hil.session import Session, SessionError
+from hil.lab.characterization import characterize
+from hil.offline.figures import write_report
+from hil.offline.summary import session_info
+from hil.session import Session
+from protocols.engine import ResumeError
 from protocols.fits import fit_logistic
 from sim_backend import load_chip
 from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.sot import exact_i50
-from tests.waiting import wait_for_committed_trials
+from tests.waiting import wait_for_committed_units
 
 CONFIGS = DEFAULT_CHIP_FILE.parent
 STATION = CONFIGS / "station.emulated.yaml"
@@ -109,7 +111,7 @@ def test_info_json_reports_format_runs_devices_fits_and_loops(session):
     out = subprocess.run([sys.executable, "-m", "hil.cli", "info", str(session), "--json"], capture_output=True,
                          text=True, check=True).stdout
     info = json.loads(out)
-    assert info["format_version"] == 1
+    assert info["format_version"] == 2
     assert [(r["protocol"], r["status"]) for r in info["runs"]] == [
         ("channel_resistance", "completed"), ("bias_sweep", "completed"), ("hysteresis_loop", "completed")]
     assert info["runs"][1]["n_trials"] == 38400
@@ -150,7 +152,7 @@ def test_sigkill_mid_sweep_then_resume_keeps_every_trial_exactly_once(tmp_path):
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait until some units are on disk, then kill without warning
-    wait_for_committed_trials(out, 400, proc)
+    wait_for_committed_units(out, 20, proc)  # 20 units of 20 trials
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with Session(out) as s:
@@ -197,7 +199,8 @@ def test_resume_skips_completed_runs_and_refuses_a_changed_protocol(tmp_path):
         f["runs/000"].attrs["status"] = "interrupted"
     raw["trials_per_point"] = 60
     small.write_text(yaml.safe_dump(raw))
-    with pytest.raises(SessionError, match="parameters differ from the run being resumed"):
+    with pytest.raises(ResumeError, match=r"parameters differ from the run being resumed \(trials_per_point: 100 in "
+                                          r"the file, 60 now\)"):
         characterize(STATION, [small], out, resume=True, progress=False)
 
 

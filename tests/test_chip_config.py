@@ -97,6 +97,7 @@ def test_demo_runs_end_to_end_on_the_emulated_station(tmp_path):
     assert training["backend"] == "hardware" and training["dataset"] == "digits"
     # two epochs are enough to learn well above chance (10 %) with the devices in the loop
     assert training["test_accuracy"] > 0.5 and training["stochastic_accuracy"] > 0.5
-    # every trial's reset and (non-zero) bias pulse reached the emulated devices
-    trials, cycles = training["source"]["physical_trials"], training["source"]["emulator_cycles"]
-    assert trials > 10_000 and trials < cycles <= 2 * trials
+    # every device trial of the training is in the session, and its reset and (non-zero) bias pulse reached the
+    # emulated devices
+    trials, cycles = training["trials_recorded"], training["emulator_cycles"]
+    assert trials == training["pulses"] and trials > 10_000 and trials < cycles <= 2 * trials

@@ -1,5 +1,7 @@
-"""Instrument faults and interruptions: nothing measured is lost, the run resumes, the emulator serves."""
+"""Instrument faults and interruptions: errors surface, the instruments end safe (as they confirm, and as the
+emulated instruments show), nothing measured is lost or repeated, and the run resumes."""
 
+import random
 import signal
 import subprocess
 import sys
@@ -7,106 +9,177 @@ import time
 
 import numpy as np
 import pytest
-import pyvisa
 import yaml
 
-from hil.characterize import characterize
+from hil.lab.characterization import characterize
 from hil.session import Session
 from instruments.adapters import open_connection
+from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
+from instruments.drivers.errors import InstrumentConnectionError, InstrumentErrors
 from instruments.drivers.keithley2450 import Keithley2450
-from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated.station import EmulatedStation
-from tests.waiting import wait_for_committed_trials
+from tests.waiting import wait_for_committed_units
 
-CONFIGS = DEFAULT_CHIP_FILE.parent
-STATION = CONFIGS / "station.emulated.yaml"
+HIL = [sys.executable, "-m", "hil.cli"]
 
 
-def small_sweep(tmp_path, path="fast", trials=100):
-    raw = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
-    raw.update({"devices": ["w3-1", "w5-1"], "trials_per_point": trials, "batch": 50, "path": path})
+def small_sweep(tmp_path, path="fast", trials=100, devices=("w3-1", "w5-1"), batch=50):
+    raw = yaml.safe_load((PROTOCOL_FILES / "bias-sweep.yaml").read_text())
+    raw.update({"devices": list(devices), "trials_per_point": trials, "batch": batch, "path": path})
     out = tmp_path / "sweep.yaml"
     out.write_text(yaml.safe_dump(raw))
     return out
 
 
-def test_a_dropped_instrument_connection_loses_nothing_measured_and_the_run_resumes(tmp_path):
+def served_station_file(emulated, tmp_path):
+    """A station file naming the addresses of emulated instruments served by this test process."""
+    raw = yaml.safe_load(EMULATED_STATION_FILE.read_text())
+    for role, address in emulated.addresses.items():
+        raw["instruments"][role]["address"] = address
+    raw.pop("chip")
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def assert_instruments_safe(emulated):
+    """Asked of the emulated instruments themselves: every output off, every crosspoint open."""
+    generator = emulated.instruments["pulse_generator"]
+    assert not any(channel.output for channel in generator.channels.values())
+    assert not emulated.instruments["source_meter"].output_on
+    assert not emulated.instruments["switch_matrix"].closed
+    assert emulated.bench.routed_device is None
+
+
+def exactly_once(path, n_units, per_unit):
+    with Session(path) as s:
+        run = s.runs[0]
+        assert run.status == "completed", run.attrs.get("error")
+        trials = run.table("trials")
+    units, counts = np.unique(trials["unit"], return_counts=True)
+    assert list(units) == list(range(n_units)) and set(counts) == {per_unit}
+    return trials
+
+
+def test_an_instrument_error_mid_sweep_stops_safely_is_recorded_and_the_run_resumes(tmp_path):
     protocol = small_sweep(tmp_path)
     out = tmp_path / "run.h5"
-    with EmulatedStation(STATION) as emulated:
-        # the source meter goes away in the middle of the sweep
-        emulated.instruments["source_meter"].faults.drop_after_messages = 400
-        with pytest.raises((pyvisa.VisaIOError, ConnectionError, OSError)):
-            characterize(emulated.spec, [protocol], out, progress=False)
-    with Session(out) as s:
-        run = s.runs[0]
-        assert run.status == "failed" and run.attrs["error"]
-        measured = run.table("trials")
-    assert 0 < measured.size < 2 * 16 * 100
-    assert set(np.unique(measured["unit"], return_counts=True)[1]) == {50}  # only whole units were kept
-    with EmulatedStation(STATION) as emulated:
-        result = characterize(emulated.spec, [protocol], out, resume=True, progress=False)
-    assert result.statuses == {"bias_sweep": "completed"}
-    with Session(out) as s:
-        trials = s.runs[0].table("trials")
-    units, counts = np.unique(trials["unit"], return_counts=True)
-    assert list(units) == list(range(2 * 16 * 2)) and set(counts) == {50}
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        station = served_station_file(emulated, tmp_path)
+        cmd = [*HIL, "characterize", "--station", str(station), "--protocol", str(protocol), "--out", str(out)]
+        # the source meter rejects a command in the middle of the sweep, as a real one does (error queue)
+        emulated.instruments["source_meter"].faults.error_after_messages = 600
+        failed = subprocess.run(cmd, capture_output=True, text=True)
+        assert failed.returncode == 3, failed.stderr
+        error_lines = [line for line in failed.stderr.splitlines() if "error:" in line]
+        assert len(error_lines) == 1 and "source_meter reports: -200: Execution error" in error_lines[0]
+        assert "Traceback" not in failed.stderr
+        assert "instruments: outputs off and matrix open, confirmed by every instrument" in failed.stderr
+        assert f"everything recorded so far is in {out}" in failed.stderr
+        assert_instruments_safe(emulated)
+        with Session(out) as s:
+            run = s.runs[0]
+            assert run.status == "failed" and "InstrumentErrors" in run.attrs["error"]
+            (error,) = run.attrs["instrument_errors"]
+            assert (error["instrument"], error["model"], error["code"], error["message"]) == (
+                "source_meter", "Keithley2450", -200, "Execution error")
+            assert error["unit"] == run.attrs["stopped_at"]["unit"] and error["device"] in ("w3-1", "w5-1")
+            assert 0 < run.table("trials").size < 3200
+        resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
+        assert resumed.returncode == 0, resumed.stderr
+        assert_instruments_safe(emulated)
+    exactly_once(out, 2 * 16 * 2, 50)
 
 
-def test_a_reply_past_the_timeout_raises_instead_of_hanging(tmp_path):
-    with EmulatedStation(STATION) as emulated:
-        smu = Keithley2450(open_connection(emulated.addresses["source_meter"], timeout_ms=200))
-        emulated.instruments["source_meter"].faults.reply_delay_s = 0.5
-        start = time.monotonic()
-        with pytest.raises(pyvisa.VisaIOError):
-            smu.id  # noqa: B018
-        assert time.monotonic() - start < 2
-
-
-def test_ctrl_c_stops_safely_and_the_run_resumes(tmp_path):
-    protocol = small_sweep(tmp_path, path="naive", trials=60)
+def test_a_dropped_connection_stops_the_run_safely_and_it_resumes(tmp_path):
+    protocol = small_sweep(tmp_path)
     out = tmp_path / "run.h5"
-    cmd = [sys.executable, "-m", "hil.cli", "characterize", "--station", str(STATION), "--protocol", str(protocol),
-           "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_committed_trials(out, 100, proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "interrupted" in err and "--resume" in err
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        emulated.instruments["source_meter"].faults.drop_after_messages = 400
+        with pytest.raises(InstrumentConnectionError, match="source_meter .* at TCPIP::127.0.0.1::") as caught:
+            characterize(emulated.spec, [protocol], out, progress=False)
+        # the link was opened again and the source meter confirmed it is off
+        assert caught.value.safe_state.ok and caught.value.safe_state.reconnected == (
+            f"source meter (Keithley2450 at {emulated.addresses['source_meter']})",)
+        assert_instruments_safe(emulated)
     with Session(out) as s:
-        run = s.runs[0]
-        assert run.status == "interrupted" and "Ctrl-C" in run.attrs["error"]
-        done = run.table("trials").size
-    assert done > 0
-    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    with Session(out) as s:
-        assert s.runs[0].status == "completed" and s.runs[0].table("trials").size == 2 * 16 * 60
+        assert s.runs[0].status == "failed" and 0 < s.runs[0].table("trials").size < 3200
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        assert characterize(emulated.spec, [protocol], out, resume=True, progress=False).statuses == {
+            "bias_sweep": "completed"}
+    exactly_once(out, 2 * 16 * 2, 50)
+
+
+def test_a_silent_instrument_and_a_refused_connection_name_the_instrument(tmp_path):
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        address = emulated.addresses["source_meter"]
+        smu = Keithley2450(open_connection(address, timeout_ms=200, instrument="source_meter (Keithley2450)"))
+        emulated.instruments["source_meter"].faults.reply_delay_s = 0.5
+        with pytest.raises(InstrumentConnectionError, match=r"source_meter \(Keithley2450\) at TCPIP.*: no reply "
+                                                            r"within 0.2 s; is it on"):
+            smu.id  # noqa: B018
+        station = served_station_file(emulated, tmp_path)
+    # the servers are gone: nothing listens at those addresses any more
+    result = subprocess.run([*HIL, "characterize", "--station", str(station), "--protocol",
+                             str(PROTOCOL_FILES / "channel-resistance.yaml"), "--out", str(tmp_path / "x.h5")],
+                            capture_output=True, text=True)
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "pulse_generator (Keysight81160A) at TCPIP::127.0.0.1::" in result.stderr
+    assert "the connection was refused; is the instrument on, and is its address" in result.stderr
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_ctrl_c_at_ten_random_moments_is_always_safe_and_loses_nothing(tmp_path):
+    protocol = small_sweep(tmp_path, trials=60, batch=20, devices=("w3-1", "w5-1", "w10-1"))
+    out = tmp_path / "run.h5"
+    rng = random.Random(7)
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        station = served_station_file(emulated, tmp_path)
+        cmd = [*HIL, "characterize", "--station", str(station), "--protocol", str(protocol), "--out", str(out)]
+        interrupted = 0
+        for attempt in range(10):
+            proc = subprocess.Popen(cmd + (["--resume"] if attempt else []), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            done = 0 if attempt == 0 else wait_for_committed_units(out, 0, proc, may_end=True)
+            if done is not None and wait_for_committed_units(out, done + 1, proc, may_end=True) is not None:
+                time.sleep(rng.uniform(0.0, 0.08))  # anywhere in the next unit(s): mid-query, -upload, -commit
+                proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+            if "bias_sweep: completed" in err:  # it finished before the signal arrived (or as it exited)
+                break
+            interrupted += 1
+            assert proc.returncode == 130, err
+            assert "NOT CONFIRMED" not in err and "Traceback" not in err
+            assert "instruments: outputs off and matrix open, confirmed by every instrument" in err
+            assert_instruments_safe(emulated)
+        assert interrupted >= 5
+        finished = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+        assert finished.returncode == 0, finished.stderr
+    trials = exactly_once(out, 3 * 16 * 3, 20)
+    assert trials.size == 3 * 16 * 60
 
 
 def test_hil_emulate_serves_the_station_until_interrupted():
-    proc = subprocess.Popen([sys.executable, "-m", "hil.cli", "emulate", "--station", str(STATION)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*HIL, "emulate"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
-        while not any("switch_matrix" in line for line in lines):
+        while not any("Ctrl-C stops" in line for line in lines):
             line = proc.stdout.readline()
             assert line, proc.stderr.read()
             lines.append(line)
         address = next(line.split()[-1] for line in lines if "source_meter" in line)
         assert address.startswith("TCPIP::127.0.0.1::") and address.endswith("::SOCKET")
-        smu = Keithley2450(open_connection(address))
+        smu = Keithley2450(open_connection(address, timeout_ms=20_000))
         assert "MODEL 2450" in smu.id
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "stopped" in out
 
 
 def test_reset_check_reads_every_reset_back(tmp_path):
     out = tmp_path / "reset.h5"
-    characterize(STATION, [CONFIGS / "protocols" / "reset-check.yaml"], out, progress=False)
+    characterize(EMULATED_STATION_FILE, [PROTOCOL_FILES / "reset-check.yaml"], out, progress=False)
     with Session(out) as s:
         run = s.runs[0]
         reset = run.analysis("reset")
@@ -114,3 +187,61 @@ def test_reset_check_reads_every_reset_back(tmp_path):
     assert set(reset) == {f"w{w}-{k}" for w in (3, 5, 10) for k in range(1, 5)}
     assert all(v["n_resets"] == 200 and v["reset_success_rate"] == 1.0 for v in reset.values())
     assert trials["outcome"].sum() == 0  # a zero bias pulse never switches a device
+
+
+def test_a_device_that_breaks_down_is_reported_lost_and_gets_no_more_pulses(tmp_path):
+    protocol = small_sweep(tmp_path, devices=("w3-1", "w3-2", "w5-1"))
+    out = tmp_path / "run.h5"
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        emulated.bench.faults.break_after_waveforms = 40  # in the middle of w3-2's 32 units (one waveform each)
+        result = characterize(emulated.spec, [protocol], out, progress=False)
+        assert result.statuses == {"bias_sweep": "completed"}
+        broken = emulated.chip.index("w3-2")
+        assert bool(emulated.chip.destroyed[broken])
+        cycles = int(emulated.chip.cycles[broken])
+    with Session(out) as s:
+        run = s.runs[0]
+        assert set(run.analysis("lost_devices")) == {"w3-2"}
+        trials = run.table("trials")
+        fits = run.analysis("fits")
+    lost = trials[trials["device"] == b"w3-2"]
+    assert lost.size == 50 * 8  # its 8th unit broke it: 8 units recorded, then no pulse for its other 24
+    assert cycles <= 2 * lost.size
+    assert np.all(trials["reset_ok"][trials["device"] != b"w3-2"] == 1)  # the others were measured as usual
+    assert "logistic" in fits["w3-1"] and "logistic" in fits["w5-1"]
+
+
+def test_a_forbidden_crosspoint_anywhere_in_the_run_is_refused_before_any_command(tmp_path):
+    raw = yaml.safe_load(EMULATED_STATION_FILE.read_text())
+    raw["matrix"]["forbidden"] = ["?G*", "4C09"]  # the source meter's force line to w10-4's I+ pad
+    station = tmp_path / "station.yaml"
+    raw["chip"] = str(EMULATED_STATION_FILE.parent / raw["chip"])
+    station.write_text(yaml.safe_dump(raw))
+    with EmulatedStation(station) as emulated:
+        with pytest.raises(Exception, match="routing w10-4: crosspoint 4C09 is forbidden"):
+            characterize(emulated.spec, [PROTOCOL_FILES / "channel-resistance.yaml"], tmp_path / "x.h5",
+                         progress=False)
+        assert all(not inst.log for inst in emulated.instruments.values())  # not even *IDN? was sent
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_errors_in_the_queue_from_before_the_run_do_not_stop_it(tmp_path):
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        emulated.instruments["source_meter"].push_error(-113, "Undefined header")
+        result = characterize(emulated.spec, [PROTOCOL_FILES / "channel-resistance.yaml"], tmp_path / "x.h5",
+                              progress=False)
+    assert result.statuses == {"channel_resistance": "completed"}
+
+
+def test_instrument_errors_read_by_the_station_name_role_model_and_code():
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        from instruments.station import Station
+
+        with Station.open(emulated.spec) as station:
+            emulated.instruments["pulse_generator"].push_error(-222, "Data out of range")
+            with pytest.raises(InstrumentErrors) as caught, station.checked("a test unit"):
+                pass
+    (entry,) = caught.value.entries
+    assert (entry.instrument, entry.model, entry.code, entry.message) == ("pulse_generator", "Keysight81160A", -222,
+                                                                          "Data out of range")
+    assert str(caught.value) == "pulse_generator reports: -222: Data out of range (a test unit)"

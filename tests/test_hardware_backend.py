@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from hil.datasets import load_digits
-from hil.train import open_backend
+from hil.neurons.sources import open_backend
 from hil.training import TrainConfig, train
+from hil.training.datasets import load_digits
 from sim_backend.chip import DEFAULT_CHIP_FILE
 
 STATION = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"

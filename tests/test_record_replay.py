@@ -11,13 +11,13 @@ import yaml
 
 import sim_backend.chip
 import sim_backend.sot
-from hil.calibrate import calibrate, write_chip
-from hil.characterize import characterize
-from hil.recorded import replay_backend
-from hil.replay import replay
+from hil.lab.characterization import characterize
+from hil.neurons.sources import replay_backend
+from hil.offline.calibration import calibrate, write_chip
+from hil.offline.comparison import replay
+from hil.offline.transport_check import replay_transport
 from hil.session import Session
 from hil.training import TrainConfig, train
-from hil.transport_replay import replay_transport
 from instruments.transport import TransportMismatch
 from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
 
@@ -106,7 +106,7 @@ def test_transport_replay_stops_at_the_first_changed_command():
         replay_transport(DATA_SESSION, changed)
     # the first command that differs: the source meter's trigger-model delay across the (longer) bias pulse,
     # programmed before the waveform is uploaded
-    assert str(err.value) == ("source_meter: command #88 differs from the recording: expected "
+    assert str(err.value) == ("source_meter: command #119 differs from the recording: expected "
                               "b':TRIG:BLOC:DEL:CONS 5, 1.5e-05', sent b':TRIG:BLOC:DEL:CONS 5, 2.5e-05'")
 
 
@@ -119,7 +119,7 @@ def test_replay_backend_trains_from_the_shipped_session_without_physics(monkeypa
 
     monkeypatch.setattr(sim_backend.sot, "switching_probability", no_physics)
     monkeypatch.setattr(sim_backend.chip, "switching_probability", no_physics)
-    from hil.datasets import load_digits
+    from hil.training.datasets import load_digits
 
     result = train(load_digits(seed=0), backend, TrainConfig(hidden=(48,), epochs=6, eval_samples=8))
     assert result.test_accuracy > 0.8

@@ -15,19 +15,11 @@ import pytest
 import torch
 import yaml
 
-from hil.backends import ReplayBackend, SimBackend, measure_curves, sweep_currents
-from hil.datasets import DatasetError, load_dataset, load_digits, load_mnist, mnist_available, read_idx
-from hil.layers import IdealStochasticNeurons, NeuronConfig, SigmoidNeurons, StochasticNeurons
-from hil.training import (
-    TrainConfig,
-    Trainer,
-    bias_experiment,
-    build_network,
-    energy_experiment,
-    evaluate,
-    train,
-    transfer_experiment,
-)
+from hil.neurons import ReplayBackend, SimBackend, measure_curves, sweep_currents
+from hil.neurons.layers import IdealStochasticNeurons, NeuronConfig, SigmoidNeurons, StochasticNeurons
+from hil.training import TrainConfig, Trainer, build_network, evaluate, train
+from hil.training.datasets import DatasetError, load_dataset, load_digits, load_mnist, mnist_available, read_idx
+from hil.training.experiments import bias_experiment, energy_experiment, transfer_experiment
 from sim_backend.chip import DEFAULT_CHIP_FILE
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"

@@ -1,28 +1,32 @@
-"""Waiting for a measurement running in another process to have committed trials to its session."""
+"""Waiting for a measurement running in another process to have committed units to its session."""
 
-import os
-import subprocess
-import sys
 import time
 
-PROBE = """
-import h5py, sys
-with h5py.File(sys.argv[1], "r") as f:
-    d = f["runs/000/trials"] if "runs/000/trials" in f else None
-    print(int(d.attrs["n_committed"]) if d is not None else 0)
-"""
+import h5py
 
 
-def wait_for_committed_trials(path, minimum, proc, timeout_s=60.0):
-    """Poll the session (read-only, without HDF5 file locking) until ``minimum`` trials are committed."""
-    env = {**os.environ, "HDF5_USE_FILE_LOCKING": "FALSE"}
+def committed_units(path, run="000"):
+    """Units committed so far by run ``run`` of the session at ``path`` (read without file locking)."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            units = f.get(f"runs/{run}/units")
+            return int(units.attrs["n_committed"]) if units is not None else 0
+    except (OSError, KeyError):  # not created yet, or caught between two writes
+        return 0
+
+
+def wait_for_committed_units(path, minimum, proc, timeout_s=120.0, run="000", may_end=False):
+    """Poll the session until ``minimum`` units of ``run`` are committed while the process runs.
+
+    A process that ends first is an error, unless ``may_end`` (then ``None`` is returned).
+    """
     deadline = time.monotonic() + timeout_s
     committed = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        probe = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, env=env)
-        if probe.returncode == 0 and probe.stdout.strip():
-            committed = int(probe.stdout.strip())
+        committed = committed_units(path, run)
         if committed >= minimum:
             return committed
-    raise AssertionError(f"the measurement ended or stalled with {committed} trials committed")
+        time.sleep(0.05)
+    if may_end and proc.poll() is not None:
+        return None
+    raise AssertionError(f"the measurement ended or stalled with {committed} units committed")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from pymeasure.instruments import Instrument
 
-from instruments.drivers.errors import InstrumentError
+from instruments.drivers.errors import raise_errors
 
 SLOTS = (1, 6)
 ROWS = "ABCDEFGH"
@@ -107,10 +107,6 @@ class Keithley707B(Instrument):
         self.write("errorqueue.clear()")
 
     def check_errors(self) -> list[tuple[int, str]]:
-        """Read the whole error queue; raise :class:`InstrumentError` naming every error found."""
+        """Read the whole error queue; raise :class:`InstrumentErrors` naming every error found."""
         errors = [self.next_error for _ in range(self.error_count)]
-        errors = [(code, message) for code, message in errors if code != 0]
-        if errors:
-            text = "; ".join(f"{code}: {message}" for code, message in errors)
-            raise InstrumentError(f"{self.name} reports: {text}")
-        return errors
+        return raise_errors(self.name, [(code, message) for code, message in errors if code != 0])

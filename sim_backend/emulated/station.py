@@ -9,24 +9,26 @@ spec with the servers' VISA addresses filled in, ready for ``instruments.station
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 
+from instruments.adapters import MODELS
+from instruments.failures import UserFacingError
 from instruments.station_config import StationSpec, load_station_spec
 from sim_backend.chip import Chip, load_chip
 from sim_backend.emulated.bench import Bench
-from sim_backend.emulated.keithley707b import EmulatedKeithley707B
-from sim_backend.emulated.keithley2450 import EmulatedKeithley2450
-from sim_backend.emulated.keysight81160a import EmulatedKeysight81160A
 from sim_backend.emulated.server import EmulatedInstrument, InstrumentServer
 
-EMULATED_MODELS: dict[str, type[EmulatedInstrument]] = {
-    "Keysight81160A": EmulatedKeysight81160A,
-    "Keithley2450": EmulatedKeithley2450,
-    "Keithley707B": EmulatedKeithley707B,
-}
+
+def emulation_of(model: str) -> type[EmulatedInstrument]:
+    """The emulated instrument class of a model, from the one registry of models (``instruments.adapters``)."""
+    if model not in MODELS:
+        raise EmulatedStationError(f"{model!r} is not a supported instrument model ({', '.join(MODELS)})")
+    module, _, name = MODELS[model].emulator.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-class EmulatedStationError(ValueError):
+class EmulatedStationError(UserFacingError, ValueError):
     """The station file and the chip do not fit together, or a model has no emulation."""
 
 
@@ -54,10 +56,7 @@ class EmulatedStation:
         ports = ports or {}
         try:
             for role, inst in spec.instruments.items():
-                if inst.model not in EMULATED_MODELS:
-                    raise EmulatedStationError(f"instruments.{role}.model: {inst.model!r} has no emulation "
-                                               f"(emulated: {', '.join(EMULATED_MODELS)})")
-                emulated = EMULATED_MODELS[inst.model](self.bench)
+                emulated = emulation_of(inst.model)(self.bench)
                 self.instruments[role] = emulated
                 self.servers[role] = InstrumentServer(emulated, port=ports.get(role, 0))
         except BaseException:

@@ -1,0 +1,87 @@
+"""The ``hil`` command line: one module per command, each with ``add_parser(subparsers)`` and ``run(args)``.
+
+Nothing heavy is imported until a command runs, so ``hil --help`` answers at once. Expected failures
+(a bad config file, a refused request, an instrument error, a file that must not be overwritten) print
+one line — what went wrong, and what to do — and exit non-zero; ``--debug`` shows the traceback.
+
+Exit codes: 0 done; 1 a comparison found differences; 2 a configuration, file or safety refusal;
+3 an instrument reported an error or stopped answering; 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from pathlib import Path
+
+from hil import __version__
+from instruments.failures import UserFacingError
+
+COMMANDS = ("demo", "emulate", "characterize", "info", "report", "replay", "calibrate", "train", "experiment")
+EXIT_USER, EXIT_INSTRUMENT, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hil", description="Hardware-in-loop experiments with stochastic "
+                                     "spintronic devices.")
+    parser.add_argument("--version", action="version", version=f"hil {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"hil.cli.{name}_command").add_parser(sub)
+    return parser
+
+
+def _is_instrument_failure(exc: BaseException) -> bool:
+    from instruments.drivers.errors import InstrumentError
+
+    return isinstance(exc, InstrumentError)
+
+
+def report_failure(args: argparse.Namespace, exc: BaseException) -> None:
+    """One line naming what went wrong, then what the instruments confirmed and where the data are."""
+    if getattr(args, "debug", False):
+        traceback.print_exception(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"\nhil {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+    else:
+        print(f"hil {args.command}: error: {exc}", file=sys.stderr)
+    safe_state = getattr(exc, "safe_state", None)
+    if safe_state is not None:
+        print(f"hil {args.command}: instruments: {safe_state.describe()}", file=sys.stderr)
+    session = getattr(args, "session_out", None)
+    if session is not None and _written(session, getattr(args, "session_mtime", None)):
+        print(f"hil {args.command}: everything recorded so far is in {session}; continue with the same command "
+              "and --resume", file=sys.stderr)
+
+
+def _mtime(path: Path) -> float | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def _written(path: Path, before: float | None) -> bool:
+    """Whether the command wrote to ``path`` (created it, or changed it since it started)."""
+    now = _mtime(path)
+    return now is not None and now != before
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "writes_session", False):  # characterize and train: their --out is the session
+        args.session_out = Path(args.out)
+        args.session_mtime = _mtime(args.session_out)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
+        report_failure(args, exc)
+        return EXIT_INTERRUPTED
+    except (UserFacingError, OSError) as exc:
+        report_failure(args, exc)
+        return EXIT_INSTRUMENT if _is_instrument_failure(exc) else EXIT_USER
+
+
+if __name__ == "__main__":
+    sys.exit(main())

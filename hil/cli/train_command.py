@@ -1,0 +1,83 @@
+"""``hil train``: a network whose hidden neurons are the devices, trained into a session file."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+    """The dataset and network options ``hil train`` and ``hil experiment`` share."""
+    parser.add_argument("--dataset", default="digits", choices=["digits", "mnist"],
+                        help="digits: scikit-learn's 8x8 digits (embedded); mnist: IDX files in --data-dir")
+    parser.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden layer sizes")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    parser.add_argument("--eval-samples", type=int, default=16, help="stochastic samples averaged per evaluation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device for the network and simulator (cpu, cuda)")
+
+
+def train_config(args: argparse.Namespace):  # noqa: ANN201 — TrainConfig, imported lazily
+    from hil.training.config import TrainConfig
+
+    return TrainConfig(hidden=tuple(args.hidden), epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.lr, seed=args.seed, eval_samples=args.eval_samples)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a network whose hidden neurons are the devices",
+                       description="Train a network whose hidden neurons are the devices, into a session file: "
+                       "per-epoch records and a checkpoint are committed as it goes, so Ctrl-C or a crash loses at "
+                       "most the steps since the last checkpoint and --resume continues.")
+    p.add_argument("--backend", required=True, choices=["hardware", "sim", "replay"])
+    p.add_argument("--station", help="hardware: station file (emulated: configs/station.emulated.yaml)")
+    p.add_argument("--chip", help="sim: chip file (default configs/chip.default.yaml); hardware on the emulated "
+                   "station: the chip on the chuck")
+    p.add_argument("--session", help="replay: a recorded characterization session (.h5)")
+    p.add_argument("--mode", default="pulse", choices=["pulse", "curve"],
+                   help="hardware: every sample a real trial (pulse) or sampled from re-measured curves (curve)")
+    p.add_argument("--mapping", default="calibrated", choices=["calibrated", "nominal"],
+                   help="input → current: each device's own curve, or one nominal curve per width")
+    p.add_argument("--gradient", default="curve", choices=["curve", "straight_through"])
+    p.add_argument("--baselines", action="store_true", help="also train the software baselines "
+                   "(deterministic sigmoid, ideal stochastic sigmoid) with the same architecture")
+    p.add_argument("--out", required=True, help="session file for the training run (.h5)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted training session from its last "
+                   "checkpoint (refused if the backend's source, the dataset, the seed or the version differ)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="commit a checkpoint every STEPS training steps (default: every epoch)")
+    add_training_options(p, epochs=20)
+    p.set_defaults(func=run, writes_session=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from hil.neurons.layers import NeuronConfig
+    from hil.neurons.sources import open_backend
+    from hil.offline.summary import session_info
+    from hil.outputs import check_outputs
+    from hil.training.datasets import load_dataset
+    from hil.training.training_run import train_to_session
+
+    if not args.resume:
+        check_outputs([args.out], args.force)  # refused before any instrument is touched
+    dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
+    config = train_config(args)
+    with open_backend(args.backend, station=args.station, chip=args.chip, session=args.session, seed=args.seed,
+                      mode=args.mode, device=args.device) as (backend, source):
+        print(f"{backend!r} on {dataset.describe().get('name')}: {config.hidden} hidden neurons, "
+              f"{config.epochs} epochs", file=sys.stderr)
+        train_to_session(args.out, dataset, backend, source, config,
+                         NeuronConfig(mapping=args.mapping, gradient=args.gradient), baselines=args.baselines,
+                         resume=args.resume, force=args.force, steps_per_unit=args.checkpoint_every)
+    training = session_info(args.out)["training"]
+    print(f"test accuracy ({training['backend']}): {training['test_accuracy']:.4f}")
+    for name in ("deterministic", "stochastic"):
+        if f"{name}_accuracy" in training:
+            print(f"test accuracy ({name} software baseline): {training[f'{name}_accuracy']:.4f}")
+    print(f"pulses: {training['pulses']}, energy: {training['energy_j']:.4g} J; session: {args.out}")
+    return 0

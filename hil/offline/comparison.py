@@ -1,0 +1,215 @@
+"""``hil replay``: run a recorded session's protocols again on the simulator and compare, device by device.
+
+The simulator here is the emulated probe station: the session's own station (its file, as recorded) with
+emulated instruments in front of a simulated chip (the embedded one, or a given or calibrated one). Each
+recorded run is measured again by the same protocol with the same parameters and seed — the same
+devices, currents, pulse widths, resets and order, through the same drivers. Per device the comparison
+gives measured vs simulated P(I) with Wilson intervals, a per-point binomial test of the measured counts
+against the simulator's probability (Bonferroni over the device's points), the reset success rates, and
+for hysteresis loops the measured loop width against the spread of :data:`LOOP_REPEATS` simulated loops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+from hil.lab.characterization import station_guard
+from hil.outputs import check_outputs
+from hil.session import Session
+from instruments.station import Station
+from instruments.station_config import StationSpec, parse_station
+from protocols.analysis import curves_by_device, loop_width_by_device, loop_widths_per_loop, loops_of, step_current
+from protocols.engine import MemoryStore, RunEngine
+from protocols.fits import wilson_interval
+from protocols.hysteresis_loop import STEPS, HysteresisLoop
+from protocols.registry import load_protocol
+from sim_backend.chip import Chip, load_chip
+
+ALPHA = 0.01  # family-wise error rate per device for the agreement test
+LOOP_REPEATS = 100  # simulated repetitions of each recorded loop: the spread a measured loop is judged against
+
+
+def _emulated(spec: StationSpec) -> StationSpec:
+    return dataclasses.replace(spec, instruments={role: dataclasses.replace(inst, address="emulated")
+                                                  for role, inst in spec.instruments.items()})
+
+
+def simulate(spec: StationSpec, runs: list[dict[str, Any]], chip: Chip) -> list[dict[str, Any]]:
+    """Measure every run again on the emulated station with ``chip``; per run its tables and analyses."""
+    from sim_backend.emulated.station import EmulatedStation
+
+    plans = []
+    for run in runs:
+        parameters = dict(run["parameters"])
+        if run["protocol"] == HysteresisLoop.name:
+            parameters["loops"] = int(parameters.get("loops", 1)) * LOOP_REPEATS
+        plans.append(parameters)
+    store = MemoryStore()
+    with EmulatedStation(_emulated(spec), chip=chip) as emulated, Station.open(emulated.spec) as station:
+        protocols = [load_protocol(p, emulated.spec).attach(station) for p in plans]
+        RunEngine(store, guard=station_guard(station)).run(protocols)
+    return [{"tables": sink.tables(), "analyses": sink.results} for sink in store.runs]
+
+
+def _compare_curves(chip: Chip, measured: np.ndarray, simulated: np.ndarray | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    simulated_counts = curves_by_device(simulated) if simulated is not None else {}
+    for device, c in curves_by_device(measured).items():
+        index = chip.index(device)
+        p_model = chip.switching_probability(torch.full((c["current_a"].size,), index),
+                                             torch.from_numpy(c["current_a"].copy()),
+                                             torch.from_numpy(c["width_s"].copy())).numpy()
+        pvalues = np.array([stats.binomtest(int(k), int(n), float(np.clip(p, 0.0, 1.0))).pvalue
+                            for k, n, p in zip(c["n_switched"], c["n_trials"], p_model, strict=True)])
+        flagged = pvalues < ALPHA / pvalues.size
+        low, high = wilson_interval(c["n_switched"], c["n_trials"])
+        sim = simulated_counts.get(device)
+        sim_p: list[float | None] = [None] * c["current_a"].size
+        if sim is not None:
+            lookup = dict(zip(zip(sim["current_a"], sim["width_s"], strict=True),
+                              sim["n_switched"] / np.maximum(sim["n_trials"], 1), strict=True))
+            sim_p = [lookup.get((a, w)) for a, w in zip(c["current_a"], c["width_s"], strict=True)]
+        out[device] = {
+            "amplitude_a": c["current_a"].tolist(),
+            "measured_p": (c["n_switched"] / c["n_trials"]).tolist(),
+            "measured_ci": [low.tolist(), high.tolist()],
+            "simulated_p": [None if p is None else float(p) for p in sim_p],
+            "model_p": p_model.tolist(),
+            "p_values": pvalues.tolist(),
+            "points_disagreeing": int(flagged.sum()),
+            "n_points": int(pvalues.size),
+            "verdict": "agrees" if not flagged.any() else "differs",
+        }
+    return out
+
+
+def _compare_loops(measured_steps: np.ndarray, simulated_steps: np.ndarray) -> dict[str, Any]:
+    """Measured loop width per device against the spread of the simulator's loop widths.
+
+    Switching in a DC sweep is stochastic too, so one loop's width scatters by a step or two: each
+    recorded loop is simulated :data:`LOOP_REPEATS` times and the measured width (mean over the device's
+    loops) must lie within the central 99 % of the simulated means (widened by half a step).
+    """
+    out: dict[str, Any] = {}
+    measured_loops = loop_widths_per_loop(measured_steps)
+    simulated_loops = loop_widths_per_loop(simulated_steps)
+    for device, widths in measured_loops.items():
+        width = float(np.nanmean(widths))
+        simulated = np.array(simulated_loops.get(device, []), dtype=float)
+        if simulated.size == 0 or not np.isfinite(width):
+            continue
+        means = np.nanmean(simulated[:simulated.size - simulated.size % len(widths)].reshape(-1, len(widths)),
+                           axis=1)
+        step = step_current(measured_steps, device)
+        low, high = np.nanpercentile(means, [0.5, 99.5])
+        agree = low - step / 2 <= width <= high + step / 2
+        out[device] = {"measured_loop_width_a": width, "simulated_loop_width_a": float(np.nanmedian(means)),
+                       "simulated_range_a": [float(low), float(high)], "step_a": step,
+                       "verdict": "agrees" if agree else "differs"}
+    return out
+
+
+def replay(session_path: str | Path, chip: Chip | str | Path | None = None,
+           seed: int | None = None) -> dict[str, Any]:
+    """Replay every run of a session on the simulator; the JSON-ready comparison."""
+    chip = chip if isinstance(chip, Chip) else load_chip(chip, seed=seed)
+    with Session(session_path) as session:
+        spec = parse_station(session.attrs["station"])
+        runs = [{"name": run.name, "protocol": run.protocol, "parameters": run.parameters,
+                 "analyses": run.analyses(), "tables": run.tables()} for run in session.runs]
+    simulated = simulate(spec, runs, chip)
+    result: dict[str, Any] = {"session": str(session_path), "chip": chip.spec.name, "runs": []}
+    for run, sim in zip(runs, simulated, strict=True):
+        entry: dict[str, Any] = {"name": run["name"], "protocol": run["protocol"], "devices": {}}
+        measured = run["analyses"]
+        if measured.get("curves") is not None:
+            entry["devices"] = _compare_curves(chip, measured["curves"], sim["analyses"].get("curves"))
+            entry["reset_success"] = {device: {"measured": v["reset_success_rate"],
+                                               "simulated": sim["analyses"]["reset"][device]["reset_success_rate"]}
+                                      for device, v in (measured.get("reset") or {}).items()}
+        if measured.get("loops") is not None:
+            entry["devices"].update(_compare_loops(run["tables"][STEPS.name], sim["tables"][STEPS.name]))
+            entry["loops"] = {"measured": loop_width_by_device(measured["loops"]),
+                              "simulated_example": _first_loops(sim["tables"][STEPS.name])}
+        result["runs"].append(entry)
+    differing = sorted({d for run in result["runs"] for d, v in run["devices"].items() if v["verdict"] == "differs"})
+    result["devices_differing"] = differing
+    result["verdict"] = "agrees" if not differing else "differs"
+    result["n_devices"] = len({d for run in result["runs"] for d in run["devices"]})
+    return result
+
+
+def _first_loops(steps: np.ndarray) -> dict[str, dict[str, list[float]]]:
+    """One simulated loop per device, for the figure."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for device, current, reading in loops_of(steps):
+        out.setdefault(device, {"current_a": current.tolist(), "reading_ohm": reading.tolist()})
+    return out
+
+
+def write_replay_report(result: dict[str, Any], out_dir: str | Path, session_path: str | Path | None = None,
+                        force: bool = False) -> list[Path]:
+    """``replay.json`` and one PNG per run comparing measured and simulated curves or loops."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    pngs = [out_dir / f"replay_{run['name']}_{run['protocol']}.png" for run in result["runs"]
+            if run.get("devices") or run.get("loops")]
+    check_outputs([out_dir / "replay.json", *pngs], force)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "replay.json"]
+    written[0].write_text(json.dumps({k: v for k, v in result.items()}, indent=2))
+    measured_steps = {}
+    if session_path is not None:
+        with Session(session_path) as session:
+            measured_steps = {run.name: run.table(STEPS.name) for run in session.runs_of(HysteresisLoop.name)}
+    for run in result["runs"]:
+        curves = {d: v for d, v in run["devices"].items() if "measured_p" in v}
+        loops = run.get("loops")
+        if not curves and not loops:
+            continue
+        devices = sorted(curves) if curves else sorted(loops["simulated_example"])
+        cols = min(4, len(devices))
+        rows = int(np.ceil(len(devices) / cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+        for ax, device in zip(axes.ravel(), devices, strict=False):
+            if curves:
+                v = curves[device]
+                amps = np.array(v["amplitude_a"]) * 1e3
+                mp, (lo, hi) = np.array(v["measured_p"]), np.array(v["measured_ci"])
+                ax.errorbar(amps, mp, yerr=np.clip([mp - lo, hi - mp], 0, None), fmt="o", ms=3, label="measured",
+                            color="tab:blue")
+                sp = np.array([np.nan if x is None else x for x in v["simulated_p"]], dtype=float)
+                ax.plot(amps, sp, "s", ms=3, label="simulated", color="tab:orange", alpha=0.7)
+                ax.plot(amps, v["model_p"], "-", lw=1, label="model P", color="tab:orange")
+                ax.set_xlabel("I (mA)", fontsize=8)
+            else:
+                v = run["devices"].get(device, {"verdict": "no loop"})
+                for name, current, reading in loops_of(measured_steps.get(run["name"], np.zeros(0, STEPS.dtype))):
+                    if name == device:
+                        ax.plot(current * 1e3, reading, "-", lw=1, color="tab:blue", label="measured")
+                example = loops["simulated_example"][device]
+                ax.plot(np.array(example["current_a"]) * 1e3, example["reading_ohm"], "--", lw=1, color="tab:orange",
+                        label="simulated")
+                ax.set_xlabel("DC current (mA)", fontsize=8)
+            colour = "k" if v["verdict"] == "agrees" else "tab:red"
+            ax.set_title(f"{device}: {v['verdict']}", fontsize=9, color=colour)
+        for ax in axes.ravel()[len(devices):]:
+            ax.axis("off")
+        axes[0, 0].legend(fontsize=7)
+        fig.suptitle(f"run {run['name']} ({run['protocol']}): measured vs simulated")
+        fig.tight_layout()
+        written.append(out_dir / f"replay_{run['name']}_{run['protocol']}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written

@@ -1,0 +1,95 @@
+"""``hil experiment transfer|bias|energy``: the research claims of physics.md §3 as a table and a PNG.
+
+Every experiment runs on the simulator with a *virtual chip*: one device per hidden neuron, drawn from
+a chip file's distributions.
+
+- ``transfer``: trained in software (ideal stochastic sigmoids), then run on the varied devices, vs
+  trained with the devices in the loop. Uses ``configs/chip.varied.yaml`` (twice the embedded chip's
+  device-to-device spread) and 3 µm devices with the nominal per-size mapping by default, so the loss of
+  the software-trained network is clear.
+- ``bias``: accuracy vs an absolute bias-current error, one curve per device width.
+- ``energy``: energy per inference (Σ I²·R_ch·t_p over bias pulses and resets) per device width.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hil.neurons.simulated import SimBackend
+from hil.outputs import check_outputs
+from hil.training.config import TrainConfig
+from hil.training.datasets import Dataset
+from hil.training.experiments import bias_experiment, energy_experiment, transfer_experiment
+from instruments.config_files import CONFIGS
+
+TRANSFER_CHIP = CONFIGS / "chip.varied.yaml"
+TRANSFER_WIDTH_M = 3e-6
+BIAS_ERRORS_A = (0.0, 25e-6, 50e-6, 75e-6, 100e-6, 150e-6)
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str | Path | None = None,
+                   out_dir: str | Path = "experiments", device: str = "cpu", force: bool = False) -> dict[str, Any]:
+    """Run one experiment; returns ``{"table", "text", "files", "result"}`` and writes PNG + JSON."""
+    out_dir = Path(out_dir)
+    check_outputs([out_dir / f"{name}.png", out_dir / f"{name}.json"], force)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_neurons = sum(config.hidden)
+    plt = _plt()
+    if name == "transfer":
+        backend = SimBackend.virtual(n_neurons, TRANSFER_WIDTH_M, chip=chip or TRANSFER_CHIP, seed=config.seed + 10,
+                                     device=device)
+        result = transfer_experiment(dataset, backend, config, mapping="nominal", deterministic=True)
+        table = result.table()
+        text = "\n".join(f"{row['network']:48} {row['accuracy']:.4f}" for row in table)
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.barh([r["network"] for r in table], [r["accuracy"] for r in table], color="tab:blue")
+        ax.set_xlim(min(r["accuracy"] for r in table) - 0.05, 1.0)
+        ax.set_xlabel(f"test accuracy ({dataset.describe().get('name')})")
+        ax.set_title(f"Software-trained vs hardware-in-loop, {n_neurons} varied "
+                     f"{TRANSFER_WIDTH_M * 1e6:g} um devices")
+    elif name == "bias":
+        backend = SimBackend.virtual(3 * n_neurons, chip=chip, seed=config.seed + 20, device=device)
+        result = bias_experiment(dataset, backend, BIAS_ERRORS_A, config)
+        table = result.table()
+        lines = [f"{'width':>8} " + " ".join(f"{e * 1e6:7.0f}uA" for e in result.bias_errors_a)]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for run in result.widths:
+            lines.append(f"{run.width_m * 1e6:6.0f}um " + " ".join(f"{a:9.4f}" for a in run.accuracy))
+            ax.plot([e * 1e6 for e in result.bias_errors_a], run.accuracy, "o-", label=f"{run.width_m * 1e6:g} um")
+        text = "\n".join(lines)
+        ax.set_xlabel("absolute bias-current error (uA)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title("Narrow (steep) devices are more sensitive to bias error")
+        ax.legend(title="device width")
+    elif name == "energy":
+        backend = SimBackend.virtual(3 * n_neurons, chip=chip, seed=config.seed + 20, device=device)
+        result = energy_experiment(dataset, backend, config)
+        table = result.table()
+        text = "\n".join(f"{row['width_m'] * 1e6:6.0f}um  {row['energy_per_inference_j']:.4g} J per inference "
+                         f"({row['pulses_per_inference']:.0f} pulses, {row['reset_energy_fraction']:.0%} in resets), "
+                         f"accuracy {row['accuracy']:.4f}" for row in table)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([r["width_m"] * 1e6 for r in table], [r["energy_per_inference_j"] * 1e6 for r in table], "o-")
+        ax.set_xlabel("device width (um)")
+        ax.set_ylabel("energy per inference (uJ)")
+        ax.set_title("Neuron energy per inference (bias pulses + resets)")
+    else:
+        raise ValueError(f"unknown experiment {name!r} (transfer, bias, energy)")
+    fig.tight_layout()
+    png = out_dir / f"{name}.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    data = out_dir / f"{name}.json"
+    data.write_text(json.dumps(result.as_dict(), indent=2, default=str))
+    return {"table": table, "text": text, "files": [png, data], "result": result}

@@ -1,0 +1,168 @@
+"""Training as a record stream: per-epoch records and a checkpoint committed to the session as it goes.
+
+A :class:`TrainingRun` is a measurement for the run engine like a characterization protocol: its plan is
+the epochs (or chunks of ``steps_per_unit`` steps), each unit's records (the ``epochs`` table) are
+committed with a checkpoint of everything the rest of the run depends on (weights, optimizer, schedule,
+minibatch order, random streams, backend counters). Ctrl-C or SIGKILL loses at most the steps since the
+last commit; ``--resume`` restores the last checkpoint and continues, and on the simulator ends with the
+same metrics as an uninterrupted run. A hardware backend's device trials go into the same run (its
+``trials`` table), committed with the unit they belong to, so a hardware run can be replayed.
+
+:func:`train_to_session` composes a session: the run with the devices and, if asked, the two software
+baselines of the same architecture, each a run of its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hil import __version__
+from hil.display.progress import ProgressSink, StepBar
+from hil.neurons.backend import NeuronBackend
+from hil.neurons.layers import NeuronConfig
+from hil.session.format import OutputExistsError
+from hil.session.sinks import SessionStore
+from hil.session.writer import SessionWriter
+from hil.training.config import TrainConfig
+from hil.training.datasets import Dataset
+from hil.training.epoch_records import EPOCHS, summarise
+from hil.training.network import Neurons
+from hil.training.trainer import ProgressCallback, describe_neurons, prepare
+from protocols.engine import RunEngine, Unit, check_identity, check_resumable
+from protocols.records import Descriptor
+
+ROLES = {"hil": "the devices in the loop", "deterministic": "software baseline, sigmoid",
+         "stochastic": "software baseline, ideal stochastic sigmoid"}
+
+
+class TrainingRun:
+    """One network trained unit by unit for the run engine (see the module docstring)."""
+
+    name = "training"
+
+    def __init__(self, dataset: Dataset, neurons: Neurons, config: TrainConfig,
+                 neuron_config: NeuronConfig | None = None, role: str = "hil", steps_per_unit: int | None = None,
+                 progress: ProgressCallback | None = None) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
+        if steps_per_unit is not None and steps_per_unit < 1:
+            raise ValueError(f"steps_per_unit: at least 1, got {steps_per_unit}")
+        self.dataset, self.neurons, self.config, self.role = dataset, neurons, config, role
+        self.neuron_config = neuron_config if isinstance(neurons, NeuronBackend) or neurons == "stochastic" else None
+        self.steps_per_unit = steps_per_unit
+        label = f"hil ({neurons.name})" if isinstance(neurons, NeuronBackend) else role
+        self.trainer = prepare(dataset, neurons, config, self.neuron_config, progress, run=label)
+        trial_table = getattr(neurons, "trial_descriptor", None)
+        self.descriptors: tuple[Descriptor, ...] = (EPOCHS,) + ((trial_table,) if trial_table is not None else ())
+        self._trial_table = trial_table.name if trial_table is not None else ""
+        self.stage: Callable[[str, np.ndarray], None] | None = None  # where trials of the unit in flight go
+        self._unit = 0
+
+    def parameters(self) -> dict[str, Any]:
+        backend = self.neurons if isinstance(self.neurons, NeuronBackend) else None
+        return {"role": self.role, "neurons": describe_neurons(self.neurons), "config": self.config.as_dict(),
+                "seeds": self.config.seeds(), "dataset": self.dataset.describe(),
+                "neuron_config": self.neuron_config.as_dict() if self.neuron_config else None,
+                "backend": NeuronBackend.describe(backend) if backend is not None else None,
+                "steps_per_unit": self.steps_per_unit}
+
+    def plan(self) -> list[Unit]:
+        steps = self.trainer.steps_per_epoch
+        chunk = self.steps_per_unit or steps
+        units = []
+        for epoch in range(1, self.config.epochs + 1):
+            for first in range(0, steps, chunk):
+                units.append(Unit(len(units), "", {"epoch": epoch, "until_step": min(steps, first + chunk)}))
+        return units
+
+    def measure(self, unit: Unit) -> dict[str, np.ndarray]:
+        self._unit = unit.index
+        metrics = self.trainer.train_steps(unit.params["until_step"])
+        if metrics is None:
+            return {}
+        rows = EPOCHS.rows(1, unit.index)
+        rows["epoch"], rows["loss"], rows["train_accuracy"] = metrics.epoch, metrics.loss, metrics.train_accuracy
+        rows["test_accuracy"] = np.nan if metrics.test_accuracy is None else metrics.test_accuracy
+        rows["pulses"], rows["energy_j"], rows["seconds"] = metrics.pulses, metrics.energy_j, metrics.seconds
+        return {EPOCHS.name: rows}
+
+    def record_trials(self, rows: np.ndarray) -> None:
+        """A hardware backend's trials, recorded with the unit in flight."""
+        if self.stage is not None:
+            rows["unit"] = self._unit
+            self.stage(self._trial_table, rows)
+
+    def state(self) -> bytes:
+        return self.trainer.checkpoint()
+
+    def restore(self, state: bytes) -> None:
+        self.trainer.restore(state)
+
+    def analyse(self, tables: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return {"summary": {"role": self.role, "neurons": describe_neurons(self.neurons),
+                            **summarise(tables[EPOCHS.name])}}
+
+
+def training_identity(dataset: Dataset, backend: NeuronBackend, source: Mapping[str, Any],
+                      config: TrainConfig) -> dict[str, Any]:
+    """What a resumed training session must match: backend and its source, dataset, seed, software version."""
+    described = dataset.describe()
+    return {"software_version": __version__, "backend": backend.name, "source": source.get("identity"),
+            "dataset": {k: described.get(k) for k in ("name", "n_train", "n_test", "split", "split_seed", "source")},
+            "seed": config.seed}
+
+
+def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, source: Mapping[str, Any],
+                     config: TrainConfig, neuron_config: NeuronConfig, baselines: bool = False,
+                     resume: bool = False, force: bool = False, progress: bool | None = None,
+                     steps_per_unit: int | None = None) -> list[str]:
+    """Train with ``backend`` (and the software baselines) into the session ``out``; the runs' statuses.
+
+    ``resume`` continues ``out`` from its last commit (refused if the backend's source, the dataset, the
+    seed or the software version differ); ``force`` replaces an existing ``out``.
+    """
+    out = Path(out)
+    identity = training_identity(dataset, backend, source, config)
+    if resume:
+        writer = SessionWriter.resume(out)
+    elif out.exists() and not force:
+        raise OutputExistsError(f"{out} already exists: pass --resume to continue it, --force to replace it, or "
+                                "choose another --out")
+    else:
+        metadata = {"source": {k: v for k, v in source.items() if k not in ("emulated_chip", "identity")},
+                    "identity": identity}
+        writer = SessionWriter.create(out, "training", metadata, overwrite=force)
+    bar = StepBar(progress)
+    try:
+        runs = [TrainingRun(dataset, backend, config, neuron_config, "hil", steps_per_unit, bar)]
+        if baselines:
+            runs += [TrainingRun(dataset, role, config, role=role, steps_per_unit=steps_per_unit, progress=bar)
+                     for role in ("deterministic", "stochastic")]
+        store = SessionStore(writer)
+        if resume:
+            check_identity(writer.attrs.get("identity"), identity, str(out))
+            check_resumable(runs, store.recorded())
+        hil_run = runs[0]
+        if hasattr(backend, "record"):
+            hil_run.stage = store.sink(0).stage
+            backend.record = hil_run.record_trials  # type: ignore[attr-defined]
+        lines = ProgressSink(False if bar.enabled else progress, stream=sys.stderr)
+        chip = source.get("emulated_chip")
+        cycles = int(chip.cycles.sum()) if chip is not None else 0
+        try:
+            statuses = RunEngine(store, [lines]).run(runs, resume=resume)
+        finally:
+            if chip is not None:  # the pulses the emulated chip counted, resets included: a cross-check
+                writer.set_attrs(emulator_cycles=int(writer.attrs.get("emulator_cycles", 0))
+                                 + int(chip.cycles.sum()) - cycles)
+    finally:
+        bar.close()
+        if hasattr(backend, "record"):
+            backend.record = None  # type: ignore[attr-defined]
+        writer.close()
+    return statuses
