@@ -14,7 +14,7 @@ from benchmarks.harness import Row
 from instruments.config_files import EMULATED_STATION_FILE as STATION
 from instruments.station import Station
 from instruments.trials import run_trials_fast, run_trials_naive
-from sim_backend.emulated.station import EmulatedStation
+from sim_backend.emulated.probe_station import EmulatedStation
 
 DEVICE, CURRENT_A, RESET_A, PULSE_S = "w5-1", 1.8e-3, -3.25e-3, 10e-6
 FAST_TRIALS, NAIVE_TRIALS, REPEATS = 4000, 300, 3

@@ -17,7 +17,7 @@ from instruments.station import Station
 from protocols.bias_sweep import BiasSweep
 from protocols.device_trial import TRIALS
 from protocols.engine import MemoryStore, RunEngine
-from sim_backend.emulated.station import EmulatedStation
+from sim_backend.emulated.probe_station import EmulatedStation
 
 REPEATS = 3
 CHUNK_ROWS = 1000

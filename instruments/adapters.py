@@ -343,11 +343,11 @@ class InstrumentModel:
 
 MODELS: dict[str, InstrumentModel] = {m.name: m for m in (
     InstrumentModel("Keysight81160A", "pulse_generator", Keysight81160AAdapter,
-                    "sim_backend.emulated.keysight81160a:EmulatedKeysight81160A"),
+                    "sim_backend.emulated.keysight81160a_emulator:EmulatedKeysight81160A"),
     InstrumentModel("Keithley2450", "source_meter", Keithley2450Adapter,
-                    "sim_backend.emulated.keithley2450:EmulatedKeithley2450"),
+                    "sim_backend.emulated.keithley2450_emulator:EmulatedKeithley2450"),
     InstrumentModel("Keithley707B", "switch_matrix", Keithley707BAdapter,
-                    "sim_backend.emulated.keithley707b:EmulatedKeithley707B"),
+                    "sim_backend.emulated.keithley707b_emulator:EmulatedKeithley707B"),
 )}
 
 # the models each role has an adapter for (what a station file may declare)

@@ -15,15 +15,13 @@ from typing import Any
 import yaml
 
 
-def _shipped(package: str, folder: str) -> Path:
-    try:
-        return Path(str(importlib.resources.files(package)))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / folder
+def _shipped(folder: str) -> Path:
+    installed = Path(str(importlib.resources.files("hil"))) / folder  # hil/configs, hil/data in a wheel
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[1] / folder
 
 
-CONFIGS = _shipped("hil.configs", "configs")
-DATA = _shipped("hil.data", "data")
+CONFIGS = _shipped("configs")
+DATA = _shipped("data")
 DEFAULT_CHIP_FILE = CONFIGS / "chip.default.yaml"
 EMULATED_STATION_FILE = CONFIGS / "station.emulated.yaml"
 PROTOCOL_FILES = CONFIGS / "protocols"

@@ -128,16 +128,16 @@ class GuardedAdapter(Adapter):
             raise connection_error(self.instrument, self.address, exc, self.timeout_s) from exc
 
     def _write(self, command: str, **kwargs: Any) -> None:
-        self._call(self.inner._write, command, **kwargs)
+        self._call(self.inner.write, command, **kwargs)
 
     def _write_bytes(self, content: bytes, **kwargs: Any) -> None:
-        self._call(self.inner._write_bytes, content, **kwargs)
+        self._call(self.inner.write_bytes, content, **kwargs)
 
     def _read(self, **kwargs: Any) -> str:
-        return self._call(self.inner._read, **kwargs)
+        return self._call(self.inner.read, **kwargs)
 
     def _read_bytes(self, count: int, break_on_termchar: bool = False, **kwargs: Any) -> bytes:
-        return self._call(self.inner._read_bytes, count, break_on_termchar, **kwargs)
+        return self._call(self.inner.read_bytes, count, break_on_termchar=break_on_termchar, **kwargs)
 
     def flush_read_buffer(self) -> None:
         self._call(self.inner.flush_read_buffer)
@@ -161,19 +161,19 @@ class RecordingAdapter(Adapter):
 
     def _write(self, command: str, **kwargs: Any) -> None:
         self.transport_log.add(self.instrument, WRITE, command.encode("latin-1"))
-        self.inner._write(command, **kwargs)
+        self.inner.write(command, **kwargs)
 
     def _write_bytes(self, content: bytes, **kwargs: Any) -> None:
         self.transport_log.add(self.instrument, WRITE, bytes(content))
-        self.inner._write_bytes(content, **kwargs)
+        self.inner.write_bytes(content, **kwargs)
 
     def _read(self, **kwargs: Any) -> str:
-        reply = self.inner._read(**kwargs)
+        reply = self.inner.read(**kwargs)
         self.transport_log.add(self.instrument, READ, reply.encode("latin-1"))
         return reply
 
     def _read_bytes(self, count: int, break_on_termchar: bool = False, **kwargs: Any) -> bytes:
-        reply = self.inner._read_bytes(count, break_on_termchar, **kwargs)
+        reply = self.inner.read_bytes(count, break_on_termchar=break_on_termchar, **kwargs)
         self.transport_log.add(self.instrument, READ, bytes(reply))
         return reply
 

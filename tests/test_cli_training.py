@@ -1,11 +1,18 @@
 """The training commands as a user runs them: hil train (sim, replay), hil info, hil experiment --json."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from hil.session import Session
+from instruments.config_files import CONFIGS
+from tests.waiting import wait_for_committed_units
 
 DATA_SESSION = Path(__file__).resolve().parents[1] / "data" / "emulated-session.h5"
 
@@ -39,3 +46,41 @@ def test_experiment_bias_prints_its_table_as_json(tmp_path):
     assert (tmp_path / "bias.png").read_bytes()[:4] == b"\x89PNG"
     worst = {w: min(r["accuracy"] for r in rows if r["width_m"] == w) for w in widths}
     assert worst[widths[0]] < worst[widths[-1]]  # the narrow devices lose more to the same bias error
+
+
+def test_training_killed_mid_run_resumes_to_the_same_metrics_as_an_uninterrupted_run(tmp_path):
+    """SIGKILL loses at most the steps since the last checkpoint; the resumed run ends exactly where an
+    uninterrupted one does (sim backend, same seed)."""
+    args = ["train", "--backend", "sim", "--epochs", "5", "--hidden", "32", "--eval-samples", "4",
+            "--checkpoint-every", "6", "--baselines"]
+    reference = tmp_path / "reference.h5"
+    hil(*args, "--out", reference)
+    killed = tmp_path / "killed.h5"
+    cmd = [sys.executable, "-m", "hil.cli", *map(str, args), "--out", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_committed_units(killed, 7, proc)  # into the second epoch of the first run
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Session(killed) as s:
+        assert s.runs[0].status == "running" and s.runs[0].table("epochs").size < 5
+    hil(*args, "--out", killed, "--resume")
+    with Session(reference) as a, Session(killed) as b:
+        assert [r.status for r in b.runs] == ["completed"] * 3 and b.attrs["attempts"] == 2
+        for run_a, run_b in zip(a.runs, b.runs, strict=True):
+            epochs_a, epochs_b = run_a.table("epochs"), run_b.table("epochs")
+            for field in ("epoch", "loss", "train_accuracy", "test_accuracy", "pulses", "energy_j"):
+                assert np.array_equal(epochs_a[field], epochs_b[field], equal_nan=True), (run_a.name, field)
+
+
+def test_a_training_resume_with_another_seed_or_backend_source_is_refused(tmp_path):
+    out = tmp_path / "t.h5"
+    hil("train", "--backend", "sim", "--epochs", "1", "--hidden", "16", "--out", out)
+    other_seed = subprocess.run([sys.executable, "-m", "hil.cli", "train", "--backend", "sim", "--epochs", "1",
+                                 "--hidden", "16", "--seed", "3", "--out", str(out), "--resume"],
+                                capture_output=True, text=True)
+    assert other_seed.returncode == 2 and "Traceback" not in other_seed.stderr
+    assert "cannot resume with a different" in other_seed.stderr and "seed: 0 in the file, 3 now" in other_seed.stderr
+    other_chip = subprocess.run([sys.executable, "-m", "hil.cli", "train", "--backend", "sim", "--epochs", "1",
+                                 "--hidden", "16", "--chip", str(CONFIGS / "chip.varied.yaml"), "--out", str(out),
+                                 "--resume"], capture_output=True, text=True)
+    assert other_chip.returncode == 2 and "different source (source.chip." in other_chip.stderr

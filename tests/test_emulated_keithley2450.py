@@ -16,7 +16,7 @@ from instruments.drivers.keithley2450 import Keithley2450
 from instruments.station_config import load_station_spec
 from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated import trigger_model
-from sim_backend.emulated.keithley2450 import BUFFER_MEMORY, OVERFLOW, EmulatedKeithley2450
+from sim_backend.emulated.keithley2450_emulator import BUFFER_MEMORY, OVERFLOW, EmulatedKeithley2450
 from sim_backend.emulated.server import InstrumentServer
 from tests.emulation import connect as connect_driver
 from tests.emulation import station_bench

@@ -8,7 +8,7 @@ from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley707b import Keithley707B
 from instruments.station_config import load_station_spec
 from sim_backend.chip import DEFAULT_CHIP_FILE
-from sim_backend.emulated.keithley707b import RELAY_SETTLE_S, EmulatedKeithley707B
+from sim_backend.emulated.keithley707b_emulator import RELAY_SETTLE_S, EmulatedKeithley707B
 from sim_backend.emulated.server import InstrumentServer
 from tests.emulation import connect as connect_driver
 from tests.emulation import station_bench

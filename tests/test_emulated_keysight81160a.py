@@ -8,9 +8,9 @@ from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
 from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keysight81160a import Keysight81160A
 from sim_backend.chip import DEFAULT_CHIP_FILE
-from sim_backend.emulated import keysight81160a as keysight_module
+from sim_backend.emulated import keysight81160a_emulator as keysight_module
 from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM
-from sim_backend.emulated.keysight81160a import PLAYED_KEPT, EmulatedKeysight81160A
+from sim_backend.emulated.keysight81160a_emulator import PLAYED_KEPT, EmulatedKeysight81160A
 from sim_backend.emulated.server import LOG_KEPT, Faults, InstrumentServer, garble
 from tests.emulation import connect as connect_driver
 from tests.emulation import station_bench

@@ -20,7 +20,7 @@ from instruments.station import Station
 from instruments.station_config import SafetyError, parse_station
 from instruments.trials import run_trials_fast, run_trials_naive
 from sim_backend.chip import DEFAULT_CHIP_FILE
-from sim_backend.emulated.station import EmulatedStation
+from sim_backend.emulated.probe_station import EmulatedStation
 from sim_backend.sot import exact_i50
 
 STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"

@@ -17,7 +17,7 @@ from instruments.adapters import open_connection
 from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
 from instruments.drivers.errors import InstrumentConnectionError, InstrumentErrors
 from instruments.drivers.keithley2450 import Keithley2450
-from sim_backend.emulated.station import EmulatedStation
+from sim_backend.emulated.probe_station import EmulatedStation
 from tests.waiting import wait_for_committed_units
 
 HIL = [sys.executable, "-m", "hil.cli"]

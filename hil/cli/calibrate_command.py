@@ -15,10 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hil.offline.calibration import calibrate, write_chip
-    from hil.outputs import check_outputs
+    from hil.offline.calibration import calibrate, check_chip_output, write_chip
 
-    check_outputs([args.out], args.force)  # refused before the fits, not after
+    check_chip_output(args.out, args.force)  # refused before the fits, not after
     chip = calibrate(args.file, base_chip=args.base_chip)
     path = write_chip(chip, args.out, force=args.force)
     errors = chip["calibration"]["standard_errors"]

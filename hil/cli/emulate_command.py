@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim_backend.emulated.station import EmulatedStation
+    from sim_backend.emulated.probe_station import EmulatedStation
 
     stop = threading.Event()
     # Ctrl-C (and SIGTERM) only set the event: the servers always stop cleanly, whenever it arrives

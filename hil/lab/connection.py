@@ -38,7 +38,7 @@ def open_station(station: str | Path | StationSpec, chip: str | Path | None = No
         with Station.open(spec, record=record) as connected:
             yield connected, None
         return
-    from sim_backend.emulated.station import EmulatedStation
+    from sim_backend.emulated.probe_station import EmulatedStation
 
     with EmulatedStation(spec, chip=chip, seed=seed) as emulated:
         if outcome_seed is not None:

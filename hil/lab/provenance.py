@@ -38,7 +38,8 @@ def is_emulated(spec: StationSpec) -> bool:
 
 def station_identity(spec: StationSpec, chip: str | Path | None = None, seed: int | None = None) -> dict[str, Any]:
     """The identity of a characterization: the station as declared, the emulated chip (if any), the version."""
-    declared = {k: v for k, v in spec.raw.items() if k != "notes"}
+    # the chip on an emulated station is compared by content below, however the file names its path
+    declared = {k: v for k, v in spec.raw.items() if k not in ("notes", "chip")}
     identity: dict[str, Any] = {"software_version": __version__, "station": declared}
     if is_emulated(spec):
         identity["chip"] = chip_identity(chip or spec.chip, seed)

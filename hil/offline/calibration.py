@@ -103,12 +103,18 @@ def calibrate(session_path: str | Path, base_chip: str | Path | None = None,
     return chip
 
 
-def write_chip(chip: dict[str, Any], out: str | Path, force: bool = False) -> Path:
-    """Write a calibrated chip file (YAML); an existing file is replaced only with ``force``."""
+def check_chip_output(out: str | Path, force: bool = False) -> Path:
+    """Refuse a chip-file name that is not YAML, or an existing file without ``force``."""
     out = Path(out)
     if out.suffix.lower() not in CHIP_SUFFIXES:
         raise SessionError(f"{out}: a chip file is YAML; give --out a name ending in .yaml")
     check_outputs([out], force)
+    return out
+
+
+def write_chip(chip: dict[str, Any], out: str | Path, force: bool = False) -> Path:
+    """Write a calibrated chip file (YAML); an existing file is replaced only with ``force``."""
+    out = check_chip_output(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# Chip calibrated by `hil calibrate` from {chip['calibration']['session']}.\n"
               "# Device values are fitted (standard errors under calibration.standard_errors); SI units.\n")

@@ -43,7 +43,7 @@ def _emulated(spec: StationSpec) -> StationSpec:
 
 def simulate(spec: StationSpec, runs: list[dict[str, Any]], chip: Chip) -> list[dict[str, Any]]:
     """Measure every run again on the emulated station with ``chip``; per run its tables and analyses."""
-    from sim_backend.emulated.station import EmulatedStation
+    from sim_backend.emulated.probe_station import EmulatedStation
 
     plans = []
     for run in runs:

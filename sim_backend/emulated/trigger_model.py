@@ -1,6 +1,6 @@
 """The emulated Keithley 2450's trigger model: its blocks, and the interpreter that runs them.
 
-The 2450's SCPI front (:mod:`sim_backend.emulated.keithley2450`) parses ``:TRIG:LOAD "Empty"`` and the
+The 2450's SCPI front (:mod:`sim_backend.emulated.keithley2450_emulator`) parses ``:TRIG:LOAD "Empty"`` and the
 ``:TRIG:BLOC:...`` commands and defines the blocks here; :class:`TriggerModel` holds them and runs them:
 
 - ``:INIT`` (:meth:`TriggerModel.initiate`) starts at block 1 and runs block after block until the model
@@ -29,7 +29,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from sim_backend.emulated.bench import Bench, WaveformRecord
-    from sim_backend.emulated.keithley2450 import ReadingBuffer
+    from sim_backend.emulated.keithley2450_emulator import ReadingBuffer
 
 TRIGGER_IN_LINE = 1  # the rear digital I/O line that the bench's trigger line (pulse generator marker) reaches
 MAX_READINGS_PER_RUN = 1_000_000  # an emulation limit: a longer run of the model fails instead of stalling
