@@ -15,7 +15,9 @@ ENTRIES = {
     "instruments": "benchmarks.instruments",
     "recording": "benchmarks.recording",
     "training": "benchmarks.training",
+    "reliability": "benchmarks.reliability",
 }
+DEFAULT = ("sampling", "instruments", "recording", "training")  # reliability runs on its own (minutes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(ENTRIES), help="run one entry")
     args = parser.parse_args(argv)
     rows = []
-    for name in [args.only] if args.only else ENTRIES:
+    for name in [args.only] if args.only else DEFAULT:
         if not args.json:
             print(f"running {name} ...", file=sys.stderr, flush=True)
         rows.extend(importlib.import_module(ENTRIES[name]).run())

@@ -2,20 +2,10 @@
 
 import time
 
-import h5py
+from hil.session.reader import committed_units
 
 
-def committed_units(path, run="000"):
-    """Units committed so far by run ``run`` of the session at ``path`` (read without file locking)."""
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            units = f.get(f"runs/{run}/units")
-            return int(units.attrs["n_committed"]) if units is not None else 0
-    except (OSError, KeyError):  # not created yet, or caught between two writes
-        return 0
-
-
-def wait_for_committed_units(path, minimum, proc, timeout_s=120.0, run="000", may_end=False):
+def wait_for_committed_units(path, minimum, proc, timeout_s=120.0, run=0, may_end=False):
     """Poll the session until ``minimum`` units of ``run`` are committed while the process runs.
 
     A process that ends first is an error, unless ``may_end`` (then ``None`` is returned).

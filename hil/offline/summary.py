@@ -16,7 +16,7 @@ from protocols.analysis import loop_width_by_device
 
 def _run_entry(run: Any) -> dict[str, Any]:
     units = run.units()
-    records = {name: int(rows.size) for name, rows in run.tables().items()}
+    records = run.row_counts()
     if units.size:
         n_trials, n_units_done = int(units["n_trials"].sum()), int(units.size)
     else:  # a run that has committed nothing, or a version 1 file (no commit log)
@@ -51,7 +51,7 @@ def _training(session: Session) -> dict[str, Any] | None:
            "seeds": p.get("seeds"), "neuron_config": p.get("neuron_config") or {},
            "backend_description": p.get("backend") or {}, "dataset_description": p.get("dataset"),
            "source": session.attrs.get("source"), "emulator_cycles": session.attrs.get("emulator_cycles"),
-           "trials_recorded": sum(int(rows.size) for name, rows in main.tables().items() if name != EPOCHS.name)}
+           "trials_recorded": sum(n for name, n in main.row_counts().items() if name != EPOCHS.name)}
     for role in ("deterministic", "stochastic"):
         if role in runs:
             out[f"{role}_accuracy"] = summarise(runs[role].table(EPOCHS.name))["test_accuracy"]

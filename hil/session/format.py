@@ -123,14 +123,19 @@ def committed_ends(group: h5py.Group) -> dict[str, int] | None:
     return {name: int(last[END_PREFIX + name]) for name in names}
 
 
+def committed_count(group: h5py.Group, table: str) -> int:
+    """How many rows of ``table`` are committed (read from the commit log, not from the rows)."""
+    if table not in group:
+        return 0
+    ends = committed_ends(group)
+    if ends is not None and table in ends:
+        return ends[table]
+    dataset = group[table]
+    return int(dataset.attrs.get("n_committed", dataset.shape[0]))
+
+
 def committed_rows(group: h5py.Group, table: str) -> np.ndarray:
     """The committed rows of ``table`` (rows of a unit in flight when the process died are left out)."""
     if table not in group:
         return np.zeros(0)
-    dataset = group[table]
-    ends = committed_ends(group)
-    if ends is not None and table in ends:
-        n = ends[table]
-    else:
-        n = int(dataset.attrs.get("n_committed", dataset.shape[0]))
-    return dataset[:n]
+    return group[table][:committed_count(group, table)]

@@ -14,6 +14,7 @@ from hil.session.format import (
     UNITS,
     SessionError,
     check_format,
+    committed_count,
     committed_rows,
     decode,
     decode_attrs,
@@ -52,10 +53,18 @@ class RunView:
         """The committed rows of table ``name`` (empty when absent)."""
         return committed_rows(self._group, name)
 
+    def table_names(self) -> list[str]:
+        """The record tables of the run (the declared ones; every dataset of a version 1 file)."""
+        names = list(self.descriptors) or [k for k in self._group if isinstance(self._group[k], h5py.Dataset)]
+        return [name for name in names if name != UNITS]
+
     def tables(self) -> dict[str, np.ndarray]:
         """Every declared record table, committed rows only."""
-        names = list(self.descriptors) or [k for k in self._group if isinstance(self._group[k], h5py.Dataset)]
-        return {name: self.table(name) for name in names if name != UNITS}
+        return {name: self.table(name) for name in self.table_names()}
+
+    def row_counts(self) -> dict[str, int]:
+        """Committed rows per record table, without reading them."""
+        return {name: committed_count(self._group, name) for name in self.table_names()}
 
     def units(self) -> np.ndarray:
         """The commit log: one row per committed unit (unit, attempt, time, where each table ended)."""
@@ -119,3 +128,14 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def committed_units(path: str | Path, run: int = 0) -> int:
+    """How many units run ``run`` of a session has committed, read while another process may be writing it
+    (no file locking; 0 while the file or the run does not exist yet, or is caught between two writes)."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            log = f.get(f"runs/{run:03d}/{UNITS}")
+            return int(log.attrs["n_committed"]) if log is not None else 0
+    except (OSError, KeyError):
+        return 0

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -103,9 +103,28 @@ class SessionStore:
         return self.sinks[index]
 
     @held
-    def tables(self, index: int) -> dict[str, np.ndarray]:
+    def tables(self, index: int) -> Mapping[str, np.ndarray]:
         run = self.writer.run(index)
-        return {name: run.table(name) for name in run.attrs.get("descriptors") or {}}
+        return CommittedTables(run, list(run.attrs.get("descriptors") or {}))
+
+
+class CommittedTables(Mapping):
+    """A run's committed tables, each read from the file only when asked for (an analysis that needs one
+    small table does not load a large one)."""
+
+    def __init__(self, run: RunWriter, names: list[str]) -> None:
+        self.run, self.names = run, names
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.names:
+            raise KeyError(name)
+        return self.run.table(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 class TransportSink(BaseSink):

@@ -71,7 +71,12 @@ class RunWriter:
     def __init__(self, session: SessionWriter, group: h5py.Group) -> None:
         self._session = session
         self.group = group
-        self._staged: dict[str, int] = {}  # table → end of the rows written so far (committed or not)
+        # what a commit needs, looked up once: the tables in commit-log order, their datasets and dtypes,
+        # where each one's rows end (committed or staged), and the commit log's length and last state slot
+        self._names: list[str] | None = None
+        self._datasets: dict[str, tuple[h5py.Dataset, np.dtype]] = {}
+        self._ends: dict[str, int] = {}
+        self._log: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
@@ -104,26 +109,34 @@ class RunWriter:
         descriptors = dict(self.attrs.get("descriptors") or {})
         descriptors[descriptor.name] = descriptor.as_dict()
         self.group.attrs["descriptors"] = encode(descriptors)
+        self._names = None
 
     def _tables(self) -> list[str]:
-        return list(self.attrs.get("descriptors") or {})
+        if self._names is None:
+            self._names = list(self.attrs.get("descriptors") or {})
+        return self._names
+
+    def _dataset(self, table: str) -> tuple[h5py.Dataset, np.dtype]:
+        if table not in self._datasets:
+            if table not in self._tables():
+                raise SessionError(f"run {self.name}: table {table} was not declared")
+            dataset = self.group[table]
+            self._datasets[table] = (dataset, dataset.dtype)
+            self._ends[table] = int(dataset.attrs["n_committed"])
+        return self._datasets[table]
 
     @held
     def stage(self, table: str, rows: np.ndarray) -> None:
         """Write ``rows`` after the rows written so far; they count once the next unit commits."""
         rows = np.asarray(rows)
-        if table not in self.group:
-            raise SessionError(f"run {self.name}: table {table} was not declared")
-        dataset = self.group[table]
-        start = self._staged.get(table)
-        if start is None:
-            start = int(dataset.attrs["n_committed"])
-        if rows.dtype != dataset.dtype:
-            rows = rows.astype(dataset.dtype)
+        dataset, dtype = self._dataset(table)
+        start = self._ends[table]
+        if rows.dtype != dtype:
+            rows = rows.astype(dtype)
         if dataset.shape[0] < start + rows.size:
             dataset.resize((start + rows.size,))
         dataset[start:start + rows.size] = rows
-        self._staged[table] = start + rows.size
+        self._ends[table] = start + rows.size
 
     @held
     def commit(self, unit: int, tables: Mapping[str, np.ndarray], state: bytes | None = None,
@@ -137,29 +150,31 @@ class RunWriter:
                                             chunks=(CHUNK_ROWS,))
             log.attrs["n_committed"] = 0
         log = self.group[UNITS]
-        n = int(log.attrs["n_committed"])
-        previous = log[n - 1] if n else None
+        if self._log is None:
+            n = int(log.attrs["n_committed"])
+            self._log = (n, int(log[n - 1]["state_slot"]) if n else -1)
+        n, last_slot = self._log
         slot = -1
         if state is not None:
-            slot = 1 - int(previous["state_slot"]) if previous is not None and previous["state_slot"] >= 0 else 0
+            slot = 1 - last_slot if last_slot >= 0 else 0
             self._write_state(slot, state, unit)
         row = np.zeros(1, dtype=log.dtype)
         row["unit"], row["attempt"], row["time_s"], row["state_slot"] = unit, attempt, time.time(), slot
         row["n_trials"] = n_trials
-        ends = {}
         for name in names:
-            ends[name] = self._staged.get(name, int(self.group[name].attrs["n_committed"]))
+            self._dataset(name)
             if END_PREFIX + name not in log.dtype.names:
                 raise SessionError(f"run {self.name}: table {name} is not in the commit log")
-            row[END_PREFIX + name] = ends[name]
+            row[END_PREFIX + name] = self._ends[name]
         if log.shape[0] < n + 1:
             log.resize((n + 1,))
         log[n] = row[0]
         self._session.flush()  # phase 1: every byte of the unit is with the operating system
-        for name, end in ends.items():
-            self.group[name].attrs["n_committed"] = end
+        for name in names:
+            self._datasets[name][0].attrs["n_committed"] = self._ends[name]
         log.attrs["n_committed"] = n + 1
         self._session.flush()  # phase 2: the unit counts
+        self._log = (n + 1, slot if slot >= 0 else last_slot)
 
     def _write_state(self, slot: int, state: bytes, unit: int) -> None:
         states = self.group.require_group(STATE)
@@ -186,7 +201,7 @@ class RunWriter:
                     dataset.attrs["n_committed"] = end
         log = self.group[UNITS]
         log.resize((int(log.attrs["n_committed"]),))
-        self._staged = {}
+        self._datasets, self._ends, self._log = {}, {}, None
         self._session.flush()
 
     # -- reading back ----------------------------------------------------------------------------------

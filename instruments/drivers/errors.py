@@ -109,7 +109,14 @@ def raise_errors(instrument: str, errors: Sequence[tuple[int, str]]) -> list:
     if errors:
         entries = [ErrorEntry(instrument, code, message) for code, message in errors]
         for entry in entries:
-            log.error("%s: %s", instrument, entry)
+            log.info("%s: %s", instrument, entry)
         raise InstrumentErrors(entries)
     return []
 
+
+
+def operation_complete(instrument: Any) -> None:
+    """``*OPC?``: wait until the instrument has done everything sent so far; its reply must be ``1``."""
+    reply = instrument.ask("*OPC?").strip()
+    if reply != "1":
+        raise InstrumentReplyError(f"{instrument.name}: *OPC? answered {reply[:40]!r} instead of 1")

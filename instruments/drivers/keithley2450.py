@@ -29,7 +29,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2450 as StockKeithley2450
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments.drivers.errors import InstrumentError, RaisingErrorQueue
+from instruments.drivers.errors import InstrumentError, RaisingErrorQueue, operation_complete
 
 BUFFER = "defbuffer1"
 SOURCE_CURRENT_RANGE_A = [-1.05, 1.05]
@@ -232,7 +232,7 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
 
     def wait_for_completion(self) -> None:
         """Block until the trigger model has finished (``*OPC?``)."""
-        self.ask("*OPC?")
+        operation_complete(self)
 
     # -- reading buffer -----------------------------------------------------------------------------
 

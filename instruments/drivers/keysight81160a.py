@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pymeasure.instruments import Instrument
@@ -40,7 +41,7 @@ from pymeasure.instruments.keysight.keysight81160A import (
 from pymeasure.instruments.keysight.keysight81160A import Keysight81160AChannel as StockChannel
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments.drivers.errors import RaisingErrorQueue
+from instruments.drivers.errors import RaisingErrorQueue, operation_complete
 
 ARB_MEMORY_POINTS = 524_288  # points per channel of volatile arbitrary-waveform memory
 ARB_MIN_POINTS = 2  # the shortest arbitrary waveform
@@ -209,6 +210,9 @@ class Keysight81160A(RaisingErrorQueue, StockKeysight81160A):
     ch_1 = Instrument.ChannelCreator(Keysight81160AChannel, 1)
     ch_2 = Instrument.ChannelCreator(Keysight81160AChannel, 2)
 
+    def __init__(self, adapter: Any, name: str = "Keysight 81160A pulse generator", **kwargs: Any) -> None:
+        super().__init__(adapter, name, **kwargs)
+
     def arm(self, channel: int = 1) -> None:
         """High-impedance load, one cycle per manual trigger, output on."""
         ch = self.channels[channel]
@@ -220,7 +224,7 @@ class Keysight81160A(RaisingErrorQueue, StockKeysight81160A):
     def fire(self) -> None:
         """Trigger one cycle (``*TRG``) and wait until the instrument has handled it."""
         self.write("*TRG")
-        self.ask("*OPC?")
+        operation_complete(self)
 
     def play_pulse(self, level_v: float, width_s: float, channel: int = 1) -> None:
         """Set, arm and fire one rectangular pulse of ``level_v`` (V) lasting ``width_s`` (s)."""
