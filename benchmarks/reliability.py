@@ -44,7 +44,7 @@ from sim_backend.emulated.probe_station import EmulatedStation
 HIL = [sys.executable, "-m", "hil.cli"]
 KILLS_CHARACTERIZE, KILLS_TRAINING = 20, 5
 SEED = 11
-TRAINING = ["train", "--backend", "sim", "--epochs", "4", "--hidden", "32", "--eval-samples", "4",
+TRAINING = ["train", "--backend", "sim", "--epochs", "6", "--hidden", "32", "--eval-samples", "4",
             "--checkpoint-every", "2"]
 MEMORY_RUN = ["train", "--backend", "hardware", "--station", str(EMULATED_STATION_FILE), "--epochs", "20",
               "--hidden", "48", "--eval-samples", "8"]
@@ -138,8 +138,8 @@ def training_kills(folder: Path, rng: random.Random) -> Row:
         status = b.runs[0].status
     same = all(np.array_equal(epochs_a[f], epochs_b[f], equal_nan=True)
                for f in ("epoch", "loss", "train_accuracy", "test_accuracy", "pulses", "energy_j"))
-    counts = np.bincount(epochs_b["epoch"], minlength=5)[1:]
-    tally = {"status": status, "planned": 4, "present": int(epochs_b.size), "lost": int((counts == 0).sum()),
+    counts = np.bincount(epochs_b["epoch"], minlength=7)[1:]
+    tally = {"status": status, "planned": 6, "present": int(epochs_b.size), "lost": int((counts == 0).sum()),
              "duplicated": int(np.clip(counts - 1, 0, None).sum()), "skipped": 0}
     outcome = "recovered" if finished.returncode == 0 and status == "completed" and same else "other"
     row = _row(f"training: SIGKILL x{kills}", tally, outcome,

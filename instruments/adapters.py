@@ -27,7 +27,13 @@ from instruments.drivers.errors import (
 )
 from instruments.drivers.keithley707b import Keithley707B
 from instruments.drivers.keithley2450 import MAX_BUFFER_READINGS, Keithley2450
-from instruments.drivers.keysight81160a import ARB_MEMORY_POINTS, LEVEL_MAX_V, PULSE_PERIOD_FACTOR, Keysight81160A
+from instruments.drivers.keysight81160a import (
+    ARB_MEMORY_POINTS,
+    LEVEL_MAX_V,
+    PULSE_PERIOD_FACTOR,
+    Keysight81160A,
+    points_per_segment,
+)
 from instruments.failures import UserFacingError
 from instruments.roles import Segment
 from instruments.transport import GuardedAdapter
@@ -177,10 +183,9 @@ class Keysight81160AAdapter(ModelAdapter):
             self._armed = True
 
     def max_segments(self, segments: Sequence[Segment]) -> int:
-        ticks = np.rint(np.array([s.duration_s for s in segments]) * 1e9).astype(np.int64)
-        if ticks.size == 0:
+        if not segments:
             return 0
-        points = np.cumsum(ticks // int(np.gcd.reduce(ticks)))
+        points = np.cumsum(points_per_segment([s.duration_s for s in segments])[0])
         return int(np.searchsorted(points, ARB_MEMORY_POINTS, side="right"))
 
     def pulse_time_s(self, width_s: float) -> float:

@@ -258,10 +258,6 @@ class Chip:
             devices = [devices]
         return torch.tensor([self.index(d) for d in devices], dtype=torch.long, device=self.device)
 
-    def widths(self) -> list[float]:
-        """The distinct device widths in m, ascending."""
-        return sorted(set(self.width_m.tolist()))
-
     def state(self, devices: DeviceIndex | str | Sequence[str]) -> torch.Tensor:
         """Magnetization ``m_z`` (±1, int8) of the given devices."""
         return self.m_z[self._indices(devices)].clone()

@@ -29,7 +29,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2450 as StockKeithley2450
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments.drivers.errors import InstrumentError, RaisingErrorQueue, operation_complete
+from instruments.drivers.errors import InstrumentError, InstrumentReplyError, RaisingErrorQueue, operation_complete
 
 BUFFER = "defbuffer1"
 SOURCE_CURRENT_RANGE_A = [-1.05, 1.05]
@@ -41,6 +41,7 @@ MAX_BUFFER_READINGS = 100_000  # default capacity of defbuffer1
 DELAY_RANGE = [0.0, 10_000.0]  # :TRIG:BLOC:DEL:CONS (0 for no delay)
 SWEEP_DELAY_MIN_S = 50e-6  # a sweep's delay between points: 0, or 50 µs to 10 000 s
 TRIGGER_LINE = 1  # rear-panel digital I/O line wired to the pulse generator's trigger output
+TRIGGER_STATES = ("IDLE", "RUNNING", "WAITING", "EMPTY", "BUILDING", "FAILED", "ABORTING", "ABORTED", "PAUSED")
 OUTPUT_OFF_MODES = {"high_impedance": "HIMP", "normal": "NORM", "zero": "ZERO", "guard": "GUAR"}
 
 
@@ -52,6 +53,14 @@ def _list_values(values: Sequence[float], max_points: int) -> list[float]:
     for v in values:
         strict_range(v, SOURCE_CURRENT_RANGE_A)
     return values
+
+
+def _trigger_state(reply: str) -> str:
+    """The first field of a ``:TRIG:STAT?`` reply, which must be one of the states the manual lists."""
+    state = reply.split(";")[0].strip()
+    if state not in TRIGGER_STATES:
+        raise InstrumentReplyError(f"Keithley 2450: {reply[:40]!r} is not a trigger-model state")
+    return state
 
 
 def _format_list(values: Sequence[float]) -> str:
@@ -117,8 +126,8 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
 
     trigger_state = Instrument.measurement(
         ":TRIG:STAT?",
-        """Get the trigger-model state (str: IDLE, RUNNING, WAITING, ...).""",
-        cast=str, maxsplit=0, get_process=lambda reply: reply.split(";")[0].strip(),
+        """Get the trigger-model state (str: IDLE, RUNNING, WAITING, ...; an unknown word is refused).""",
+        cast=str, maxsplit=0, get_process=lambda reply: _trigger_state(reply),
     )
 
     # -- 4-wire resistance --------------------------------------------------------------------------

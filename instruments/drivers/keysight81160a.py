@@ -81,6 +81,14 @@ class SampledWaveform:
         return 1.0 / self.frequency_hz
 
 
+def points_per_segment(durations_s: Sequence[float]) -> tuple[np.ndarray, int]:
+    """Sample points of each segment at the longest sample period that holds every duration (rounded to
+    whole ns) as a whole number of points, and that period in ns. Durations must be at least 1 ns."""
+    ticks = np.rint(np.asarray(durations_s, dtype=np.float64) / DURATION_RESOLUTION_S).astype(np.int64)
+    step = int(np.gcd.reduce(ticks)) if ticks.size else 1
+    return ticks // step, step
+
+
 def _flags(markers: Sequence[bool] | None, size: int) -> np.ndarray:
     if markers is None:
         return np.zeros(size, dtype=bool)
@@ -192,8 +200,7 @@ class Keysight81160AChannel(StockChannel):
             raise ValueError("every segment needs a duration of at least 1 ns")
         if np.any(np.abs(levels) > LEVEL_MAX_V):
             raise ValueError(f"a level exceeds ±{LEVEL_MAX_V} V")
-        step = int(np.gcd.reduce(ticks))
-        counts = ticks // step
+        counts, step = points_per_segment(durations_s)
         total = int(counts.sum())
         if total > ARB_MEMORY_POINTS:
             raise ValueError(f"waveform of {total} points exceeds the {ARB_MEMORY_POINTS}-point memory; "
