@@ -72,6 +72,7 @@ class ModelAdapter:
     model: ClassVar[str]
     idn_pattern: ClassVar[re.Pattern[str]]
     driver_class: ClassVar[type]
+    known_options: ClassVar[dict[str, tuple[Any, ...]]] = {}  # station-file options and their allowed values
 
     def __init__(self, driver: Any, idn: str, options: dict[str, Any], role: str, address: str = "",
                  reopen: Callable[[], Adapter] | None = None) -> None:
@@ -161,13 +162,12 @@ class Keysight81160AAdapter(ModelAdapter):
     model = "Keysight81160A"
     idn_pattern = re.compile(r"81160A")
     driver_class = Keysight81160A
+    known_options = {"channel": (1, 2)}
     max_level_v = LEVEL_MAX_V
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.channel_number = int(self.options.get("channel", 1))
-        if self.channel_number not in (1, 2):
-            raise ValueError(f"instruments.{self.role}.options.channel: 1 or 2, got {self.channel_number!r}")
+        self.channel_number = self.options.get("channel", 1)  # validated with the station file
         self._armed = False
 
     @property
@@ -205,10 +205,14 @@ class Keysight81160AAdapter(ModelAdapter):
         self.channel.output = False
         self._armed = False
 
-    make_safe = output_off
+    def make_safe(self) -> None:
+        """Both outputs off: the channel in use, and the other one, which nothing here switched on."""
+        for number in (1, 2):
+            self.driver.channels[number].output = False
+        self._armed = False
 
     def is_safe(self) -> bool:
-        return not self.channel.output
+        return not any(self.driver.channels[number].output for number in (1, 2))
 
 
 class Keithley2450Adapter(ModelAdapter):
@@ -243,7 +247,7 @@ class Keithley2450Adapter(ModelAdapter):
         d.trigger_edge = "RIS"
         self.aperture_s = nplc / LINE_FREQUENCY_HZ
         self._wires = None
-        d.check_errors()  # the whole set-up, confirmed by the instrument before the first reading
+        self.check_errors()  # the whole set-up (stock commands too), confirmed before the first reading
 
     def _read(self, wires: int, n_readings: int) -> np.ndarray:
         self._set_wires(wires)

@@ -54,11 +54,21 @@ class SafeStateReport:
     def describe(self) -> str:
         if self.ok:
             return "outputs off and matrix open, confirmed by every instrument"
-        parts = [f"{name} still reports a live output or closed crosspoint after the safe-state commands: switch "
-                 "it off at its front panel" for name in self.unsafe]
-        parts += [f"{name} did not answer ({reason}): it may still be live; switch its output off at its front "
-                  "panel (or power it down) before touching the probes" for name, reason in self.unreachable]
+        parts = [f"{name} still reports {_live(name)} after the safe-state commands: {_remedy(name)}"
+                 for name in self.unsafe]
+        parts += [f"{name} did not answer ({reason}): it may still have {_live(name)}; {_remedy(name)} before "
+                  "touching the probes" for name, reason in self.unreachable]
         return "SAFE STATE NOT CONFIRMED: " + "; ".join(parts)
+
+
+def _live(name: str) -> str:
+    return "closed crosspoints" if name.startswith(ROLE_NAMES["switch_matrix"]) else "a live output"
+
+
+def _remedy(name: str) -> str:
+    if name.startswith(ROLE_NAMES["switch_matrix"]):
+        return "open every crosspoint at its front panel (or power it down)"
+    return "switch its output off at its front panel (or power it down)"
 
 
 class DeviceOpenError(SafetyError):
@@ -93,6 +103,7 @@ class Station:
         self.routed: str | None = None
         self.channel_resistance_ohm: dict[str, float] = {}
         self.safe_state_report: SafeStateReport | None = None
+        self.lost: dict[str, str] = {}  # devices found open: never routed again (no pulse, no current)
         self._read_configured = False
         self._check_depth = 0
 
@@ -136,8 +147,9 @@ class Station:
                 opened.append(adapter)
                 roles[role] = adapter
             station = cls(spec, roles["pulse_generator"], roles["source_meter"], roles["switch_matrix"])
-            station.safe_state(raise_if_unconfirmed=True)
             station.clear_stale_errors()
+            station.safe_state(raise_if_unconfirmed=True, reraise_interrupt=True)
+            station.check_errors("putting the instruments in the safe state")
             return station
         except BaseException:
             for adapter in opened:
@@ -153,11 +165,12 @@ class Station:
             except InstrumentErrors as exc:
                 log.warning("%s held errors from before this run (read and cleared): %s", role, exc)
 
-    def close(self) -> SafeStateReport:
+    def close(self, reraise_interrupt: bool = True) -> SafeStateReport:
         """Safe state (confirmed), then disconnect every instrument. Raises :class:`SafeStateError` when an
-        instrument could not confirm it."""
+        instrument could not confirm it. A Ctrl-C meanwhile is held, and raised once all is done
+        (``reraise_interrupt``)."""
         try:
-            report = self.safe_state()
+            report = self.safe_state(reraise_interrupt=reraise_interrupt)
         finally:
             for instrument in self.instruments.values():
                 try:
@@ -173,7 +186,7 @@ class Station:
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         try:
-            self.close()
+            self.close(reraise_interrupt=exc is None)  # with an error in flight, that error ends the run
         except SafeStateError as error:
             if exc is None:
                 raise
@@ -182,15 +195,16 @@ class Station:
             with contextlib.suppress(AttributeError, TypeError):
                 exc.safe_state = self.safe_state_report  # type: ignore[attr-defined]
 
-    def safe_state(self, raise_if_unconfirmed: bool = False) -> SafeStateReport:
+    def safe_state(self, raise_if_unconfirmed: bool = False, reraise_interrupt: bool = True) -> SafeStateReport:
         """Outputs off and every crosspoint open, each instrument asked to confirm; the report.
 
         Each instrument's connection is first brought back in step (a reply still on its way from an
         interrupted query must not be read as the confirmation). An instrument that does not answer is
-        tried once more on a new connection. Ctrl-C is held meanwhile.
+        tried once more on a new connection. Ctrl-C is held meanwhile, and raised when all is done
+        (``reraise_interrupt``; ``False`` when the run is already ending with another error).
         """
         confirmed, unsafe, unreachable, reconnected = [], [], [], []
-        with interrupts_held(reraise=False, what="the instruments are made safe"):
+        with interrupts_held(reraise=reraise_interrupt, what="the instruments are made safe"):
             for role, instrument in self.instruments.items():
                 declared = self.spec.instruments[role]
                 name = f"{ROLE_NAMES[role]} ({declared.model} at {declared.address})"
@@ -270,8 +284,16 @@ class Station:
 
     # -- routing and reads ------------------------------------------------------------------------
 
+    def mark_lost(self, device_id: str, reason: str) -> None:
+        """A device found open (broken down, or not contacted): it is never routed again by this station."""
+        self.lost[device_id] = reason
+
     def route(self, device_id: str) -> None:
-        """Connect ``device_id`` to the instruments (break before make); refused on a forbidden crosspoint."""
+        """Connect ``device_id`` to the instruments (break before make); refused on a forbidden crosspoint, and
+        for a device found open earlier (:class:`DeviceOpenError`)."""
+        if device_id in self.lost:
+            raise DeviceOpenError(device_id, f"device {device_id} was found open earlier ({self.lost[device_id]}); "
+                                  "nothing is sent to it")
         route = self.spec.check_route(device_id)
         if self.routed == device_id:
             return

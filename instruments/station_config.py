@@ -220,6 +220,12 @@ class _Instruments(_Section):
         role, model = info.field_name, instrument.model
         if not isinstance(model, str) or model not in SUPPORTED_MODELS[role]:
             raise _error(f"{model!r} has no {role} adapter (supported: {', '.join(SUPPORTED_MODELS[role])})", "model")
+        known = SUPPORTED_MODELS[role][model].known_options
+        for key, value in instrument.options.items():
+            if key not in known:
+                raise _error(f"unknown option for a {model} (known: {', '.join(known) or 'none'})", "options", key)
+            if value not in known[key]:
+                raise _error(f"expected one of {list(known[key])}, got {value!r}", "options", key)
         return instrument
 
 

@@ -10,11 +10,11 @@ results: no other module names their fields.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from protocols.fits import FitError, fit_logistic, fit_neel_brown, wilson_interval
+from protocols.fits import FitError, LogisticFit, fit_logistic, fit_neel_brown, wilson_interval
 
 CURVE_DTYPE = np.dtype([("device", "S32"), ("amplitude_a", "f8"), ("width_s", "f8"), ("n_trials", "i8"),
                         ("n_switched", "i8"), ("p", "f8"), ("ci_low", "f8"), ("ci_high", "f8")])
@@ -157,15 +157,33 @@ def size_summary(fits: dict[str, dict[str, Any]], widths_m: dict[str, float],
     return summary
 
 
-def curves_by_device(curves: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Per device, the counts of a ``curves`` table: ``{device: {current_a, n_switched, n_trials, width_s}}``
-    (one pulse width per device: the first if there are several)."""
+class SwitchingCounts(NamedTuple):
+    """One device's switching counts: per bias point its current (A), pulse width (s), switched and trials."""
+
+    current_a: np.ndarray
+    width_s: np.ndarray
+    n_switched: np.ndarray
+    n_trials: np.ndarray
+
+    @property
+    def p(self) -> np.ndarray:
+        return self.n_switched / np.maximum(self.n_trials, 1)
+
+
+def curves_by_device(curves: np.ndarray) -> dict[str, SwitchingCounts]:
+    """Per device, the counts of a ``curves`` result (the analysis of a bias sweep or reset check)."""
     out = {}
     for device in np.unique(curves["device"]):
         rows = curves[curves["device"] == device]
-        out[text(device)] = {"current_a": rows["amplitude_a"], "n_switched": rows["n_switched"],
-                              "n_trials": rows["n_trials"], "width_s": rows["width_s"]}
+        out[text(device)] = SwitchingCounts(rows["amplitude_a"], rows["width_s"], rows["n_switched"].astype(float),
+                                            rows["n_trials"].astype(float))
     return out
+
+
+def fitted_logistic(fits: dict[str, Any], device: str) -> LogisticFit | None:
+    """A device's logistic fit from a ``fits`` result (``None`` when it has none)."""
+    entry = (fits or {}).get(device, {}).get("logistic")
+    return LogisticFit(**entry) if entry else None
 
 
 def loop_width_by_device(loops: np.ndarray) -> dict[str, float]:
@@ -184,18 +202,18 @@ def devices_of(table: np.ndarray) -> list[str]:
     return [text(d) for d in np.unique(table["device"])] if table.size else []
 
 
-def switching_counts(trials: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+def switching_counts(trials: np.ndarray) -> dict[str, SwitchingCounts]:
     """Per device, the trials with a bias pulse whose reset held and whose reading is finite, counted per
-    (current, pulse width): ``{device: {current_a, width_s, n_switched, n_trials}}``."""
+    (current, pulse width)."""
     valid = trials[(trials["reset_ok"] == 1) & np.isfinite(trials["reading_ohm"]) & (trials["amplitude_a"] > 0)]
     out = {}
     for device in np.unique(valid["device"]):
         rows = valid[valid["device"] == device]
         keys, inverse = np.unique(np.stack([rows["amplitude_a"], rows["width_s"]], axis=1), axis=0,
                                   return_inverse=True)
-        out[text(device)] = {"current_a": keys[:, 0], "width_s": keys[:, 1],
-                             "n_switched": np.bincount(inverse.ravel(), weights=rows["outcome"].astype(float)),
-                             "n_trials": np.bincount(inverse.ravel()).astype(float)}
+        out[text(device)] = SwitchingCounts(keys[:, 0], keys[:, 1],
+                                            np.bincount(inverse.ravel(), weights=rows["outcome"].astype(float)),
+                                            np.bincount(inverse.ravel()).astype(float))
     return out
 
 

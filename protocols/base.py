@@ -28,6 +28,17 @@ LOST = Descriptor("lost_devices", (
 ), "devices found open during the run; their remaining units were skipped without a pulse")
 
 
+LOST_RESULT = "lost_devices"  # the analysis result naming the devices a run found open
+
+
+def lost_devices(tables: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Device id → why, for every device a run's tables record as lost (found open)."""
+    if LOST.name not in tables:
+        return {}
+    lost = tables[LOST.name]
+    return {d.decode(): r.decode() for d, r in zip(lost["device"], lost["reason"], strict=True)}
+
+
 class ProtocolConfigError(UserFacingError, ValueError):
     """A protocol file that cannot be run; the message names the key and value."""
 
@@ -127,28 +138,35 @@ class StationProtocol:
         raise NotImplementedError
 
     def measure(self, unit: Unit) -> dict[str, np.ndarray]:
-        """Measure one unit; a device found open is recorded as lost, and its later units send no pulse."""
-        if unit.device in self.lost:
-            return {}
+        """Measure one unit. A device found open is lost for the whole session (the station refuses to route
+        it): it is recorded once in this run's ``lost_devices``, and its units send nothing to it."""
+        station = self.station
+        if unit.device in station.lost:
+            if unit.device in self.lost:
+                return {}
+            return self._lost(unit, unit.device, f"found open earlier: {station.lost[unit.device]}")
         try:
             return self.measure_unit(unit)
         except DeviceOpenError as exc:
-            self.lost[exc.device] = str(exc)
-            lost = LOST.rows(1, unit.index)
-            lost["device"], lost["reason"] = exc.device, str(exc).encode()[:256]
-            tables = {LOST.name: lost}
+            station.mark_lost(exc.device, str(exc))
+            tables = self._lost(unit, exc.device, str(exc))
             if exc.rows is not None:
                 tables[self.records[0].name] = exc.rows
             return tables
+
+    def _lost(self, unit: Unit, device: str, reason: str) -> dict[str, np.ndarray]:
+        self.lost[device] = reason
+        lost = LOST.rows(1, unit.index)
+        lost["device"], lost["reason"] = device, reason.encode()[:256]
+        return {LOST.name: lost}
 
     def measure_unit(self, unit: Unit) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
     def analyse(self, tables: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """Derived results of the completed run's tables (curves, fits, summaries) and the lost devices."""
-        lost = tables.get(LOST.name, np.zeros(0, LOST.dtype))
-        return {"lost_devices": {d.decode(): r.decode() for d, r in zip(lost["device"], lost["reason"], strict=True)}
-                } if lost.size else {}
+        lost = lost_devices(tables)
+        return {LOST_RESULT: lost} if lost else {}
 
     # -- width-keyed values --------------------------------------------------------------------------
 

@@ -53,6 +53,11 @@ class TrialSettings:
             raise ValueError(f"path: expected 'fast' or 'naive', got {self.path!r}")
 
 
+def switched(rows: np.ndarray) -> np.ndarray:
+    """Whether each trial of ``trials`` rows switched (bool)."""
+    return rows["outcome"].astype(bool)
+
+
 class DeviceTrials:
     """Batches of device trials on a connected station, as ``trials`` records."""
 

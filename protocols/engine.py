@@ -35,6 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from instruments.failures import UserFacingError
+from instruments.interrupts import interrupts_held
 from protocols.records import UNIT_FIELD, Descriptor, by_name
 
 RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
@@ -273,9 +274,10 @@ class RunEngine:
                 with self.guard(measurement, unit):
                     tables = _checked(measurement.name, unit, measurement.measure(unit), descriptors)
                 state = measurement.state() if stateful else None  # type: ignore[attr-defined]
-                for sink in sinks:
-                    sink.records(unit, tables, state)
-                current = None
+                with interrupts_held():  # every sink hears of the unit; a Ctrl-C meanwhile comes after
+                    for sink in sinks:
+                        sink.records(unit, tables, state)
+                    current = None  # committed: not the unit in flight any more
             results = dict(measurement.analyse(self.store.tables(index)))
             for sink in sinks:
                 sink.analysis(results)
@@ -325,12 +327,15 @@ def _checked(name: str, unit: Unit, tables: Mapping[str, np.ndarray],
 
 
 def _stop(sinks: Sequence[Sink], stop: RunStop) -> None:
+    """Tell every sink; a Ctrl-C meanwhile is held (and raised after, only when the run completed: a run
+    that is ending with an error keeps that error)."""
     errors = []
-    for sink in sinks:
-        try:
-            sink.stop(stop)
-        except Exception as exc:  # noqa: BLE001 — every sink must hear the stop; the first failure is re-raised
-            errors.append(exc)
+    with interrupts_held(reraise=stop.status == COMPLETED):
+        for sink in sinks:
+            try:
+                sink.stop(stop)
+            except Exception as exc:  # noqa: BLE001 — every sink must hear the stop; the first failure is raised
+                errors.append(exc)
     if errors and stop.status == COMPLETED:
         raise errors[0]
 

@@ -43,6 +43,11 @@ class HysteresisLoop(StationProtocol):
         for device in self.devices:
             spec.check_current(device, self.lookup(self.max_current, device, "max_current"), what="DC current")
 
+    @classmethod
+    def repeated(cls, parameters: Mapping[str, Any], times: int) -> dict[str, Any]:
+        """The parameters of the same loops measured ``times`` times over (a spread to judge one loop by)."""
+        return {**parameters, "loops": int(parameters.get("loops", 1)) * times}
+
     def currents(self, device: str) -> np.ndarray:
         i_max = self.lookup(self.max_current, device, "max_current")
         up = np.linspace(-i_max, i_max, self.steps)

@@ -136,7 +136,7 @@ def test_report_writes_figures_and_summary(session, tmp_path):
 
 def _resume_protocol(tmp_path):
     raw = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
-    raw.update({"devices": ["w3-1", "w5-1", "w10-1"], "trials_per_point": 100, "batch": 20, "path": "naive"})
+    raw.update({"devices": ["w3-1", "w5-1", "w10-1"], "trials_per_point": 40, "batch": 10, "path": "naive"})
     raw["bias"] = {"3um": {"start": "1.0mA", "stop": "1.25mA", "points": 8},
                    "5um": {"start": "1.6mA", "stop": "2.05mA", "points": 8},
                    "10um": {"start": "3.4mA", "stop": "4.1mA", "points": 8}}
@@ -152,13 +152,13 @@ def test_sigkill_mid_sweep_then_resume_keeps_every_trial_exactly_once(tmp_path):
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait until some units are on disk, then kill without warning
-    wait_for_committed_units(out, 20, proc)  # 20 units of 20 trials
+    wait_for_committed_units(out, 20, proc)  # 20 units of 10 trials
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with Session(out) as s:
         killed = s.runs[0].table("trials")
         assert s.runs[0].status == "running"  # it never got to say otherwise
-    assert 400 <= killed.size < 2400
+    assert 200 <= killed.size < 960
 
     resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -166,9 +166,9 @@ def test_sigkill_mid_sweep_then_resume_keeps_every_trial_exactly_once(tmp_path):
         run = s.runs[0]
         assert run.status == "completed" and len(s.runs) == 1 and s.attrs["attempts"] == 2
         trials = run.table("trials")
-    # every unit of the plan exactly once, with its 20 trials; the units measured before the kill kept as they were
+    # every unit of the plan exactly once, with its 10 trials; the units measured before the kill kept as they were
     units, counts = np.unique(trials["unit"], return_counts=True)
-    assert list(units) == list(range(3 * 8 * 5)) and set(counts) == {20}
+    assert list(units) == list(range(3 * 8 * 4)) and set(counts) == {10}
     before = np.isin(trials["unit"], np.unique(killed["unit"]))
     assert np.array_equal(trials[before], killed)
 
@@ -194,12 +194,12 @@ def test_resume_skips_completed_runs_and_refuses_a_changed_protocol(tmp_path):
     # a completed run is not measured again
     assert characterize(STATION, [small], out, resume=True, progress=False).statuses == {"bias_sweep": "completed"}
     with Session(out) as s:
-        assert len(s.runs) == 1 and s.runs[0].table("trials").size == 800
+        assert len(s.runs) == 1 and s.runs[0].table("trials").size == 320
     with h5py.File(out, "a") as f:  # as if Ctrl-C had stopped it
         f["runs/000"].attrs["status"] = "interrupted"
     raw["trials_per_point"] = 60
     small.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ResumeError, match=r"parameters differ from the run being resumed \(trials_per_point: 100 in "
+    with pytest.raises(ResumeError, match=r"parameters differ from the run being resumed \(trials_per_point: 40 in "
                                           r"the file, 60 now\)"):
         characterize(STATION, [small], out, resume=True, progress=False)
 

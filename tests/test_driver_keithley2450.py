@@ -30,7 +30,8 @@ def refused(call):
 
 
 def test_source_current_set_and_get():
-    with expected_protocol(Keithley2450, [(":SOUR:CURR:LEV 0.0001", None), (":SOUR:CURR?", "1.000000E-04")]) as smu:
+    with expected_protocol(Keithley2450, [(":SOUR:CURR:LEV 0.0001", None), NO_ERROR,
+                                          (":SOUR:CURR?", "1.000000E-04")]) as smu:
         smu.source_current = 1e-4
         assert smu.source_current == pytest.approx(1e-4)
 
@@ -41,7 +42,8 @@ def test_source_current_out_of_range_is_refused(current):
 
 
 def test_compliance_voltage_set_and_get():
-    with expected_protocol(Keithley2450, [(":SOUR:CURR:VLIM 2", None), (":SOUR:CURR:VLIM?", "2.000000E+00")]) as smu:
+    with expected_protocol(Keithley2450, [(":SOUR:CURR:VLIM 2", None), NO_ERROR,
+                                          (":SOUR:CURR:VLIM?", "2.000000E+00")]) as smu:
         smu.compliance_voltage = 2
         assert smu.compliance_voltage == pytest.approx(2.0)
 
@@ -52,7 +54,7 @@ def test_compliance_voltage_out_of_range_is_refused(limit):
 
 
 def test_resistance_nplc_set_and_refusals():
-    with expected_protocol(Keithley2450, [(":SENS:RES:NPLC 0.01", None)]) as smu:
+    with expected_protocol(Keithley2450, [(":SENS:RES:NPLC 0.01", None), NO_ERROR]) as smu:
         smu.resistance_nplc = 0.01
     refused(lambda smu: setattr(smu, "resistance_nplc", 0.001))
     refused(lambda smu: setattr(smu, "resistance_nplc", 11))
@@ -70,7 +72,8 @@ def test_output_on_off_and_state():
 @pytest.mark.parametrize(("mode", "code"), [("high_impedance", "HIMP"), ("normal", "NORM"), ("zero", "ZERO"),
                                             ("guard", "GUAR")])
 def test_output_off_mode_set_and_get(mode, code):
-    with expected_protocol(Keithley2450, [(f":OUTP:CURR:SMOD {code}", None), (":OUTP:CURR:SMOD?", code)]) as smu:
+    with expected_protocol(Keithley2450, [(f":OUTP:CURR:SMOD {code}", None), NO_ERROR,
+                                          (":OUTP:CURR:SMOD?", code)]) as smu:
         smu.output_off_mode = mode
         assert smu.output_off_mode == mode
 
@@ -83,9 +86,9 @@ def test_output_off_mode_refuses_an_unknown_mode():
 
 FOUR_WIRE_SETUP = [
     (":SOUR:FUNC CURR", None), (":SOUR:FUNC?", "CURR"), (":SOUR:CURR:RANG:AUTO 1", None),
-    (":SOUR:CURR:VLIM 2", None), NO_ERROR,
+    (":SOUR:CURR:VLIM 2", None), NO_ERROR, NO_ERROR,  # the limit's own check, then the stock set-up's
     (":SENS:FUNC 'RES';:SENS:RES:NPLC 0.010000;", None), (":SENS:RES:RANG:AUTO 1;", None), NO_ERROR,
-    (":SENS:RES:RSENSE 1", None), (":SOUR:CURR:LEV 0.0001", None),
+    (":SENS:RES:RSENSE 1", None), (":SOUR:CURR:LEV 0.0001", None), NO_ERROR,
 ]
 
 
@@ -195,7 +198,7 @@ def test_start_current_list_sweep_refusals_send_nothing(currents, dwell):
 
 @pytest.mark.parametrize("mode", ["TRIG, IN", "DIG, IN"])
 def test_trigger_line_mode(mode):
-    with expected_protocol(Keithley2450, [(f":DIG:LINE1:MODE {mode}", None)]) as smu:
+    with expected_protocol(Keithley2450, [(f":DIG:LINE1:MODE {mode}", None), NO_ERROR]) as smu:
         smu.trigger_line_mode = mode
 
 
@@ -205,7 +208,7 @@ def test_trigger_line_mode_refuses_an_output_mode():
 
 @pytest.mark.parametrize("edge", ["RIS", "FALL", "EITH"])
 def test_trigger_edge(edge):
-    with expected_protocol(Keithley2450, [(f":TRIG:DIG1:IN:EDGE {edge}", None)]) as smu:
+    with expected_protocol(Keithley2450, [(f":TRIG:DIG1:IN:EDGE {edge}", None), NO_ERROR]) as smu:
         smu.trigger_edge = edge
 
 
@@ -371,3 +374,12 @@ def test_check_errors_raises_naming_every_code_and_message():
 def test_read_error_keeps_a_message_with_commas_whole():
     with expected_protocol(Keithley2450, [("SYST:ERR?", '-222,"Data out of range, value clipped"')]) as smu:
         assert smu.read_error() == (-222, "Data out of range, value clipped")
+
+
+def test_a_refused_setting_raises_right_after_its_command():
+    """The set-up settings are declared with PyMeasure's check_set_errors: the queue is read at once."""
+    with expected_protocol(Keithley2450, [(":TRIG:DIG1:IN:EDGE RIS", None),
+                                          ("SYST:ERR?", '-221,"Settings conflict; line not in trigger mode"'),
+                                          NO_ERROR]) as smu:
+        with pytest.raises(InstrumentError, match="-221: Settings conflict; line not in trigger mode"):
+            smu.trigger_edge = "RIS"

@@ -42,8 +42,11 @@ def select_user(channel: int, frequency: str, amplitude: str) -> list[tuple[str,
             (f":VOLT{channel} {amplitude}", None), (f":VOLT{channel}:OFFS 0.000000", None)]
 
 
+NO_ERROR = ("SYST:ERR?", '0,"No error"')
+
+
 def arm_and_fire(channel: int) -> list[tuple[str, str | None]]:
-    return [(f":OUTP{channel}:LOAD 1.000000e+06", None), (f":ARM:SOUR{channel} MAN", None),
+    return [(f":OUTP{channel}:LOAD 1.000000e+06", None), NO_ERROR, (f":ARM:SOUR{channel} MAN", None),
             (f":TRIG{channel}:COUN 1", None), (f"OUTP{channel} 1", None), ("*TRG", None), ("*OPC?", "1")]
 
 
@@ -81,7 +84,7 @@ def test_polarity_refuses_an_unknown_value():
 
 @pytest.mark.parametrize(("load", "sent"), [(50, "5.000000e+01"), (1e6, "1.000000e+06"), (0.3, "3.000000e-01")])
 def test_output_load_set(load, sent):
-    with expected_protocol(Keysight81160A, [(f":OUTP1:LOAD {sent}", None)]) as generator:
+    with expected_protocol(Keysight81160A, [(f":OUTP1:LOAD {sent}", None), NO_ERROR]) as generator:
         generator.ch_1.output_load = load
 
 
@@ -331,12 +334,12 @@ def test_the_memory_overflow_message_asks_for_a_split():
 
 @pytest.mark.parametrize("channel", [1, 2])
 def test_arm(channel):
-    with expected_protocol(Keysight81160A, arm_and_fire(channel)[:4]) as generator:
+    with expected_protocol(Keysight81160A, arm_and_fire(channel)[:5]) as generator:
         generator.arm(channel)
 
 
 def test_arm_defaults_to_channel_1():
-    with expected_protocol(Keysight81160A, arm_and_fire(1)[:4]) as generator:
+    with expected_protocol(Keysight81160A, arm_and_fire(1)[:5]) as generator:
         generator.arm()
 
 

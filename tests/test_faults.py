@@ -15,7 +15,7 @@ from hil.lab.characterization import characterize
 from hil.session import Session
 from instruments.adapters import open_connection
 from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
-from instruments.drivers.errors import InstrumentConnectionError, InstrumentErrors
+from instruments.drivers.errors import InstrumentConnectionError, InstrumentError, InstrumentErrors
 from instruments.drivers.keithley2450 import Keithley2450
 from sim_backend.emulated.probe_station import EmulatedStation
 from tests.waiting import wait_for_committed_units
@@ -80,10 +80,11 @@ def test_an_instrument_error_mid_sweep_stops_safely_is_recorded_and_the_run_resu
         with Session(out) as s:
             run = s.runs[0]
             assert run.status == "failed" and "InstrumentErrors" in run.attrs["error"]
-            (error,) = run.attrs["instrument_errors"]
-            assert (error["instrument"], error["model"], error["code"], error["message"]) == (
+            errors = run.attrs["instrument_errors"]  # the rejection, and what may have followed from it
+            assert (errors[0]["instrument"], errors[0]["model"], errors[0]["code"], errors[0]["message"]) == (
                 "source_meter", "Keithley2450", -200, "Execution error")
-            assert error["unit"] == run.attrs["stopped_at"]["unit"] and error["device"] in ("w3-1", "w5-1")
+            for error in errors:
+                assert error["unit"] == run.attrs["stopped_at"]["unit"] and error["device"] in ("w3-1", "w5-1")
             assert 0 < run.table("trials").size < 3200
         resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
         assert resumed.returncode == 0, resumed.stderr
@@ -245,3 +246,78 @@ def test_instrument_errors_read_by_the_station_name_role_model_and_code():
     assert (entry.instrument, entry.model, entry.code, entry.message) == ("pulse_generator", "Keysight81160A", -222,
                                                                           "Data out of range")
     assert str(caught.value) == "pulse_generator reports: -222: Data out of range (a test unit)"
+
+
+def test_a_device_lost_before_an_interruption_gets_nothing_after_the_resume(tmp_path):
+    """The lost device is remembered by the session: the resumed run and the next protocol leave it alone."""
+    protocol = small_sweep(tmp_path, devices=("w3-1", "w3-2", "w5-1"))
+    loop = yaml.safe_load((PROTOCOL_FILES / "hysteresis-loop.yaml").read_text())
+    loop["devices"] = ["w3-2", "w5-1"]
+    out = tmp_path / "run.h5"
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        emulated.bench.faults.break_after_waveforms = 40  # w3-2's 8th unit
+        emulated.instruments["pulse_generator"].faults.error_after_messages = 410  # soon after: the run stops
+        with pytest.raises(InstrumentError):
+            characterize(emulated.spec, [protocol, loop], out, progress=False)
+        broken = emulated.chip.index("w3-2")
+        cycles = int(emulated.chip.cycles[broken])
+        result = characterize(emulated.spec, [protocol, loop], out, resume=True, progress=False)
+        assert result.statuses == {"bias_sweep": "completed", "hysteresis_loop": "completed"}
+        assert int(emulated.chip.cycles[broken]) == cycles  # not one more pulse or current step
+    with Session(out) as s:
+        assert set(s.runs[0].analysis("lost_devices")) == {"w3-2"}
+        assert "found open earlier" in s.runs[1].analysis("lost_devices")["w3-2"]
+        assert set(np.unique(s.runs[1].table("steps")["device"])) == {b"w5-1"}
+
+
+def test_ctrl_c_while_the_station_opens_is_not_swallowed(monkeypatch):
+    """Held while the instruments are made safe, then raised: the run does not start."""
+    import os
+
+    from instruments.adapters import Keithley2450Adapter
+    from instruments.station import Station
+
+    make_safe = Keithley2450Adapter.make_safe
+
+    def interrupted(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        make_safe(self)
+
+    monkeypatch.setattr(Keithley2450Adapter, "make_safe", interrupted)
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        with pytest.raises(KeyboardInterrupt):
+            Station.open(emulated.spec)
+        assert_instruments_safe(emulated)
+
+
+def test_both_pulse_generator_channels_end_off_and_are_confirmed(tmp_path):
+    from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
+
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        stock = StockKeysight81160A(open_connection(emulated.addresses["pulse_generator"]))
+        stock.channels[2].output = True  # someone left the channel the station does not use on
+        assert stock.channels[2].output  # (the query also waits until the instrument took the command)
+        stock.adapter.close()
+        assert emulated.instruments["pulse_generator"].channels[2].output
+        result = characterize(emulated.spec, [PROTOCOL_FILES / "channel-resistance.yaml"], tmp_path / "x.h5",
+                              progress=False)
+        assert result.safe_state.ok
+        assert_instruments_safe(emulated)
+
+
+def test_a_resume_on_other_instruments_is_refused_before_any_unit(tmp_path):
+    out = tmp_path / "run.h5"
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        emulated.instruments["pulse_generator"].faults.error_after_messages = 200
+        with pytest.raises(InstrumentError):
+            characterize(emulated.spec, [small_sweep(tmp_path)], out, progress=False)
+    with Session(out) as s:
+        done = s.runs[0].table("trials").size
+    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+        source_meter = emulated.instruments["source_meter"]
+        source_meter.idn = source_meter.idn.replace("04096331", "04099999")  # another unit of the same model
+        with pytest.raises(Exception, match=r"cannot resume with a different source_meter: the file was measured "
+                                            r"with .*04096331.*, the station now answers .*04099999"):
+            characterize(emulated.spec, [small_sweep(tmp_path)], out, resume=True, progress=False)
+    with Session(out) as s:
+        assert s.runs[0].table("trials").size == done

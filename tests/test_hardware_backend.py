@@ -1,5 +1,6 @@
 """The hardware backend on the emulated station: real trials through the instruments, in both modes."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,16 @@ def test_a_small_network_trains_with_the_emulated_devices_in_the_loop(hardware):
     assert result.test_accuracy > 0.4  # well above chance (0.1) after two epochs
     assert int(chip.cycles.sum()) - cycles > result.pulses  # resets and bias pulses of every sample
     assert result.backend["backend"] == "hardware" and result.backend["physical_trials"] > result.pulses
+
+
+def test_the_measured_curves_go_with_the_backend_state(hardware):
+    """A training checkpoint restores the curves the backend followed, not ones measured again later."""
+    backend, _ = hardware
+    saved = backend.state_dict()
+    before = {d: c.copy() for d, c in backend.counts.items()}
+    backend.measure_curves()
+    assert any(not np.array_equal(before[d], backend.counts[d]) for d in before)
+    backend.load_state_dict(saved)
+    assert all(np.array_equal(before[d], backend.counts[d]) for d in before)
+    neurons = backend.assign(12)
+    assert torch.equal(backend.curve(neurons)[0], backend.curves.curve(neurons)[0])

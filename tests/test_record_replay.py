@@ -106,7 +106,7 @@ def test_transport_replay_stops_at_the_first_changed_command():
         replay_transport(DATA_SESSION, changed)
     # the first command that differs: the source meter's trigger-model delay across the (longer) bias pulse,
     # programmed before the waveform is uploaded
-    assert str(err.value) == ("source_meter: command #119 differs from the recording: expected "
+    assert str(err.value) == ("source_meter: command #131 differs from the recording: expected "
                               "b':TRIG:BLOC:DEL:CONS 5, 1.5e-05', sent b':TRIG:BLOC:DEL:CONS 5, 2.5e-05'")
 
 

@@ -115,11 +115,13 @@ def test_a_resume_on_another_station_or_software_version_is_refused(emulated_run
         characterize(EMULATED_STATION_FILE, [RESISTANCE], emulated_run, resume=True, seed=5, progress=False)
 
 
-def test_the_cli_names_a_refused_resume_in_one_line(emulated_run):
+def test_the_cli_names_a_refused_resume_in_one_line_and_leaves_the_file_untouched(emulated_run):
+    before = emulated_run.stat().st_mtime_ns, emulated_run.read_bytes()
     result = hil("characterize", "--station", EMULATED_STATION_FILE, "--protocol", RESISTANCE, "--out",
                  emulated_run, "--resume", "--seed", "7")
     refused(result, "cannot resume with a different chip (chip.seed: 5 in the file, 7 now)")
-    assert len([line for line in result.stderr.splitlines() if "error:" in line]) == 1
+    assert result.stderr.count("\n") == 1 and "continue with" not in result.stderr
+    assert (emulated_run.stat().st_mtime_ns, emulated_run.read_bytes()) == before
     debug = hil("--debug", "characterize", "--station", EMULATED_STATION_FILE, "--protocol", RESISTANCE, "--out",
                 emulated_run, "--resume", "--seed", "7")
     assert debug.returncode == 2 and "Traceback" in debug.stderr

@@ -47,6 +47,10 @@ def test_shipped_station_files_load():
         (("readout", "nplc"), "fast", "readout.nplc: cannot read 'fast'"),
         (("format",), "hil-station/2", "format: this version reads 'hil-station/1'"),
         (("magnet",), {"field": "10 mT"}, "magnet: unknown key"),
+        (("instruments", "pulse_generator", "options", "channel"), 3,
+         "instruments.pulse_generator.options.channel: expected one of [1, 2], got 3"),
+        (("instruments", "source_meter", "options"), {"nplc": 1},
+         "instruments.source_meter.options.nplc: unknown option for a Keithley2450 (known: none)"),
         # wrong types and values at nested keys: the message names the key path and the value
         (("instruments", "source_meter", "options"), 5, "instruments.source_meter.options: expected a mapping, got 5"),
         (("instruments", "source_meter", "model"), ["x"], "instruments.source_meter.model: ['x'] has no source_meter"),

@@ -35,9 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _is_instrument_failure(exc: BaseException) -> bool:
+    """An instrument reported an error, stopped answering, or could not confirm its safe state."""
     from instruments.drivers.errors import InstrumentError
+    from instruments.station import SafeStateError
 
-    return isinstance(exc, InstrumentError)
+    return isinstance(exc, InstrumentError | SafeStateError)
 
 
 def report_failure(args: argparse.Namespace, exc: BaseException) -> None:
@@ -51,28 +53,15 @@ def report_failure(args: argparse.Namespace, exc: BaseException) -> None:
     safe_state = getattr(exc, "safe_state", None)
     if safe_state is not None:
         print(f"hil {args.command}: instruments: {safe_state.describe()}", file=sys.stderr)
-    session = getattr(args, "session_out", None)
-    if session is not None and _written(session, getattr(args, "session_mtime", None)):
+    session = getattr(exc, "resumable_session", None)
+    if session is not None and Path(session).exists():
         print(f"hil {args.command}: everything recorded so far is in {session}; continue with the same command "
               "and --resume", file=sys.stderr)
-
-
-def _mtime(path: Path) -> float | None:
-    return path.stat().st_mtime_ns if path.exists() else None
-
-
-def _written(path: Path, before: float | None) -> bool:
-    """Whether the command wrote to ``path`` (created it, or changed it since it started)."""
-    now = _mtime(path)
-    return now is not None and now != before
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "writes_session", False):  # characterize and train: their --out is the session
-        args.session_out = Path(args.out)
-        args.session_mtime = _mtime(args.session_out)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:

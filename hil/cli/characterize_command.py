@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="emulated station only: chip seed")
     p.add_argument("--record-transport", action="store_true",
                    help="also record every command and reply into the session (for hil replay --transport)")
-    p.set_defaults(func=run, writes_session=True)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,13 +10,22 @@ def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--dataset", default="digits", choices=["digits", "mnist"],
                         help="digits: scikit-learn's 8x8 digits (embedded); mnist: IDX files in --data-dir")
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden layer sizes")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--hidden", type=positive, nargs="+", default=[128], help="hidden layer sizes")
+    parser.add_argument("--epochs", type=positive, default=epochs)
+    parser.add_argument("--batch-size", type=positive, default=64)
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
-    parser.add_argument("--eval-samples", type=int, default=16, help="stochastic samples averaged per evaluation")
+    parser.add_argument("--eval-samples", type=positive, default=16,
+                        help="stochastic samples averaged per evaluation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device for the network and simulator (cpu, cuda)")
+
+
+def positive(text: str) -> int:
+    """An argument that must be a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
 
 
 def train_config(args: argparse.Namespace):  # noqa: ANN201 — TrainConfig, imported lazily
@@ -47,28 +56,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted training session from its last "
                    "checkpoint (refused if the backend's source, the dataset, the seed or the version differ)")
     p.add_argument("--force", action="store_true", help="replace an existing --out file")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+    p.add_argument("--checkpoint-every", type=positive, default=None, metavar="STEPS",
                    help="commit a checkpoint every STEPS training steps (default: every epoch)")
     add_training_options(p, epochs=20)
-    p.set_defaults(func=run, writes_session=True)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from hil.lab.characterization import RESUMED_OUTCOME_SEED
+    from hil.lab.provenance import check_resume
     from hil.neurons.layers import NeuronConfig
-    from hil.neurons.sources import open_backend
+    from hil.neurons.sources import open_backend, source_identity
     from hil.offline.summary import session_info
     from hil.outputs import check_outputs
+    from hil.session import Session
     from hil.training.datasets import load_dataset
-    from hil.training.training_run import train_to_session
+    from hil.training.training_run import train_to_session, training_identity
 
-    if not args.resume:
-        check_outputs([args.out], args.force)  # refused before any instrument is touched
     dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
     config = train_config(args)
+    outcome_seed = None
+    if args.resume:  # refused before any instrument is touched or any trial played
+        check_resume(args.out, training_identity(dataset, args.backend, source_identity(
+            args.backend, args.station, args.chip, args.session), config))
+        with Session(args.out) as recorded:
+            outcome_seed = RESUMED_OUTCOME_SEED + int(recorded.attrs.get("attempts", 0))
+    else:
+        check_outputs([args.out], args.force)
     with open_backend(args.backend, station=args.station, chip=args.chip, session=args.session, seed=args.seed,
-                      mode=args.mode, device=args.device) as (backend, source):
+                      mode=args.mode, device=args.device, outcome_seed=outcome_seed) as (backend, source):
         print(f"{backend!r} on {dataset.describe().get('name')}: {config.hidden} hidden neurons, "
               f"{config.epochs} epochs", file=sys.stderr)
         train_to_session(args.out, dataset, backend, source, config,

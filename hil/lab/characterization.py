@@ -17,14 +17,15 @@ from typing import Any
 
 from hil.display.progress import ProgressSink
 from hil.lab.connection import open_station, station_spec
-from hil.lab.provenance import station_identity
+from hil.lab.provenance import check_instruments, check_resume, mark_resumable, station_identity
 from hil.session.format import OutputExistsError, SessionError
 from hil.session.sinks import SessionStore, TransportSink
 from hil.session.writer import SessionWriter
 from instruments.station import SafeStateReport, Station
 from instruments.station_config import StationSpec
 from instruments.transport import TransportLog
-from protocols.engine import Measurement, RunEngine, Unit, check_identity, check_resumable
+from protocols.base import lost_devices
+from protocols.engine import Measurement, RunEngine, Unit, check_resumable
 from protocols.registry import load_protocol
 
 RESUMED_OUTCOME_SEED = 1000  # a resumed emulated run draws the next outcome stream: 1000 + attempt
@@ -55,9 +56,9 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
         raise SessionError("a transport recording cannot be resumed: record the whole run in one go")
     writer: SessionWriter | None = None
     if resume:
+        check_resume(out, identity)  # read only: a refused resume leaves the file untouched
         writer = SessionWriter.resume(out)
         try:
-            check_identity(writer.attrs.get("identity"), identity, str(out))
             check_resumable(loaded, SessionStore(writer).recorded())
         except BaseException:
             writer.close()
@@ -80,8 +81,19 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
                 sinks.append(transport_sink)
             for protocol in loaded:
                 protocol.attach(connected)
-            engine = RunEngine(SessionStore(writer), sinks, guard=station_guard(connected))
-            statuses = engine.run(loaded, resume=resume)
+            store = SessionStore(writer)
+            for index, _ in enumerate(store.recorded() if resume else []):
+                for device, reason in lost_devices(store.tables(index)).items():
+                    connected.mark_lost(device, reason)  # found open in an earlier attempt: stays untouched
+            if resume:
+                check_instruments(writer.attrs.get("instruments_idn") or {},
+                                  {role: inst.idn for role, inst in connected.instruments.items()}, out)
+            engine = RunEngine(store, sinks, guard=station_guard(connected))
+            try:
+                statuses = engine.run(loaded, resume=resume)
+            except BaseException as exc:
+                mark_resumable(exc, out)
+                raise
             virtual = emulated.clock_s if emulated is not None else None
         if transport_sink is not None:
             transport_sink.flush()  # the safe-state commands sent when the station closed

@@ -44,3 +44,32 @@ def station_identity(spec: StationSpec, chip: str | Path | None = None, seed: in
     if is_emulated(spec):
         identity["chip"] = chip_identity(chip or spec.chip, seed)
     return identity
+
+
+def check_resume(path: str | Path, identity: Mapping[str, Any]) -> None:
+    """Refuse, before anything is opened for writing or connected, to resume the session ``path`` with
+    another identity (:class:`~protocols.engine.ResumeError` naming the first difference)."""
+    from hil.session import Session
+    from protocols.engine import check_identity
+
+    with Session(path) as session:
+        check_identity(session.attrs.get("identity"), identity, str(path))
+
+
+def mark_resumable(exc: BaseException, path: str | Path) -> None:
+    """Note on an error that ended a run that the session ``path`` holds what was done and can be resumed."""
+    try:
+        exc.resumable_session = Path(path)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        pass
+
+
+def check_instruments(recorded: Mapping[str, str], connected: Mapping[str, str], path: str | Path) -> None:
+    """Refuse to resume on other instruments than the session was measured with (their ``*IDN?``: model,
+    serial number, firmware), naming the first that differs; checked after connecting, before any unit."""
+    from protocols.engine import ResumeError
+
+    for role, idn in connected.items():
+        if role in recorded and recorded[role] != idn:
+            raise ResumeError(f"{path}: cannot resume with a different {role}: the file was measured with "
+                              f"{recorded[role]!r}, the station now answers {idn!r}")

@@ -26,7 +26,7 @@ from hil.neurons.backend import DEFAULT_PULSE_S, BackendError, NeuronBackend
 from hil.neurons.measured import ReplayBackend
 from instruments.station import Station
 from instruments.trials import DEFAULT_TIMING, TrialTiming
-from protocols.device_trial import TRIALS, DeviceTrials, TrialSettings
+from protocols.device_trial import TRIALS, DeviceTrials, TrialSettings, switched
 
 
 class HardwareBackend(NeuronBackend):
@@ -57,6 +57,7 @@ class HardwareBackend(NeuronBackend):
         self.timing = timing
         self.trials = DeviceTrials(station, TrialSettings(pulse_width_s, timing, path))
         self.record = record
+        self.unrecorded: list[np.ndarray] = []  # trials played while nothing recorded them (see take_unrecorded)
         self.physical_trials = 0  # trials actually played on the station (pulse mode: all of them)
         self.calls = 0
         r_ch = [station.channel_resistance(d) for d in ids]
@@ -70,13 +71,19 @@ class HardwareBackend(NeuronBackend):
 
     def measure_curves(self) -> ReplayBackend:
         """Measure every device's switching curve on the station (fast path) and use it from now on."""
-        curves: dict[str, dict[str, Any]] = {}
+        counts = {}
         with self.station.checked("hardware backend: measuring the device curves"):
-            for d, device_id in enumerate(self.device_ids):
+            for device_id in self.device_ids:
                 currents = np.repeat(self.sweeps[device_id], self.trials_per_point)
-                counts = self._trials(device_id, currents).reshape(-1, self.trials_per_point).sum(axis=1)
-                curves[device_id] = {"width_m": float(self.width_m[d]), "current_a": self.sweeps[device_id],
-                                     "n_switched": counts, "n_trials": self.trials_per_point}
+                counts[device_id] = self._trials(device_id, currents).reshape(-1, self.trials_per_point).sum(axis=1)
+        return self._use_curves(counts)
+
+    def _use_curves(self, counts: Mapping[str, np.ndarray]) -> ReplayBackend:
+        """Switched counts per sweep point of every device → the curves the backend follows from now on."""
+        self.counts = {d: np.asarray(c, dtype=np.float64) for d, c in counts.items()}
+        curves = {device_id: {"width_m": float(self.width_m[d]), "current_a": self.sweeps[device_id],
+                              "n_switched": self.counts[device_id], "n_trials": self.trials_per_point}
+                  for d, device_id in enumerate(self.device_ids)}
         self.curves = ReplayBackend.from_curves(curves, pulse_width_s=self.pulse_width_s, seed=self.seed,
                                                 source=f"station {self.station.spec.name}", device=self._device)
         self.refresh_energy_model()
@@ -97,8 +104,16 @@ class HardwareBackend(NeuronBackend):
         rows = self.trials.run(device_id, currents_a, self.reset_current[device_id])
         if self.record is not None:
             self.record(rows)
+        else:
+            self.unrecorded.append(rows)
         self.physical_trials += int(rows.size)
-        return rows["outcome"].astype(bool)
+        return switched(rows)
+
+    def take_unrecorded(self) -> list[np.ndarray]:
+        """The trials played while nothing recorded them (the curve measurement when the backend started),
+        handed over once, so that a session can record every trial."""
+        taken, self.unrecorded = self.unrecorded, []
+        return taken
 
     def _draw(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> torch.Tensor:
         self.calls += 1
@@ -117,12 +132,15 @@ class HardwareBackend(NeuronBackend):
         return torch.from_numpy(out).to(device=currents_a.device, dtype=currents_a.dtype).reshape(currents_a.shape)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "calls": self.calls, "physical_trials": self.physical_trials}
+        """Besides the random stream and counters: the measured curves the backend follows."""
+        return {**super().state_dict(), "calls": self.calls, "physical_trials": self.physical_trials,
+                "curve_counts": {d: torch.from_numpy(c) for d, c in self.counts.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.calls = int(state["calls"])
         self.physical_trials = int(state["physical_trials"])
+        self._use_curves({d: c.numpy() for d, c in state["curve_counts"].items()})
 
     def to(self, device: str | torch.device) -> HardwareBackend:
         super().to(device)

@@ -15,6 +15,7 @@ from hil.neurons.measured import ReplayBackend
 from hil.neurons.simulated import SimBackend
 from hil.session import COMPLETED, Session, SessionError
 from instruments.config_files import PROTOCOL_FILES
+from instruments.failures import UserFacingError
 from instruments.station import Station
 from instruments.station_config import parse_station
 from protocols.analysis import curves_by_device
@@ -48,13 +49,13 @@ def recorded_curves(path: str | Path) -> tuple[dict[str, dict[str, Any]], float]
         sweep = load_protocol(run.parameters, spec)
     assert isinstance(sweep, BiasSweep)
     by_device = curves_by_device(curves)
-    widths = {float(w) for entry in by_device.values() for w in np.unique(entry["width_s"])}
+    widths = {float(w) for counts in by_device.values() for w in np.unique(counts.width_s)}
     if len(widths) != 1:
         raise SessionError(f"{path}: the bias sweep used several pulse widths; a backend needs one")
     out: dict[str, dict[str, Any]] = {}
-    for device, entry in by_device.items():
-        out[device] = {"width_m": spec.device(device).width_m, "current_a": entry["current_a"],
-                       "n_switched": entry["n_switched"], "n_trials": entry["n_trials"],
+    for device, counts in by_device.items():
+        out[device] = {"width_m": spec.device(device).width_m, "current_a": counts.current_a,
+                       "n_switched": counts.n_switched, "n_trials": counts.n_trials,
                        "r_ch_ohm": float(np.mean(r_ch[device])) if device in r_ch else None,
                        "reset_current_a": sweep.reset_current(device),
                        "reset_width_s": sweep.settings.timing.reset_width_s}
@@ -79,40 +80,53 @@ def hardware_sweep(station: Station, protocol: str | Path | Mapping[str, Any] = 
     return sweep
 
 
+def source_identity(kind: str, station: str | Path | None = None, chip: str | Path | None = None,
+                    session: str | Path | None = None) -> dict[str, Any]:
+    """What a backend's devices are, from the files alone (no instrument is contacted): the chip file of
+    the simulator, the recorded session of a replay, the station (and emulated chip) of the hardware."""
+    from hil.lab.provenance import chip_identity, station_identity
+
+    if kind == "sim":
+        return {"chip": chip_identity(chip)}
+    if kind == "replay":
+        if session is None:
+            raise UserFacingError("--backend replay needs --session FILE.h5 (a recorded characterization)")
+        with Session(session) as recorded:
+            return {"session": {"path": str(Path(session).resolve()), "created_utc": recorded.attrs.get("created_utc")}}
+    if kind == "hardware":
+        if station is None:
+            raise UserFacingError("--backend hardware needs --station FILE")
+        from hil.lab.connection import station_spec
+
+        return station_identity(station_spec(station), chip)
+    raise UserFacingError(f"--backend: expected one of {', '.join(BACKENDS)}, got {kind!r}")
+
+
 @contextlib.contextmanager
 def open_backend(kind: str, station: str | Path | None = None, chip: str | Path | None = None,
                  session: str | Path | None = None, seed: int = 0, mode: str = "pulse",
                  devices: list[str] | None = None, trials_per_point: int = 50, remeasure_every: int = 50,
-                 device: str = "cpu") -> Iterator[tuple[NeuronBackend, dict[str, Any]]]:
+                 device: str = "cpu", outcome_seed: int | None = None
+                 ) -> Iterator[tuple[NeuronBackend, dict[str, Any]]]:
     """The backend a command asked for, and what a session should record about its source.
 
-    The source's ``identity`` is what a resumed training run must match (the chip, session or station).
+    The source's ``identity`` is what a resumed training run must match (see :func:`source_identity`).
+    ``outcome_seed`` restarts the emulated station's switching outcomes (a resumed run draws new ones).
     """
+    identity = source_identity(kind, station, chip, session)
     if kind == "sim":
-        from hil.lab.provenance import chip_identity
         from sim_backend.chip import load_chip
 
         # the chip file's own seed draws its devices; ``seed`` restarts the switching outcomes
         backend = SimBackend(load_chip(chip, device=device), seed=seed)
-        yield backend, {"chip": str(chip or "configs/chip.default.yaml"), "identity": {"chip": chip_identity(chip)}}
+        yield backend, {"chip": str(chip or "configs/chip.default.yaml"), "identity": identity}
     elif kind == "replay":
-        if session is None:
-            raise ValueError("--backend replay needs --session FILE.h5 (a recorded characterization)")
-        with Session(session) as recorded:
-            created = recorded.attrs.get("created_utc")
-        yield replay_backend(session, seed=seed, device=device), {
-            "session": str(session), "identity": {"session": {"path": str(Path(session).resolve()),
-                                                              "created_utc": created}}}
-    elif kind == "hardware":
-        if station is None:
-            raise ValueError("--backend hardware needs --station FILE")
+        yield replay_backend(session, seed=seed, device=device), {"session": str(session), "identity": identity}
+    else:
         from hil.lab.connection import open_station, station_spec
-        from hil.lab.provenance import station_identity
         from hil.neurons.hardware import HardwareBackend
 
-        spec = station_spec(station)
-        identity = station_identity(spec, chip)
-        with open_station(spec, chip=chip) as (connected, emulated):
+        with open_station(station_spec(station), chip=chip, outcome_seed=outcome_seed) as (connected, emulated):
             sweep = hardware_sweep(connected, devices=devices)
             backend = HardwareBackend(connected, {d: sweep.currents(d) for d in sweep.devices},
                                       {d: sweep.reset_current(d) for d in sweep.devices}, mode=mode,
@@ -120,6 +134,5 @@ def open_backend(kind: str, station: str | Path | None = None, chip: str | Path 
                                       remeasure_every=remeasure_every, timing=sweep.settings.timing, seed=seed,
                                       path=sweep.settings.path)
             yield backend, {"station": connected.spec.snapshot(), "emulated": emulated is not None,
+                            "instruments_idn": {role: inst.idn for role, inst in connected.instruments.items()},
                             "emulated_chip": emulated.chip if emulated is not None else None, "identity": identity}
-    else:
-        raise ValueError(f"--backend: expected hardware, sim or replay, got {kind!r}")

@@ -61,12 +61,11 @@ def calibrate(session_path: str | Path, base_chip: str | Path | None = None,
         if device_id in counts:
             c = counts[device_id]
             try:
-                fit = fit_neel_brown(c["current_a"], c["n_switched"], c["n_trials"], c["width_s"], tau0_s)
+                fit = fit_neel_brown(c.current_a, c.n_switched, c.n_trials, c.width_s, tau0_s)
                 entry["ic0"], entry["delta"] = float(fit.ic0_a), float(fit.delta)
                 err["ic0"], err["delta"] = fit.ic0_err_a, fit.delta_err
-                if np.unique(c["width_s"]).size > 1:
-                    exponent, exponent_err = fit_width_exponent(c["current_a"], c["n_switched"], c["n_trials"],
-                                                                c["width_s"])
+                if np.unique(c.width_s).size > 1:
+                    exponent, exponent_err = fit_width_exponent(c.current_a, c.n_switched, c.n_trials, c.width_s)
                     err["width_exponent"], err["width_exponent_err"] = exponent, exponent_err
             except FitError as exc:
                 err["fit_error"] = str(exc)  # type: ignore[assignment]

@@ -49,7 +49,7 @@ def simulate(spec: StationSpec, runs: list[dict[str, Any]], chip: Chip) -> list[
     for run in runs:
         parameters = dict(run["parameters"])
         if run["protocol"] == HysteresisLoop.name:
-            parameters["loops"] = int(parameters.get("loops", 1)) * LOOP_REPEATS
+            parameters = HysteresisLoop.repeated(parameters, LOOP_REPEATS)
         plans.append(parameters)
     store = MemoryStore()
     with EmulatedStation(_emulated(spec), chip=chip) as emulated, Station.open(emulated.spec) as station:
@@ -63,22 +63,21 @@ def _compare_curves(chip: Chip, measured: np.ndarray, simulated: np.ndarray | No
     simulated_counts = curves_by_device(simulated) if simulated is not None else {}
     for device, c in curves_by_device(measured).items():
         index = chip.index(device)
-        p_model = chip.switching_probability(torch.full((c["current_a"].size,), index),
-                                             torch.from_numpy(c["current_a"].copy()),
-                                             torch.from_numpy(c["width_s"].copy())).numpy()
+        p_model = chip.switching_probability(torch.full((c.current_a.size,), index),
+                                             torch.from_numpy(c.current_a.copy()),
+                                             torch.from_numpy(c.width_s.copy())).numpy()
         pvalues = np.array([stats.binomtest(int(k), int(n), float(np.clip(p, 0.0, 1.0))).pvalue
-                            for k, n, p in zip(c["n_switched"], c["n_trials"], p_model, strict=True)])
+                            for k, n, p in zip(c.n_switched, c.n_trials, p_model, strict=True)])
         flagged = pvalues < ALPHA / pvalues.size
-        low, high = wilson_interval(c["n_switched"], c["n_trials"])
+        low, high = wilson_interval(c.n_switched, c.n_trials)
         sim = simulated_counts.get(device)
-        sim_p: list[float | None] = [None] * c["current_a"].size
+        sim_p: list[float | None] = [None] * c.current_a.size
         if sim is not None:
-            lookup = dict(zip(zip(sim["current_a"], sim["width_s"], strict=True),
-                              sim["n_switched"] / np.maximum(sim["n_trials"], 1), strict=True))
-            sim_p = [lookup.get((a, w)) for a, w in zip(c["current_a"], c["width_s"], strict=True)]
+            lookup = dict(zip(zip(sim.current_a, sim.width_s, strict=True), sim.p, strict=True))
+            sim_p = [lookup.get((a, w)) for a, w in zip(c.current_a, c.width_s, strict=True)]
         out[device] = {
-            "amplitude_a": c["current_a"].tolist(),
-            "measured_p": (c["n_switched"] / c["n_trials"]).tolist(),
+            "amplitude_a": c.current_a.tolist(),
+            "measured_p": c.p.tolist(),
             "measured_ci": [low.tolist(), high.tolist()],
             "simulated_p": [None if p is None else float(p) for p in sim_p],
             "model_p": p_model.tolist(),

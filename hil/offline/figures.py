@@ -10,7 +10,7 @@ import numpy as np
 from hil.offline.summary import format_info, session_info
 from hil.outputs import check_outputs
 from hil.session import Session
-from protocols.analysis import curves_by_device, loops_of
+from protocols.analysis import curves_by_device, fitted_logistic, loops_of
 from protocols.bias_sweep import BiasSweep
 from protocols.fits import wilson_interval
 from protocols.hysteresis_loop import STEPS, HysteresisLoop
@@ -41,7 +41,6 @@ def write_report(path: str | Path, out_dir: str | Path, force: bool = False) -> 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy import special
 
     out_dir = Path(out_dir)
     info = session_info(path)
@@ -60,14 +59,14 @@ def write_report(path: str | Path, out_dir: str | Path, force: bool = False) -> 
             fig, ax = plt.subplots(figsize=(8, 5))
             for name, counts in curves_by_device(run.analysis("curves")).items():
                 c = colour.get(widths.get(name), "k")
-                current, p = counts["current_a"], counts["n_switched"] / counts["n_trials"]
-                low, high = wilson_interval(counts["n_switched"], counts["n_trials"])
-                ax.errorbar(current * 1e3, p, yerr=np.clip([p - low, high - p], 0, None), fmt="o", ms=3, color=c,
-                            alpha=0.8, capsize=1.5)
-                logistic = fits.get(name, {}).get("logistic")
-                if logistic:
-                    grid = np.linspace(current.min(), current.max(), 200)
-                    ax.plot(grid * 1e3, special.expit((grid - logistic["i50_a"]) / logistic["w_a"]), color=c, lw=1)
+                low, high = wilson_interval(counts.n_switched, counts.n_trials)
+                p = counts.p
+                ax.errorbar(counts.current_a * 1e3, p, yerr=np.clip([p - low, high - p], 0, None), fmt="o", ms=3,
+                            color=c, alpha=0.8, capsize=1.5)
+                logistic = fitted_logistic(fits, name)
+                if logistic is not None:
+                    grid = np.linspace(counts.current_a.min(), counts.current_a.max(), 200)
+                    ax.plot(grid * 1e3, logistic.probability(grid), color=c, lw=1)
             written.append(_save_by_width(plt, fig, ax, colour, "o-", "bias current (mA)", "switching probability",
                                           "P(I) per device: 95 % Wilson intervals, logistic ML fits",
                                           out_dir / "switching_curves.png"))

@@ -12,6 +12,7 @@ from typing import Any
 from hil.session import RUNNING, Session
 from hil.training.epoch_records import EPOCHS, summarise
 from protocols.analysis import loop_width_by_device
+from protocols.base import LOST_RESULT
 
 
 def _run_entry(run: Any) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def _run_entry(run: Any) -> dict[str, Any]:
              "started_utc": run.attrs.get("started_utc"), "finished_utc": run.attrs.get("finished_utc"),
              "attempts": run.attrs.get("attempts", []), "error": run.attrs.get("error", ""),
              "instrument_errors": run.attrs.get("instrument_errors") or []}
-    lost = run.analysis("lost_devices")
+    lost = run.analysis(LOST_RESULT)
     if lost:
         entry["lost_devices"] = lost
     if run.attrs.get("stopped_at"):

@@ -112,6 +112,9 @@ class Session:
         rows = committed_rows(group, "entries")
         data = committed_rows(group, "bytes")
         blob = data["byte"].tobytes() if data.size else b""
+        if rows.size and int((rows["offset"] + rows["length"]).max()) > len(blob):
+            raise SessionError(f"{self.path}: the transport log's entries point past its committed bytes; the "
+                               "recording is damaged")
         return {"seq": rows["seq"], "time_s": rows["time_s"],
                 "instrument": [i.decode() for i in rows["instrument"]],
                 "direction": [d.decode() for d in rows["direction"]],

@@ -352,9 +352,9 @@ class SessionWriter:
         rows["length"] = lengths
         self._append_committed(group, "entries", rows, commit=False)
         self.flush()
-        for name in ("bytes", "entries"):
+        for name in ("bytes", "entries"):  # the bytes count before the entries that point into them
             group[name].attrs["n_committed"] = group[name].shape[0]
-        self.flush()
+            self.flush()
 
     @staticmethod
     def _append_committed(group: h5py.Group, name: str, rows: np.ndarray, commit: bool) -> int:

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from instruments.failures import UserFacingError
+
+
+class TrainConfigError(UserFacingError, ValueError):
+    """A network or training setting that cannot be used; the message names it."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -21,12 +27,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden: need one or more positive layer sizes, got {self.hidden!r}")
+            raise TrainConfigError(f"hidden: need one or more positive layer sizes, got {self.hidden!r}")
         for key in ("epochs", "batch_size", "eval_samples", "evaluate_every"):
             if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key}: must be at least 1, got {getattr(self, key)!r}")
+                raise TrainConfigError(f"{key}: must be at least 1, got {getattr(self, key)!r}")
         if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate: must be positive, got {self.learning_rate!r}")
+            raise TrainConfigError(f"learning_rate: must be positive, got {self.learning_rate!r}")
 
     def seeds(self) -> dict[str, int]:
         """The seeds of one run: weight initialization, minibatch order, stochastic sampling."""

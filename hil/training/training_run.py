@@ -23,17 +23,18 @@ import numpy as np
 
 from hil import __version__
 from hil.display.progress import ProgressSink, StepBar
+from hil.lab.provenance import check_instruments, check_resume, mark_resumable
 from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import NeuronConfig
 from hil.session.format import OutputExistsError
 from hil.session.sinks import SessionStore
 from hil.session.writer import SessionWriter
-from hil.training.config import TrainConfig
+from hil.training.config import TrainConfig, TrainConfigError
 from hil.training.datasets import Dataset
 from hil.training.epoch_records import EPOCHS, summarise
 from hil.training.network import Neurons
 from hil.training.trainer import ProgressCallback, describe_neurons, prepare
-from protocols.engine import RunEngine, Unit, check_identity, check_resumable
+from protocols.engine import RunEngine, Unit, check_resumable
 from protocols.records import Descriptor
 
 ROLES = {"hil": "the devices in the loop", "deterministic": "software baseline, sigmoid",
@@ -49,9 +50,9 @@ class TrainingRun:
                  neuron_config: NeuronConfig | None = None, role: str = "hil", steps_per_unit: int | None = None,
                  progress: ProgressCallback | None = None) -> None:
         if role not in ROLES:
-            raise ValueError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
+            raise TrainConfigError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
         if steps_per_unit is not None and steps_per_unit < 1:
-            raise ValueError(f"steps_per_unit: at least 1, got {steps_per_unit}")
+            raise TrainConfigError(f"checkpoint every: at least 1 step, got {steps_per_unit}")
         self.dataset, self.neurons, self.config, self.role = dataset, neurons, config, role
         self.neuron_config = neuron_config if isinstance(neurons, NeuronBackend) or neurons == "stochastic" else None
         self.steps_per_unit = steps_per_unit
@@ -82,6 +83,8 @@ class TrainingRun:
 
     def measure(self, unit: Unit) -> dict[str, np.ndarray]:
         self._unit = unit.index
+        for rows in getattr(self.neurons, "take_unrecorded", list)():
+            self.record_trials(rows)  # played before this run recorded (the backend measuring its curves)
         metrics = self.trainer.train_steps(unit.params["until_step"])
         if metrics is None:
             return {}
@@ -108,11 +111,12 @@ class TrainingRun:
                             **summarise(tables[EPOCHS.name])}}
 
 
-def training_identity(dataset: Dataset, backend: NeuronBackend, source: Mapping[str, Any],
+def training_identity(dataset: Dataset, backend: str, source: Mapping[str, Any] | None,
                       config: TrainConfig) -> dict[str, Any]:
-    """What a resumed training session must match: backend and its source, dataset, seed, software version."""
+    """What a resumed training session must match: the backend (``sim``, ``replay``, ``hardware``) and its
+    source's identity, the dataset, the seed and the software version."""
     described = dataset.describe()
-    return {"software_version": __version__, "backend": backend.name, "source": source.get("identity"),
+    return {"software_version": __version__, "backend": backend, "source": source,
             "dataset": {k: described.get(k) for k in ("name", "n_train", "n_test", "split", "split_seed", "source")},
             "seed": config.seed}
 
@@ -127,9 +131,22 @@ def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, 
     seed or the software version differ); ``force`` replaces an existing ``out``.
     """
     out = Path(out)
-    identity = training_identity(dataset, backend, source, config)
+    identity = training_identity(dataset, backend.name, source.get("identity"), config)
+    bar = StepBar(progress)
+    runs = [TrainingRun(dataset, backend, config, neuron_config, "hil", steps_per_unit, bar)]
+    if baselines:
+        runs += [TrainingRun(dataset, role, config, role=role, steps_per_unit=steps_per_unit, progress=bar)
+                 for role in ("deterministic", "stochastic")]
     if resume:
+        check_resume(out, identity)
         writer = SessionWriter.resume(out)
+        if "instruments_idn" in source:
+            try:
+                check_instruments((writer.attrs.get("source") or {}).get("instruments_idn") or {},
+                                  source["instruments_idn"], out)
+            except BaseException:
+                writer.close()
+                raise
     elif out.exists() and not force:
         raise OutputExistsError(f"{out} already exists: pass --resume to continue it, --force to replace it, or "
                                 "choose another --out")
@@ -137,15 +154,9 @@ def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, 
         metadata = {"source": {k: v for k, v in source.items() if k not in ("emulated_chip", "identity")},
                     "identity": identity}
         writer = SessionWriter.create(out, "training", metadata, overwrite=force)
-    bar = StepBar(progress)
     try:
-        runs = [TrainingRun(dataset, backend, config, neuron_config, "hil", steps_per_unit, bar)]
-        if baselines:
-            runs += [TrainingRun(dataset, role, config, role=role, steps_per_unit=steps_per_unit, progress=bar)
-                     for role in ("deterministic", "stochastic")]
         store = SessionStore(writer)
         if resume:
-            check_identity(writer.attrs.get("identity"), identity, str(out))
             check_resumable(runs, store.recorded())
         hil_run = runs[0]
         if hasattr(backend, "record"):
@@ -156,6 +167,9 @@ def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, 
         cycles = int(chip.cycles.sum()) if chip is not None else 0
         try:
             statuses = RunEngine(store, [lines]).run(runs, resume=resume)
+        except BaseException as exc:
+            mark_resumable(exc, out)
+            raise
         finally:
             if chip is not None:  # the pulses the emulated chip counted, resets included: a cross-check
                 writer.set_attrs(emulator_cycles=int(writer.attrs.get("emulator_cycles", 0))

@@ -16,7 +16,9 @@ manual, SCPI command set; command by command in ``docs/commands/keithley2450.md`
 - :meth:`buffer_count`, :meth:`fetch_buffer`: the reading buffer, all readings in one query;
 - ``output_off_mode`` (``:OUTP:CURR:SMOD``): high impedance holds the output open during pulses;
 - strict validators on the source current, voltage limit and NPLC (the stock ones clip or accept
-  anything), and :meth:`check_errors` raising :class:`InstrumentError` for an error in the queue.
+  anything), and :meth:`check_errors` raising :class:`InstrumentError` for an error in the queue; the
+  settings the read set-up uses are declared with PyMeasure's ``check_set_errors``, so an error is raised
+  right after the command the instrument refused.
 """
 
 from __future__ import annotations
@@ -76,18 +78,21 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
         ":SOUR:CURR?", ":SOUR:CURR:LEV %g",
         """Control the source current in A (float, -1.05 to 1.05).""",
         validator=strict_range, values=SOURCE_CURRENT_RANGE_A,
+        check_set_errors=True,
     )
 
     compliance_voltage = Instrument.control(
         ":SOUR:CURR:VLIM?", ":SOUR:CURR:VLIM %g",
         """Control the voltage limit of the current source in V (float, 0.02 to 210).""",
         validator=strict_range, values=VOLTAGE_LIMIT_RANGE_V,
+        check_set_errors=True,
     )
 
     resistance_nplc = Instrument.control(
         ":SENS:RES:NPLC?", ":SENS:RES:NPLC %g",
         """Control the resistance integration time in power-line cycles (float, 0.01 to 10).""",
         validator=strict_range, values=NPLC_RANGE,
+        check_set_errors=True,
     )
 
     # -- added properties ---------------------------------------------------------------------------
@@ -110,18 +115,21 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
         ":OUTP:CURR:SMOD?", ":OUTP:CURR:SMOD %s",
         """Control what the output does when off, current source (str: high_impedance, normal, zero, guard).""",
         validator=strict_discrete_set, values=OUTPUT_OFF_MODES, map_values=True,
+        check_set_errors=True,
     )
 
     trigger_line_mode = Instrument.setting(
         f":DIG:LINE{TRIGGER_LINE}:MODE %s",
         """Set the digital line the pulse generator triggers ('TRIG, IN' makes it a trigger input).""",
         validator=strict_discrete_set, values=["TRIG, IN", "DIG, IN"],
+        check_set_errors=True,
     )
 
     trigger_edge = Instrument.setting(
         f":TRIG:DIG{TRIGGER_LINE}:IN:EDGE %s",
         """Set the edge of the trigger input that the trigger model detects (str: RIS, FALL, EITH).""",
         validator=strict_discrete_set, values=["RIS", "FALL", "EITH"],
+        check_set_errors=True,
     )
 
     trigger_state = Instrument.measurement(

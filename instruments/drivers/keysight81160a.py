@@ -111,6 +111,7 @@ class Keysight81160AChannel(StockChannel):
         ":OUTP{ch}:LOAD?", ":OUTP{ch}:LOAD %e",
         """Control the load the levels are programmed for in Ω (float, 0.3 Ω to 1 MΩ = high impedance).""",
         validator=strict_range, values=IMPEDANCE_RANGE,
+        check_set_errors=True,
     )
 
     user_waveform = Instrument.control(
