@@ -18,9 +18,9 @@ from typing import Any
 from hil.display.progress import ProgressSink
 from hil.lab.connection import open_station, station_spec
 from hil.lab.provenance import check_instruments, check_resume, mark_resumable, station_identity
-from hil.session.format import OutputExistsError, SessionError
+from hil.session.format import SessionError
 from hil.session.sinks import SessionStore, TransportSink
-from hil.session.writer import SessionWriter
+from hil.session.writer import SessionWriter, check_new
 from instruments.station import SafeStateReport, Station
 from instruments.station_config import StationSpec
 from instruments.transport import TransportLog
@@ -63,9 +63,8 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
         except BaseException:
             writer.close()
             raise
-    elif out.exists() and not force:
-        raise OutputExistsError(f"{out} already exists: pass --resume to continue it, --force to replace it, or "
-                                "choose another --out")
+    else:
+        check_new(out, force)
     transport = TransportLog() if record_transport else None
     attempt = int(writer.attrs.get("attempts", 0)) if writer is not None else 0
     try:

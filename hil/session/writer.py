@@ -65,6 +65,13 @@ def held(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def check_new(path: str | Path, force: bool = False) -> None:
+    """Refuse (:class:`OutputExistsError`) to start a session where a file exists, unless ``force``."""
+    if Path(path).exists() and not force:
+        raise OutputExistsError(f"{path} already exists: pass --resume to continue it, --force to replace it, "
+                                "or choose another --out")
+
+
 class RunWriter:
     """One run's group: record tables declared from descriptors, committed unit by unit."""
 
@@ -260,9 +267,7 @@ class SessionWriter:
         An existing file is refused (:class:`OutputExistsError`) unless ``overwrite`` (``--force``).
         """
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path} already exists: pass --resume to continue it, --force to replace it, "
-                                    "or choose another --out")
+        check_new(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         f = open_file(path, "w")
         f.attrs.update({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "software_version": __version__,

@@ -26,9 +26,8 @@ from hil.display.progress import ProgressSink, StepBar
 from hil.lab.provenance import check_instruments, check_resume, mark_resumable
 from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import NeuronConfig
-from hil.session.format import OutputExistsError
 from hil.session.sinks import SessionStore
-from hil.session.writer import SessionWriter
+from hil.session.writer import SessionWriter, check_new
 from hil.training.config import TrainConfig, TrainConfigError
 from hil.training.datasets import Dataset
 from hil.training.epoch_records import EPOCHS, summarise
@@ -147,10 +146,8 @@ def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, 
             except BaseException:
                 writer.close()
                 raise
-    elif out.exists() and not force:
-        raise OutputExistsError(f"{out} already exists: pass --resume to continue it, --force to replace it, or "
-                                "choose another --out")
     else:
+        check_new(out, force)
         metadata = {"source": {k: v for k, v in source.items() if k not in ("emulated_chip", "identity")},
                     "identity": identity}
         writer = SessionWriter.create(out, "training", metadata, overwrite=force)
