@@ -22,7 +22,7 @@ from protocols.records import Descriptor
 FORMAT_NAME = "hil-session"
 FORMAT_VERSION = 2
 READS_VERSIONS = (1, 2)
-CHUNK_ROWS = 1024  # small chunks, no compression: appending a few hundred rows stays cheap
+CHUNK_ROWS = 1024  # small chunks: appending a few hundred rows stays cheap
 UNITS = "units"  # the commit log of a run
 STATE = "state"  # a run's two state slots (checkpoints of stateful runs)
 ANALYSIS = "analysis"
