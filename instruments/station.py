@@ -171,6 +171,9 @@ class Station:
         (``reraise_interrupt``)."""
         try:
             report = self.safe_state(reraise_interrupt=reraise_interrupt)
+        except KeyboardInterrupt as interrupt:  # held until the instruments were safe: say what they confirmed
+            interrupt.safe_state = self.safe_state_report  # type: ignore[attr-defined]
+            raise
         finally:
             for instrument in self.instruments.values():
                 try:
@@ -220,14 +223,14 @@ class Station:
                         unreachable.append((name, str(first)))
                         continue
                 (confirmed if safe else unsafe).append(name)
-        self.routed = None
-        self._read_configured = False
-        report = SafeStateReport(tuple(confirmed), tuple(unsafe), tuple(unreachable), tuple(reconnected))
-        self.safe_state_report = report
-        if not report.ok:
-            log.error("%s", report.describe())
-            if raise_if_unconfirmed:
-                raise SafeStateError(report)
+            self.routed = None
+            self._read_configured = False
+            report = SafeStateReport(tuple(confirmed), tuple(unsafe), tuple(unreachable), tuple(reconnected))
+            self.safe_state_report = report  # known even when a held Ctrl-C is raised next
+            if not report.ok:
+                log.error("%s", report.describe())
+        if raise_if_unconfirmed and not report.ok:
+            raise SafeStateError(report)
         return report
 
     @staticmethod
