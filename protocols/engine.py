@@ -214,15 +214,13 @@ def _no_guard(measurement: Measurement, unit: Unit) -> Iterator[None]:
 class RunEngine:
     """Runs measurements in order into a :class:`RunStore`, streaming to the store and to extra sinks.
 
-    ``sinks`` (or ``sink_factory(run_index)``) receive every run's documents besides the store; ``guard``
+    ``sinks`` receive every run's documents besides the store; ``guard``
     wraps the measurement of every unit (see the module docstring).
     """
 
-    def __init__(self, store: RunStore, sinks: Sequence[Sink] = (), guard: Guard | None = None,
-                 sink_factory: Callable[[int], Sequence[Sink]] | None = None) -> None:
+    def __init__(self, store: RunStore, sinks: Sequence[Sink] = (), guard: Guard | None = None) -> None:
         self.store = store
         self.sinks = list(sinks)
-        self.sink_factory = sink_factory
         self.guard = guard or _no_guard
 
     def run(self, measurements: Sequence[Measurement], resume: bool = False) -> list[str]:
@@ -259,8 +257,7 @@ class RunEngine:
             measurement.restore(previous.state)
         start = RunStart(measurement.name, dict(measurement.parameters()), tuple(descriptors.values()),
                          tuple(units), frozenset(done), attempt, plan_digest(units))
-        sinks = [self.store.sink(index), *self.sinks,
-                 *(self.sink_factory(index) if self.sink_factory is not None else ())]
+        sinks = [self.store.sink(index), *self.sinks]
         for sink in sinks:
             sink.start(start)
             for descriptor in descriptors.values():
@@ -404,13 +401,6 @@ class MemoryStore:
 
     def tables(self, index: int) -> dict[str, np.ndarray]:
         return self.runs[index].tables()
-
-
-def run(measurement: Measurement, sinks: Sequence[Sink] = (), guard: Guard | None = None) -> MemorySink:
-    """Run one measurement with its records kept in memory (and streamed to ``sinks``); the memory sink."""
-    store = MemoryStore()
-    RunEngine(store, sinks, guard).run([measurement])
-    return store.runs[0]
 
 
 def check_identity(recorded: Mapping[str, Any] | None, current: Mapping[str, Any], path: str = "the file") -> None:
