@@ -81,7 +81,7 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
             for protocol in loaded:
                 protocol.attach(connected)
             store = SessionStore(writer)
-            for index, _ in enumerate(store.recorded() if resume else []):
+            for index in range(len(writer.runs()) if resume else 0):
                 for device, reason in lost_devices(store.tables(index)).items():
                     connected.mark_lost(device, reason)  # found open in an earlier attempt: stays untouched
             if resume:
