@@ -23,6 +23,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sim_backend.emulated.scpi_values import OutOfRange
+from sim_backend.emulated.status_model import MSS, StatusModel
+
 if TYPE_CHECKING:
     from sim_backend.emulated.bench import Bench
 
@@ -31,6 +34,7 @@ LOG_KEPT = 1000  # messages kept in ``EmulatedInstrument.log``: a rolling log, s
 SCPI_NO_ERROR = (0, "No error")
 SCPI_UNDEFINED_HEADER = -113
 SCPI_DATA_OUT_OF_RANGE = -222
+SCPI_ILLEGAL_PARAMETER = -224
 SCPI_QUEUE_OVERFLOW = (-350, "Queue overflow")
 SCPI_EXECUTION_ERROR = (-200, "Execution error")
 
@@ -344,6 +348,9 @@ class InstrumentServer(socketserver.ThreadingTCPServer):
     def close(self) -> None:
         if not self.closing.is_set():
             self.closing.set()
+            stopping = getattr(self.instrument, "stopping", None)
+            if stopping is not None:
+                stopping.set()
             self.shutdown()
             self.server_close()
 
@@ -397,16 +404,32 @@ class ScpiInstrument(EmulatedInstrument):
     """
 
     COMMANDS: list[tuple[str, str]] = []
-    COMMON = [("*IDN?", "_idn"), ("*RST", "_rst"), ("*CLS", "_cls"), ("*OPC?", "_opc"), ("*WAI", "_wai"),
-              (":SYSTem:ERRor[:NEXT]?", "_syst_err")]
+    COMMON = [("*IDN?", "_idn"), ("*RST", "_rst"), ("*CLS", "_cls"), ("*OPC?", "_opc"), ("*OPC", "_opc_arm"),
+              ("*WAI", "_wai"), ("*ESR?", "_esr_q"), ("*ESE?", "_ese_q"), ("*ESE", "_ese"), ("*SRE?", "_sre_q"),
+              ("*SRE", "_sre"), ("*STB?", "_stb_q"), ("*TST?", "_tst_q"), (":SYSTem:ERRor[:NEXT]?", "_syst_err")]
+    OPC_POLL_S = 0.002  # how often a waiting ``*OPC?``/``*WAI`` looks whether the pending operations ended
 
     def __init__(self, bench: Bench | None = None) -> None:
         super().__init__(bench)
         self._table = [(scpi_pattern(spec), name) for spec, name in self.COMMON + self.COMMANDS]
+        self.status = StatusModel(pending=self.operations_pending, summary=self.status_summary)
+        self.stopping = threading.Event()  # set when the server closes: a waiting ``*OPC?`` gives up
         self.reset_state()
 
     def reset_state(self) -> None:
-        """Power-on / ``*RST`` state (subclasses extend)."""
+        """Power-on / ``*RST`` state (subclasses extend). The status registers are not part of it."""
+
+    def operations_pending(self) -> bool:
+        """Whether an overlapped operation (e.g. a running trigger model) is still in progress."""
+        return False
+
+    def status_summary(self) -> int:
+        """The instrument's own status-byte bits (besides EAV, ESB and MSS, which the status model sets)."""
+        return 0
+
+    def push_error(self, code: int, message: str) -> None:
+        super().push_error(code, message)
+        self.status.error(code)
 
     def handle(self, message: str) -> str | None:
         replies = []
@@ -417,15 +440,33 @@ class ScpiInstrument(EmulatedInstrument):
                 if match:
                     try:
                         reply = getattr(self, name)(args, *match.groups())
+                    except OutOfRange as exc:
+                        self.push_error(SCPI_DATA_OUT_OF_RANGE, f"Data out of range; {exc}")
+                        reply = None
                     except ValueError as exc:
-                        self.push_error(-224, f"Illegal parameter value; {exc}")
+                        self.push_error(SCPI_ILLEGAL_PARAMETER, f"Illegal parameter value; {exc}")
                         reply = None
                     if reply is not None:
                         replies.append(reply)
                     break
             else:
                 self.push_error(SCPI_UNDEFINED_HEADER, f"Undefined header; {head}")
+        self.status.settle()
         return ";".join(replies) if replies else None
+
+    def wait_until_idle(self) -> None:
+        """Block until no operation is pending (``*OPC?``, ``*WAI``), letting other connections act meanwhile.
+
+        Like the instrument, it waits as long as it takes: a client whose timeout runs out first finds the
+        late reply at its next read. The bench lock is released while waiting (another connection's
+        ``*TRG`` or the pulse generator's trigger may be what ends the operation)."""
+        if self.bench is None:
+            while self.operations_pending() and not self.stopping.wait(self.OPC_POLL_S):
+                pass
+            return
+        condition = threading.Condition(self.bench.lock)
+        while self.operations_pending() and not self.stopping.is_set():
+            condition.wait(self.OPC_POLL_S)
 
     def _idn(self, args: str) -> str:
         return self.idn
@@ -435,12 +476,38 @@ class ScpiInstrument(EmulatedInstrument):
 
     def _cls(self, args: str) -> None:
         self.clear_errors()
+        self.status.clear()
 
     def _opc(self, args: str) -> str:
+        self.wait_until_idle()
         return "1"
 
+    def _opc_arm(self, args: str) -> None:
+        self.status.arm_opc()
+
     def _wai(self, args: str) -> None:
-        return None
+        self.wait_until_idle()
+
+    def _esr_q(self, args: str) -> str:
+        return str(self.status.read_esr())
+
+    def _ese_q(self, args: str) -> str:
+        return str(self.status.ese)
+
+    def _ese(self, args: str) -> None:
+        self.status.ese = StatusModel.register_value(args)
+
+    def _sre_q(self, args: str) -> str:
+        return str(self.status.sre)
+
+    def _sre(self, args: str) -> None:
+        self.status.sre = StatusModel.register_value(args) & ~MSS  # bit 6 cannot be enabled
+
+    def _stb_q(self, args: str) -> str:
+        return str(self.status.stb(bool(self.errors)))
+
+    def _tst_q(self, args: str) -> str:
+        return "0"  # the self-test passed
 
     def _syst_err(self, args: str) -> str:
         code, message = self.next_error()
