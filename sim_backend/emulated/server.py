@@ -7,6 +7,10 @@ after a space or comma) is read whole even when its bytes contain ``\\n``. A mes
 :meth:`EmulatedInstrument.handle` as text (binary bytes decoded as latin-1, so they survive
 ``.encode("latin-1")``); a returned string is sent back with ``\\n``; ``None`` sends nothing.
 
+A message longer than :data:`MAX_MESSAGE_BYTES` is dropped (up to its next ``\\n``) with ``-223 "Too much
+data"`` in the error queue, so a client cannot make the server's memory grow without bound. With the bench's
+``realtime`` option each message also takes the instrument's :attr:`EmulatedInstrument.command_time_s` for real.
+
 Faults for tests (:class:`Faults`, one per instrument, ``instrument.faults``): a reply delayed past the
 client's timeout, a connection dropped, a garbled reply, an instrument error; each can be armed to happen
 at a given message from now. (The bench has its own: a device that breaks down, ``bench.faults``.)
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
     from sim_backend.emulated.bench import Bench
 
 ERROR_QUEUE_SIZE = 21  # the instruments keep about 20 entries and then report a queue overflow
+MAX_MESSAGE_BYTES = 16 << 20  # longest message taken (an 81160A waveform of 512 Ki points in ASCII is ~4 MB)
+SCPI_TOO_MUCH_DATA = (-223, "Too much data")
 LOG_KEPT = 1000  # messages kept in ``EmulatedInstrument.log``: a rolling log, so a long run's memory stays bounded
 SCPI_NO_ERROR = (0, "No error")
 SCPI_UNDEFINED_HEADER = -113
@@ -178,6 +184,9 @@ class EmulatedInstrument:
     idn: str = "Emulated instrument"
     model: str = ""
     fault_error: tuple[int, str] = SCPI_EXECUTION_ERROR  # what an injected instrument error queues by default
+    # the instrument's time to parse and act on one message; waited for real only with the bench's realtime
+    # option (the virtual clock counts the modeled instrument time: apertures, pulses, relay settling, uploads)
+    command_time_s: float = 0.0
 
     def __init__(self, bench: Bench | None = None) -> None:
         self.bench = bench
@@ -276,6 +285,7 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         instrument = self.server.instrument
         buffer = bytearray()
+        discarding = False  # dropping the rest of an over-long message, up to its newline
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies go out at once, as on a LAN instrument
         while not self.server.closing.is_set():
@@ -289,7 +299,18 @@ class _Handler(socketserver.BaseRequestHandler):
                 # acknowledge at once: a client that writes a command and then a query (Nagle's algorithm
                 # on its side) would otherwise wait for the delayed ACK, tens of ms per pair
                 sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            if discarding:
+                newline = chunk.find(b"\n")
+                if newline == -1:
+                    continue
+                chunk, discarding = chunk[newline + 1:], False
             buffer.extend(chunk)
+            if len(buffer) > MAX_MESSAGE_BYTES:
+                newline = buffer.find(b"\n")
+                if newline == -1 or newline > MAX_MESSAGE_BYTES:  # the first message is longer than the buffer
+                    discarding = newline == -1
+                    del buffer[:len(buffer) if discarding else newline + 1]
+                    instrument.reject("<message longer than the input buffer>", SCPI_TOO_MUCH_DATA)
             while (raw := _take_message(buffer)) is not None:
                 if not raw.strip():
                     continue
@@ -305,6 +326,9 @@ class _Handler(socketserver.BaseRequestHandler):
                     reply = instrument.reject(message, faults.error)
                 else:
                     reply = instrument.receive(message)
+                bench = instrument.bench
+                if bench is not None and bench.realtime and instrument.command_time_s > 0:
+                    time.sleep(instrument.command_time_s)
                 if reply is None:
                     continue
                 delay = faults.take_reply_delay()
@@ -319,6 +343,11 @@ class _Handler(socketserver.BaseRequestHandler):
                     sock.sendall(data)
                 except OSError:
                     return
+            if len(buffer) > MAX_MESSAGE_BYTES:
+                # a message (a binary block) longer than the input buffer: dropped, up to the next newline
+                buffer.clear()
+                discarding = True
+                instrument.reject("<message longer than the input buffer>", SCPI_TOO_MUCH_DATA)
 
 
 class InstrumentServer(socketserver.ThreadingTCPServer):
