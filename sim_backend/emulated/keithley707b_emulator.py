@@ -1,80 +1,94 @@
-"""Emulated Keithley 707B switching matrix: the TSP statements of the project's driver.
+"""Emulated Keithley 707B switching matrix: TSP statements run by a small, safe interpreter.
 
-The statements are recognized with regular expressions (no Lua is executed):
+Each message is a TSP (Lua) chunk run by :mod:`sim_backend.emulated.tsp_interpreter` (no ``eval``: the
+served subset is statements, calls, assignments and ``print``), against the 707B's own names from the
+reference manual (707B-901-01, section 7):
 
-- ``channel.close("<list>")``, ``channel.open("<list>")``, ``channel.exclusiveclose("<list>")``: a list
-  of crosspoints ``1A01``..``6H12``; ``channel.open`` also takes ``allslots`` and ``slot1``..``slot6``;
-  ``channel.exclusiveclose("")`` opens everything (as the reference manual says).
-- ``print(channel.getclose("<list>"))``: the closed crosspoints within the list, ``;``-separated and
-  sorted, or ``nil``.
-- ``reset()`` and ``*RST`` open every crosspoint; ``*CLS`` and ``errorqueue.clear()`` empty the queue.
-- ``print(errorqueue.count)``, ``print(errorqueue.next())`` (code, message, severity, node; tab-separated
-  like TSP's ``print``), ``*IDN?``.
+- ``channel.close/open/exclusiveclose/exclusiveslotclose(list)``, ``channel.getclose(list)``,
+  ``channel.reset(list)``, ``channel.setforbidden/getforbidden/clearforbidden(list)``,
+  ``channel.setdelay(list, s)``/``getdelay(list)``, ``channel.getcount(list)``, the attributes
+  ``channel.connectrule`` (``channel.BREAK_BEFORE_MAKE``, ``MAKE_BEFORE_BREAK``, ``OFF``) and
+  ``channel.connectsequential`` (``channel.ON``/``OFF``); channel lists as
+  :mod:`sim_backend.emulated.keithley707b_channels` parses them (crosspoints, ranges, ``slotX``, ``allslots``);
+- ``errorqueue.clear()``, ``errorqueue.count``, ``errorqueue.next()``; ``reset()``, ``waitcomplete()``,
+  ``opc()``; ``format.asciiprecision``; ``localnode.model/serialno/revision/linefreq``;
+  ``slot[X].idn``, ``slot[X].rows.matrix``, ``slot[X].columns.matrix``;
+- the common commands ``*IDN? *RST *CLS *OPC *OPC? *WAI *ESR? *ESE[?] *SRE[?] *STB? *TST?`` (status model of
+  :mod:`sim_backend.emulated.status_model`).
 
-A statement it does not recognize is a TSP syntax error (-285) in the queue, and nothing is replied.
-(An instrument error injected by ``faults.error_after_messages`` is a TSP runtime error, -286, by default.)
-A recognized call with a bad channel list is a TSP runtime error (-286) and changes nothing. A query
-(``print(...)``) that fails or is not emulated queues a runtime error and replies ``nil``, so a client
-never waits for a reply that will not come.
+Errors: outside the subset, a TSP syntax error (−285) and nothing of the message runs; a Lua runtime error
+(−286: calling or indexing ``nil``, a bad channel list, a bad argument) stops the message there; closing a
+forbidden crosspoint is refused with :data:`FORBIDDEN_ERROR` and changes nothing. A message holding a
+``print`` whose statement fails still replies ``nil``, so a client never waits for a reply that will not come.
 
-Every change of the closed crosspoints is reported to the bench, which routes the device whose pads
-they connect. Each switching phase takes the relay settle time on the virtual clock; an exclusive
-close that opens some crosspoints and closes others takes two (break before make).
+Every change of the closed crosspoints is reported to the bench, which routes the device whose pads they
+connect; each switching phase takes the relay settle time (plus any ``channel.setdelay``) on the bench's
+virtual clock, ordered by the connect rule (:func:`keithley707b_channels.switching_phases`).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 
+from sim_backend.emulated.keithley707b_channels import (
+    BREAK_BEFORE_MAKE,
+    MAKE_BEFORE_BREAK,
+    ROWS,
+    RULE_OFF,
+    SLOT_COUNT,
+    ChannelListError,
+    parse_channel_list,
+    switching_phases,
+)
 from sim_backend.emulated.server import EmulatedInstrument
+from sim_backend.emulated.status_model import MSS, StatusModel
+from sim_backend.emulated.tsp_interpreter import (
+    TSP_RUNTIME_ERROR,
+    TSP_SYNTAX_ERROR,
+    Attribute,
+    Function,
+    Interpreter,
+    Table,
+    TspError,
+    TspRuntimeError,
+    TspSyntaxError,
+    format_number,
+    type_name,
+)
 
 RELAY_SETTLE_S = 3e-3  # settle time of a matrix card relay (7071/7174A class), per switching phase
 ASCII_PRECISION = 10  # format.asciiprecision after reset: digits of a printed number
-TSP_SYNTAX_ERROR = -285
-TSP_RUNTIME_ERROR = -286
+PRECISION_RANGE = (1, 16)  # format.asciiprecision accepts 1 to 16 digits
+MAX_DELAY_S = 60.0  # the emulation's bound on channel.setdelay (a user delay is not limited by the manual's text)
+# Closing a forbidden crosspoint: the manual says "an error is generated"; its error list was not at hand, so
+# the emulation queues the standard "Settings conflict" code (the 707B's error list also holds the SCPI codes).
+FORBIDDEN_ERROR = -221
 SEVERITY_NONE, SEVERITY_USER = 0, 20  # errorqueue.next() severities: queue empty; invalid user input
+DATA_OUT_OF_RANGE = -222  # a common command's register value outside 0 to 255
 NODE = 1  # TSP-Link node number of a stand-alone instrument
-SLOT_COUNT = 6
-
-_CROSSPOINT = re.compile(r"^[1-6][A-H](0[1-9]|1[0-2])$")
-_SLOT = re.compile(r"^slot([1-6])$", re.IGNORECASE)
-_STRING = r'\s*"([^"]*)"\s*'
-_SWITCH = re.compile(rf"^channel\.(close|open|exclusiveclose)\({_STRING}\)\s*;?$")
-_GETCLOSE = re.compile(rf"^print\(\s*channel\.getclose\({_STRING}\)\s*\)\s*;?$")
-_PRINT = re.compile(r"^print\(\s*([A-Za-z_][\w.]*(?:\(\s*\))?)\s*\)\s*;?$")
-_CALL = re.compile(r"^([A-Za-z_][\w.]*)\(\s*\)\s*;?$")
-ALL_CROSSPOINTS = frozenset(f"{slot}{row}{column:02d}" for slot in range(1, SLOT_COUNT + 1)
-                            for row in "ABCDEFGH" for column in range(1, 13))
+LINE_FREQUENCY_HZ = 60.0
+CARD_IDN = "7174A,8x12 Low Current Matrix,01.00a,04110430"  # slot[X].idn: model, description, firmware, serial
+_PRINT_CALL = re.compile(r"(^|[^\w.])print\s*[(\"']")
 
 
-class ChannelListError(ValueError):
-    """A channel list the instrument refuses."""
+def _string(value: object, position: int, function: str) -> str:
+    if not isinstance(value, str):
+        got = "no value" if value is None else type_name(value)
+        raise TspRuntimeError(f"bad argument #{position} to '{function}' (string expected, got {got})")
+    return value
 
 
-def tsp_number(value: float) -> str:
-    """A number as TSP's ``print`` writes it with the default ASCII precision."""
-    return f"{value:.{ASCII_PRECISION - 1}e}"
-
-
-def parse_channel_list(text: str, scopes: bool) -> frozenset[str]:
-    """The crosspoints a channel list names; ``scopes`` allows ``allslots`` and ``slotN``."""
-    items = [item.strip() for item in text.split(",")]
-    if not any(items):
-        raise ChannelListError("empty channel list")
-    points: set[str] = set()
-    for item in items:
-        name = item.upper()
-        if _CROSSPOINT.match(name):
-            points.add(name)
-        elif scopes and item.lower() == "allslots":
-            points |= ALL_CROSSPOINTS
-        elif scopes and (slot := _SLOT.match(item)) is not None:
-            points |= {p for p in ALL_CROSSPOINTS if p[0] == slot.group(1)}
-        elif item.lower() == "allslots" or _SLOT.match(item):
-            raise ChannelListError(f"{item} is not allowed here")
-        else:
-            raise ChannelListError(f"invalid channel {item!r}")
-    return frozenset(points)
+def _number(value: object, position: int, function: str) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    got = "no value" if value is None else type_name(value)
+    raise TspRuntimeError(f"bad argument #{position} to '{function}' (number expected, got {got})")
 
 
 class EmulatedKeithley707B(EmulatedInstrument):
@@ -83,93 +97,245 @@ class EmulatedKeithley707B(EmulatedInstrument):
     idn = "Keithley Instruments Inc., Model 707B, 04110429, 1.0.2"
     model = "Keithley707B"
     fault_error = (TSP_RUNTIME_ERROR, "TSP Runtime error at line 1: execution error")
+    # A TSP statement is compiled and run by the instrument's Lua engine: about a millisecond per short
+    # message over LAN (the manual gives no figure; relay settling is added separately on the virtual clock).
+    command_time_s = 1e-3
 
     def __init__(self, bench=None) -> None:
         super().__init__(bench)
+        self.status = StatusModel()
         self.closed: frozenset[str] = frozenset()
+        self.close_counts: dict[str, int] = {}  # relay closures since power-on (channel.getcount); reset keeps them
+        self.interpreter = Interpreter(self._namespace(), lambda: self.precision)
+        self._reset_settings()
+
+    def _reset_settings(self) -> None:
+        self.connect_rule = BREAK_BEFORE_MAKE
+        self.sequential = False
+        self.forbidden: set[str] = set()
+        self.delays: dict[str, float] = {}
+        self.precision = ASCII_PRECISION
+
+    def reset(self) -> None:
+        """``reset()`` and ``*RST``: every crosspoint opens, channel settings and the print format to defaults."""
+        self._reset_settings()
+        self._switch_to(frozenset())
+
+    def push_error(self, code: int, message: str) -> None:
+        super().push_error(code, message)
+        self.status.error(code)
 
     # -- switching ------------------------------------------------------------------------------
 
-    def _switch_to(self, closed: frozenset[str]) -> None:
-        """Open what must open, then close what must close; each phase settles and tells the bench."""
-        opening, closing = self.closed - closed, closed - self.closed
-        phases = [self.closed - opening] if opening else []
-        if closing or not phases:
-            phases.append(closed)
-        for state in phases:
+    def _switch_to(self, target: frozenset[str]) -> None:
+        """Pass through the connect rule's phases; each settles on the virtual clock and tells the bench."""
+        for state, seconds in switching_phases(self.closed, target, self.connect_rule, self.sequential,
+                                               RELAY_SETTLE_S, self.delays):
+            for point in state - self.closed:
+                self.close_counts[point] = self.close_counts.get(point, 0) + 1
             self.closed = state
             if self.bench is not None:
                 self.bench.set_closed(state)
-                self.bench.advance(RELAY_SETTLE_S)
+                self.bench.advance(seconds)
 
-    def _switch(self, action: str, channel_list: str) -> None:
-        if action == "exclusiveclose" and not channel_list.strip():
+    def _points(self, value: object, function: str, scopes: bool = True) -> list[str]:
+        try:
+            return parse_channel_list(_string(value, 1, function), scopes)
+        except ChannelListError as exc:
+            raise TspRuntimeError(f"{function}: {exc}") from None
+
+    def _closable(self, value: object, function: str) -> frozenset[str]:
+        points = frozenset(self._points(value, function, scopes=False))
+        refused = sorted(points & self.forbidden)
+        if refused:
+            raise TspError(FORBIDDEN_ERROR, f"Settings conflict; {','.join(refused)} forbidden to close")
+        return points
+
+    def _close(self, channels=None) -> tuple:
+        self._switch_to(self.closed | self._closable(channels, "close"))
+        return ()
+
+    def _open(self, channels=None) -> tuple:
+        self._switch_to(self.closed - frozenset(self._points(channels, "open")))
+        return ()
+
+    def _exclusive_close(self, channels=None) -> tuple:
+        if isinstance(channels, str) and not channels.strip():  # the manual: an empty list opens everything
             self._switch_to(frozenset())
-            return
-        points = parse_channel_list(channel_list, scopes=action == "open")
-        if action == "close":
-            self._switch_to(self.closed | points)
-        elif action == "open":
-            self._switch_to(self.closed - points)
         else:
-            self._switch_to(points)
+            self._switch_to(self._closable(channels, "exclusiveclose"))
+        return ()
 
-    def _getclose(self, channel_list: str) -> str:
-        found = sorted(self.closed & parse_channel_list(channel_list, scopes=True))
-        return ";".join(found) if found else "nil"
+    def _exclusive_slot_close(self, channels=None) -> tuple:
+        points = self._closable(channels, "exclusiveslotclose")
+        slots = {point[0] for point in points}
+        self._switch_to(frozenset(p for p in self.closed if p[0] not in slots) | points)
+        return ()
 
-    # -- errors ---------------------------------------------------------------------------------
+    def _getclose(self, channels=None) -> tuple:
+        wanted = set(self._points(channels, "getclose"))
+        return (";".join(sorted(self.closed & wanted)) or None,)
 
-    def _error_entry(self) -> str:
+    def _reset_channels(self, channels=None) -> tuple:
+        points = frozenset(self._points(channels, "reset"))
+        self.forbidden -= points
+        for point in points:
+            self.delays.pop(point, None)
+        self._switch_to(self.closed - points)
+        return ()
+
+    def _setforbidden(self, channels=None) -> tuple:
+        self.forbidden |= set(self._points(channels, "setforbidden"))
+        return ()
+
+    def _getforbidden(self, channels=None) -> tuple:
+        wanted = set(self._points(channels, "getforbidden"))
+        return (";".join(sorted(self.forbidden & wanted)) or None,)
+
+    def _clearforbidden(self, channels=None) -> tuple:
+        self.forbidden -= set(self._points(channels, "clearforbidden"))
+        return ()
+
+    def _setdelay(self, channels=None, delay=None) -> tuple:
+        points = self._points(channels, "setdelay")
+        seconds = _number(delay, 2, "setdelay")
+        if not 0.0 <= seconds <= MAX_DELAY_S:
+            raise TspRuntimeError(f"setdelay: delay {seconds:g} s outside 0 to {MAX_DELAY_S:g} s")
+        for point in points:
+            self.delays[point] = seconds
+        return ()
+
+    def _getdelay(self, channels=None) -> tuple:
+        points = self._points(channels, "getdelay")
+        return (",".join(format_number(self.delays.get(p, 0.0), self.precision) for p in points),)
+
+    def _getcount(self, channels=None) -> tuple:
+        points = self._points(channels, "getcount")
+        return (",".join(str(self.close_counts.get(p, 0)) for p in points),)
+
+    def _set_connect_rule(self, value: object) -> None:
+        rule = _number(value, 1, "connectrule")
+        if rule not in (BREAK_BEFORE_MAKE, MAKE_BEFORE_BREAK, RULE_OFF):
+            raise TspRuntimeError(f"connectrule: invalid value {value!r} (channel.BREAK_BEFORE_MAKE, "
+                                  "channel.MAKE_BEFORE_BREAK or channel.OFF)")
+        self.connect_rule = int(rule)
+
+    def _set_sequential(self, value: object) -> None:
+        setting = _number(value, 1, "connectsequential")
+        if setting not in (0, 1):
+            raise TspRuntimeError(f"connectsequential: invalid value {value!r} (channel.ON or channel.OFF)")
+        self.sequential = setting == 1
+
+    def _set_precision(self, value: object) -> None:
+        digits = _number(value, 1, "asciiprecision")
+        if not digits.is_integer() or not PRECISION_RANGE[0] <= digits <= PRECISION_RANGE[1]:
+            raise TspRuntimeError(f"asciiprecision: {value!r} outside {PRECISION_RANGE[0]} to {PRECISION_RANGE[1]}")
+        self.precision = int(digits)
+
+    # -- errors and the rest of the namespace ---------------------------------------------------
+
+    def _error_next(self) -> tuple:
         if not self.errors:
-            return "\t".join([tsp_number(0), "Queue Is Empty", tsp_number(SEVERITY_NONE), tsp_number(NODE)])
+            return (0.0, "Queue Is Empty", float(SEVERITY_NONE), float(NODE))
         code, message = self.next_error()
-        return "\t".join([tsp_number(code), message, tsp_number(SEVERITY_USER), tsp_number(NODE)])
+        return (float(code), message, float(SEVERITY_USER), float(NODE))
 
-    def rejected_reply(self, message: str) -> str | None:
-        """A rejected ``print(...)`` query answers ``nil`` (as a failing query does); anything else, nothing."""
-        return "nil" if message.strip().startswith("print(") else None
+    def _clear(self) -> tuple:
+        self.clear_errors()
+        return ()
 
-    def _syntax_error(self, statement: str) -> None:
-        self.push_error(TSP_SYNTAX_ERROR, f"TSP Syntax error at line 1: unexpected symbol near '{statement[:40]}'")
+    def _reset_all(self) -> tuple:
+        self.reset()
+        return ()
+
+    def _opc(self) -> tuple:
+        self.status.arm_opc()
+        return ()
+
+    def _namespace(self) -> dict[str, object]:
+        def function(name, method):
+            return Function(name, method, len(inspect.signature(method).parameters))
+
+        channel = Table({
+            "close": function("close", self._close), "open": function("open", self._open),
+            "exclusiveclose": function("exclusiveclose", self._exclusive_close),
+            "exclusiveslotclose": function("exclusiveslotclose", self._exclusive_slot_close),
+            "getclose": function("getclose", self._getclose), "reset": function("reset", self._reset_channels),
+            "setforbidden": function("setforbidden", self._setforbidden),
+            "getforbidden": function("getforbidden", self._getforbidden),
+            "clearforbidden": function("clearforbidden", self._clearforbidden),
+            "setdelay": function("setdelay", self._setdelay), "getdelay": function("getdelay", self._getdelay),
+            "getcount": function("getcount", self._getcount),
+            "connectrule": Attribute(lambda: float(self.connect_rule), self._set_connect_rule),
+            "connectsequential": Attribute(lambda: float(self.sequential), self._set_sequential),
+            "BREAK_BEFORE_MAKE": float(BREAK_BEFORE_MAKE), "MAKE_BEFORE_BREAK": float(MAKE_BEFORE_BREAK),
+            "OFF": float(RULE_OFF), "ON": 1.0,
+        })
+        _, model, serial, revision = (part.strip() for part in self.idn.split(","))
+        card = Table({"idn": CARD_IDN, "rows": Table({"matrix": float(len(ROWS))}),
+                      "columns": Table({"matrix": 12.0})})
+        return {
+            "channel": channel,
+            "errorqueue": Table({"clear": function("clear", self._clear), "next": function("next", self._error_next),
+                                 "count": Attribute(lambda: float(len(self.errors)))}),
+            "format": Table({"asciiprecision": Attribute(lambda: float(self.precision), self._set_precision)}),
+            "localnode": Table({"model": model.removeprefix("Model "), "serialno": serial, "revision": revision,
+                                "linefreq": LINE_FREQUENCY_HZ}),
+            "slot": Table({number: card for number in range(1, SLOT_COUNT + 1)}),
+            "reset": function("reset", self._reset_all),
+            "waitcomplete": function("waitcomplete", lambda: ()),  # switching completes within its statement
+            "opc": function("opc", self._opc),
+        }
 
     # -- one message ----------------------------------------------------------------------------
 
+    def rejected_reply(self, message: str) -> str | None:
+        """A rejected message holding a ``print`` answers ``nil`` (as a failing query does); else nothing."""
+        return "nil" if _PRINT_CALL.search(message) else None
+
+    def _common(self, header: str, argument: str) -> str | None:
+        """The IEEE 488.2 common commands the 707B accepts besides TSP."""
+        if header == "*IDN?":
+            return self.idn
+        if header == "*RST":
+            self.reset()
+        elif header == "*CLS":
+            self.clear_errors()
+            self.status.clear()
+        elif header == "*OPC":
+            self.status.arm_opc()
+        elif header == "*OPC?":
+            return "1"  # no operation overlaps: a switching statement completes before the next message
+        elif header in ("*ESR?", "*ESE?", "*SRE?", "*STB?", "*TST?"):
+            return str({"*ESR?": self.status.read_esr, "*ESE?": lambda: self.status.ese,
+                        "*SRE?": lambda: self.status.sre, "*STB?": lambda: self.status.stb(bool(self.errors)),
+                        "*TST?": lambda: 0}[header]())
+        elif header in ("*ESE", "*SRE") and argument:
+            try:
+                value = StatusModel.register_value(argument)
+            except ValueError as exc:
+                self.push_error(DATA_OUT_OF_RANGE, f"Data out of range; {header} {exc}")
+                return None
+            if header == "*ESE":
+                self.status.ese = value
+            else:
+                self.status.sre = value & ~MSS
+        elif header != "*WAI":
+            self.push_error(TSP_SYNTAX_ERROR, f"TSP Syntax error at line 1: unexpected symbol near '{header}'")
+        return None
+
     def handle(self, message: str) -> str | None:
         statement = message.strip()
-        upper = statement.upper()
-        if upper == "*IDN?":
-            return self.idn
-        if upper == "*RST":
-            self._switch_to(frozenset())
-            return None
-        if upper == "*CLS":
-            self.clear_errors()
-            return None
+        if statement.startswith("*"):
+            header, _, argument = statement.partition(" ")
+            return self._common(header.upper(), argument.strip())
         try:
-            if (match := _SWITCH.match(statement)) is not None:
-                self._switch(*match.groups())
-                return None
-            if (match := _GETCLOSE.match(statement)) is not None:
-                return self._getclose(match.group(1))
-        except ChannelListError as exc:
-            self.push_error(TSP_RUNTIME_ERROR, f"TSP Runtime error at line 1: {exc}")
-            return "nil" if statement.startswith("print(") else None
-        if (match := _PRINT.match(statement)) is not None:
-            expression = re.sub(r"\s", "", match.group(1))
-            if expression == "errorqueue.count":
-                return tsp_number(len(self.errors))
-            if expression == "errorqueue.next()":
-                return self._error_entry()
-            # a query the emulation does not know: an error in the queue, and "nil" so that no client waits
-            self.push_error(TSP_RUNTIME_ERROR, f"TSP Runtime error at line 1: {expression} is not emulated")
-            return "nil"
-        elif (match := _CALL.match(statement)) is not None:
-            if match.group(1) == "reset":
-                self._switch_to(frozenset())
-                return None
-            if match.group(1) == "errorqueue.clear":
-                self.clear_errors()
-                return None
-        self._syntax_error(statement)
-        return None
+            lines = self.interpreter.run(statement)
+        except TspSyntaxError as error:
+            self.push_error(error.code, error.message)
+            lines = ["nil"] if _PRINT_CALL.search(statement) else []
+        except TspError as error:
+            self.push_error(error.code, error.message)
+            lines = error.printed + (["nil"] if error.in_print else [])
+        self.status.settle()
+        return "\n".join(lines) if lines else None
