@@ -190,7 +190,9 @@ class EmulatedKeithley707B(EmulatedInstrument):
 
     def _getforbidden(self, channels=None) -> tuple:
         wanted = set(self._points(channels, "getforbidden"))
-        return (";".join(sorted(self.forbidden & wanted)) or None,)
+        # comma-separated (getclose uses semicolons): QCoDeS's 3706A driver, written against the instrument
+        # family, splits the two replies so
+        return (",".join(sorted(self.forbidden & wanted)) or None,)
 
     def _clearforbidden(self, channels=None) -> tuple:
         self.forbidden -= set(self._points(channels, "clearforbidden"))

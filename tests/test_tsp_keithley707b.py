@@ -1,0 +1,275 @@
+"""The emulated 707B's TSP over TCP (raw pyvisa and QCoDeS's stock Keithley 3706A driver), from the reference
+manual's statement forms: quotes, separators, channel lists and ranges, exclusive closes, connect rules,
+forbidden channels, print, the error queue, and refusals that never leave a client waiting."""
+
+import warnings
+
+import pytest
+import pyvisa
+
+from sim_backend.emulated.bench import Bench
+from sim_backend.emulated.keithley707b_emulator import FORBIDDEN_ERROR, RELAY_SETTLE_S, EmulatedKeithley707B
+from sim_backend.emulated.server import InstrumentServer
+from sim_backend.emulated.tsp_interpreter import MAX_MESSAGE_CHARS
+
+IDN = "Keithley Instruments Inc., Model 707B, 04110429, 1.0.2"
+
+
+class RecordingBench(Bench):
+    """A bench with no chip devices that remembers every closed set the matrix reports."""
+
+    def __init__(self) -> None:
+        super().__init__(chip=None)
+        self.history: list[frozenset[str]] = []
+
+    def set_closed(self, crosspoints) -> None:
+        super().set_closed(crosspoints)
+        self.history.append(self.closed)
+
+
+@pytest.fixture(scope="module")
+def served():
+    bench = RecordingBench()
+    instrument = EmulatedKeithley707B(bench)
+    with InstrumentServer(instrument) as server:
+        resource = pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
+                                                               write_termination="\n", timeout=2000)
+        try:
+            yield instrument, server, resource, bench
+        finally:
+            resource.close()
+
+
+@pytest.fixture()
+def tsp(served):
+    """A raw pyvisa session to a freshly reset 707B with an empty error queue."""
+    instrument, _, resource, bench = served
+    resource.write("*RST")
+    resource.write("*CLS")
+    assert resource.query("print(errorqueue.count)") == "0.000000000e+00"
+    bench.history.clear()
+    return resource
+
+
+def closed(tsp, scope="allslots"):
+    reply = tsp.query(f'print(channel.getclose("{scope}"))')
+    return set() if reply == "nil" else set(reply.split(";"))
+
+
+def errors(tsp):
+    """Every queued error as ``(code, message)``, read with ``errorqueue.next()``; the queue ends empty."""
+    found = []
+    for _ in range(int(float(tsp.query("print(errorqueue.count)")))):
+        code, message, _, _ = tsp.query("print(errorqueue.next())").split("\t")
+        found.append((int(float(code)), message))
+    return found
+
+
+def test_both_quote_styles_and_the_separators_between_statements(tsp):
+    tsp.write("channel.close('1A01')")
+    tsp.write('channel.close("1B02"); channel.close(\'1C03\') channel.close "1D04"')  # ; space and f"s"
+    assert closed(tsp) == {"1A01", "1B02", "1C03", "1D04"}
+    tsp.write('channel.open("1A01")\nprint(channel.getclose("slot1"))')  # a newline ends a message
+    assert tsp.read() == "1B02;1C03;1D04"
+    tsp.write("print('it''s') print(2)")  # 'it''s' is two strings in Lua: a syntax error, nothing of it runs
+    assert tsp.read() == "nil"  # but a message with a print answers, so that no client waits
+    assert errors(tsp)[0][0] == -285
+    tsp.write('print("a\\tb", \'x\') print(2)')  # two prints in one message: two lines
+    assert (tsp.read(), tsp.read()) == ("a\tb\tx", "2.000000000e+00")
+    assert errors(tsp) == []
+
+
+def test_channel_ranges_lists_slots_and_the_numeric_row_form(tsp):
+    tsp.write('channel.close("1A01:1A03")')  # row A, columns 1 to 3
+    assert closed(tsp) == {"1A01", "1A02", "1A03"}
+    tsp.write('channel.exclusiveclose("2B05:2C06")')  # the rows-by-columns block
+    assert closed(tsp) == {"2B05", "2B06", "2C05", "2C06"}
+    tsp.write("channel.close('3a01, 3B02;3C03, 1105')")  # commas or semicolons; 1105 is row 1 = A
+    assert closed(tsp, "slot3") == {"3A01", "3B02", "3C03"} and closed(tsp, "1A05,1A06") == {"1A05"}
+    tsp.write("channel.open('slot2')")
+    assert closed(tsp) == {"3A01", "3B02", "3C03", "1A05"}
+    for bad in ("1A05:1A01", "1A01:2A01", "1A13", "1I01", "7A01", "allslots", "1A01,,1A02", ""):
+        tsp.write(f"channel.close('{bad}')")
+    found = errors(tsp)
+    assert [code for code, _ in found] == [-286] * 8
+    assert "1A05:1A01" in found[0][1] and "allslots is not allowed" in found[5][1]
+    tsp.write("channel.open('allslots')")
+    assert closed(tsp) == set()
+
+
+def test_exclusive_close_and_exclusive_slot_close(tsp):
+    tsp.write("channel.close('1A01,2A01')")
+    tsp.write("channel.exclusiveslotclose('1B02')")  # slot 1 becomes exactly 1B02; slot 2 is left alone
+    assert closed(tsp) == {"1B02", "2A01"}
+    tsp.write("channel.exclusiveclose('3C03')")  # every slot: only 3C03
+    assert closed(tsp) == {"3C03"}
+    tsp.write("channel.exclusiveclose('')")  # the manual: an empty list opens everything
+    assert closed(tsp) == set()
+    tsp.write("channel.exclusiveslotclose('slot1')")
+    assert errors(tsp)[0][0] == -286
+
+
+def test_channel_reset_opens_and_restores_the_listed_channels_only(tsp):
+    tsp.write("channel.close('1A01,2A01'); channel.setforbidden('1A02,2A02'); channel.setdelay('slot1', 0.5)")
+    tsp.write("channel.reset('slot1')")
+    assert closed(tsp) == {"2A01"}
+    assert tsp.query("print(channel.getforbidden('allslots'))") == "2A02"
+    assert tsp.query("print(channel.getdelay('1A01'))") == "0.000000000e+00"
+
+
+@pytest.mark.parametrize("rule, phases", [
+    ("channel.BREAK_BEFORE_MAKE", [{"1B01"}, {"1B01", "1A02"}]),
+    ("channel.MAKE_BEFORE_BREAK", [{"1A01", "1B01", "1A02"}, {"1B01", "1A02"}]),
+    ("channel.OFF", [{"1B01", "1A02"}]),
+])
+def test_connect_rules_order_the_switching_phases_on_the_bench_and_its_clock(served, tsp, rule, phases):
+    _, _, _, bench = served
+    tsp.write(f"channel.close('1A01,1B01'); channel.connectrule = {rule}")
+    assert tsp.query("print(channel.connectrule)") == {"channel.BREAK_BEFORE_MAKE": "1.000000000e+00",
+                                                       "channel.MAKE_BEFORE_BREAK": "2.000000000e+00",
+                                                       "channel.OFF": "0.000000000e+00"}[rule]
+    bench.history.clear()
+    start = bench.clock_s
+    tsp.write("channel.exclusiveclose('1B01,1A02')")
+    assert closed(tsp) == {"1B01", "1A02"}
+    assert bench.history == [frozenset(p) for p in phases]  # the bench sees every intermediate state
+    assert bench.clock_s - start == pytest.approx(len(phases) * RELAY_SETTLE_S)
+    tsp.write("reset()")
+    assert tsp.query("print(channel.connectrule)") == "1.000000000e+00"  # reset restores break before make
+
+
+def test_sequential_closing_and_user_delays_take_their_time(served, tsp):
+    _, _, _, bench = served
+    tsp.write("channel.connectsequential = channel.ON; channel.setdelay('1A01', 0.25)")
+    assert tsp.query("print(channel.connectsequential, channel.getdelay('1A01,1A02'))") \
+        == "1.000000000e+00\t2.500000000e-01,0.000000000e+00"
+    counts = [int(n) for n in tsp.query("print(channel.getcount('1A01,1A04'))").split(",")]
+    start = bench.clock_s
+    tsp.write("channel.close('1A01:1A03')")  # one relay at a time: three settles, plus 1A01's delay
+    assert closed(tsp) == {"1A01", "1A02", "1A03"}
+    assert len(bench.history) == 3
+    assert bench.clock_s - start == pytest.approx(3 * RELAY_SETTLE_S + 0.25)
+    tsp.write("channel.setdelay('1A01', -1)")
+    assert errors(tsp)[0][0] == -286
+    assert tsp.query("print(channel.getdelay('1A01'))") == "2.500000000e-01"  # unchanged
+    assert tsp.query("print(channel.getcount('1A01,1A04'))") == f"{counts[0] + 1},{counts[1]}"  # closures
+
+
+def test_forbidden_channels_are_refused_with_the_instruments_error_and_nothing_changes(served, tsp):
+    _, _, _, bench = served
+    tsp.write("channel.close('2A01'); channel.setforbidden('1A01:1A03')")
+    assert tsp.query("print(channel.getforbidden('slot1'))") == "1A01,1A02,1A03"
+    assert tsp.query("print(channel.getforbidden('2A01'))") == "nil"
+    bench.history.clear()
+    for statement in ("channel.close('1B01,1A02')", "channel.exclusiveclose('1A03')",
+                      "channel.exclusiveslotclose('1A01')"):
+        tsp.write(statement)
+    assert closed(tsp) == {"2A01"} and bench.history == []  # nothing switched, not even 1B01
+    found = errors(tsp)
+    assert [code for code, _ in found] == [FORBIDDEN_ERROR] * 3
+    assert "1A02 forbidden to close" in found[0][1]
+    tsp.write("channel.clearforbidden('1A02'); channel.close('1A02')")
+    assert closed(tsp) == {"2A01", "1A02"}
+    assert tsp.query("print(channel.getforbidden('allslots'))") == "1A01,1A03"
+    tsp.write("reset()")
+    assert tsp.query("print(channel.getforbidden('allslots'))") == "nil"
+
+
+def test_print_numbers_strings_and_unknown_names(tsp):
+    assert tsp.query("print(1, -2.5e-3, 'text', nil, true, undefined_name)") \
+        == "1.000000000e+00\t-2.500000000e-03\ttext\tnil\ttrue\tnil"
+    tsp.write("format.asciiprecision = 6")
+    assert tsp.query("print(format.asciiprecision, 0x10)") == "6.00000e+00\t1.60000e+01"
+    tsp.write("format.asciiprecision = 17")
+    assert errors(tsp)[0][0] == -286
+    assert tsp.query("print(format.asciiprecision)") == "6.00000e+00"  # unchanged
+    tsp.write("x = channel.getclose('allslots'); code, message = errorqueue.next()")
+    assert tsp.query("print(x, code, message)") == "nil\t0.00000e+00\tQueue Is Empty"
+    assert tsp.query("print(localnode.model, localnode.serialno, localnode.revision)") == "707B\t04110429\t1.0.2"
+    assert tsp.query("print(slot[1].idn, slot[6].rows.matrix, slot[6].columns.matrix)") \
+        == "7174A,8x12 Low Current Matrix,01.00a,04110430\t8.00000e+00\t1.20000e+01"
+    assert tsp.query("waitcomplete() print(waitcomplete())") == ""
+
+
+def test_error_queue_reads_counts_and_clears(tsp):
+    tsp.write("no_such_function()")
+    tsp.write("channel.open('9Z99')")
+    assert tsp.query("print(errorqueue.count)") == "2.000000000e+00"
+    code, message, severity, node = tsp.query("print(errorqueue.next())").split("\t")
+    assert (code, message) == ("-2.860000000e+02", "TSP Runtime error at line 1: attempt to call global "
+                                                   "'no_such_function' (a nil value)")
+    assert (severity, node) == ("2.000000000e+01", "1.000000000e+00")
+    tsp.write("errorqueue.clear()")
+    assert tsp.query("print(errorqueue.next())") == "0.000000000e+00\tQueue Is Empty\t0.000000000e+00\t1.000000000e+00"
+
+
+@pytest.mark.parametrize("statement, code, text", [
+    ("for i = 1, 3 do channel.close('1A01') end", -285, "near 'for' (not served by the emulation)"),
+    ("channel.close('1A01') x = = 1", -285, "unexpected symbol near '='"),  # nothing of it runs
+    ("channel.close('1A01", -285, "unfinished string"),
+    ("channel.close('1A01') nosuch.f() channel.close('1B01')", -286, "attempt to index global 'nosuch'"),
+    ("channel.close(1A01)", -285, "malformed number near '1A01'"),
+    ("channel = nil", -286, "cannot be assigned"),
+    ("localnode.model = '2450'", -286, "cannot be assigned"),
+    ("x" * (MAX_MESSAGE_CHARS + 1), -285, "longer than"),
+])
+def test_outside_the_subset_is_the_instruments_error_and_the_next_query_answers(tsp, statement, code, text):
+    tsp.write(statement)
+    assert tsp.query("*IDN?") == IDN  # no hang
+    found = errors(tsp)
+    assert len(found) == 1 and found[0][0] == code and text in found[0][1]
+    # a syntax error runs nothing; a runtime error stops there, with the statements before it done
+    assert closed(tsp) == ({"1A01"} if "nosuch" in statement else set())
+
+
+@pytest.mark.parametrize("query", ["print(1 + 2)", "print(slot[1].interlock.state)", "print(x.y)",
+                                   "print(channel.getclose('1Z01'))"])
+def test_a_failing_print_answers_nil(tsp, query):
+    assert tsp.query(query) == "nil"
+    assert len(errors(tsp)) == 1
+
+
+def test_common_commands_and_the_status_model(tsp):
+    assert tsp.query("*IDN?") == IDN
+    assert tsp.query("*OPC?") == "1"
+    tsp.write("*ESE 255")
+    tsp.write("nonsense")  # a syntax error: an execution error in the event register
+    assert int(tsp.query("*STB?")) & 0b100100 == 0b100100  # EAV and ESB
+    assert int(tsp.query("*ESR?")) & 16
+    tsp.write("*ESE 256")
+    assert (-222, "Data out of range; *ESE register value 256 outside 0 to 255") in errors(tsp)
+    assert tsp.query("print(errorqueue.count)") == "0.000000000e+00"
+
+
+def test_qcodes_stock_3706a_driver_switches_the_707b(served, tsp):
+    """QCoDeS has no 707B driver; its TSP switch driver (Keithley 3706A) uses the same channel functions. Its
+    numeric-row names (``1105``) are the manual's alternative form; the 707B has no slot interlock attribute,
+    so the driver's interlock queries read ``nil`` (with a runtime error each)."""
+    Keithley3706A = pytest.importorskip("qcodes.instrument_drivers.Keithley").Keithley3706A
+    instrument, server, _, _ = served
+    switch = Keithley3706A("switch707b", server.address, visalib="@py", timeout=2)
+    try:
+        assert switch.get_idn()["model"] == "707B"
+        assert switch.get_switch_cards()[0]["model"] == "7174A"
+        instrument.clear_errors()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no forbidden-channel or interlock warning
+            switch.close_channel("1101")
+        assert switch.get_closed_channels("allslots") == ["1A01"]
+        switch.exclusive_close("1201,1302")
+        switch.exclusive_slot_close("1405")
+        assert switch.get_closed_channels("slot1") == ["1D05"]
+        switch.channel_connect_rule("MAKE_BEFORE_BREAK")
+        assert switch.channel_connect_rule() == "MAKE_BEFORE_BREAK"
+        switch.set_forbidden_channels("1501")
+        assert switch.get_forbidden_channels("allslots") == "1E01"
+        switch.clear_forbidden_channels("allslots")
+        switch.set_delay("1101", 0.001)
+        assert switch.get_delay("1101,1102") == [0.001, 0.0]
+        switch.reset_channel("allslots")
+        assert switch.get_closed_channels("allslots") is None
+        assert len(switch.get_channels_by_slot(2)) == 96
+        errors_left = list(instrument.errors)
+        assert all(code == -286 and "'interlock'" in message for code, message in errors_left)
+    finally:
+        switch.close()
