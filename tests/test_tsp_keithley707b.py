@@ -72,7 +72,7 @@ def test_both_quote_styles_and_the_separators_between_statements(tsp):
     tsp.write('channel.open("1A01")\nprint(channel.getclose("slot1"))')  # a newline ends a message
     assert tsp.read() == "1B02;1C03;1D04"
     tsp.write("print('it''s') print(2)")  # 'it''s' is two strings in Lua: a syntax error, nothing of it runs
-    assert tsp.read() == "nil"  # but a message with a print answers, so that no client waits
+    assert [tsp.read(), tsp.read()] == ["nil", "nil"]  # but each print answers, so that no client waits
     assert errors(tsp)[0][0] == -285
     tsp.write('print("a\\tb", \'x\') print(2)')  # two prints in one message: two lines
     assert (tsp.read(), tsp.read()) == ("a\tb\tx", "2.000000000e+00")
@@ -227,6 +227,14 @@ def test_outside_the_subset_is_the_instruments_error_and_the_next_query_answers(
 def test_a_failing_print_answers_nil(tsp, query):
     assert tsp.query(query) == "nil"
     assert len(errors(tsp)) == 1
+
+
+def test_prints_a_failing_message_did_not_run_answer_nil_each(tsp):
+    tsp.write("print('first') nosuch() print('second') print('third')")  # a runtime error at statement 2
+    assert [tsp.read() for _ in range(3)] == ["first", "nil", "nil"]
+    tsp.write("print('first') print('second' +)")  # a syntax error: nothing runs
+    assert [tsp.read() for _ in range(2)] == ["nil", "nil"]
+    assert [code for code, _ in errors(tsp)] == [-286, -285]
 
 
 def test_common_commands_and_the_status_model(tsp):

@@ -67,7 +67,7 @@ FORBIDDEN_ERROR = -221
 SEVERITY_NONE, SEVERITY_USER = 0, 20  # errorqueue.next() severities: queue empty; invalid user input
 DATA_OUT_OF_RANGE = -222  # a common command's register value outside 0 to 255
 NODE = 1  # TSP-Link node number of a stand-alone instrument
-LINE_FREQUENCY_HZ = 60.0
+LINE_FREQUENCY_HZ = 50.0  # the emulated station's mains (the 2450 emulation integrates over 50 Hz cycles too)
 CARD_IDN = "7174A,8x12 Low Current Matrix,01.00a,04110430"  # slot[X].idn: model, description, firmware, serial
 _PRINT_CALL = re.compile(r"(^|[^\w.])print\s*[(\"']")
 
@@ -291,9 +291,14 @@ class EmulatedKeithley707B(EmulatedInstrument):
 
     # -- one message ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _nils(message: str) -> list[str]:
+        """``nil`` for each ``print`` call in a message that did not run, so that no client waits for it."""
+        return ["nil"] * len(_PRINT_CALL.findall(message))
+
     def rejected_reply(self, message: str) -> str | None:
-        """A rejected message holding a ``print`` answers ``nil`` (as a failing query does); else nothing."""
-        return "nil" if _PRINT_CALL.search(message) else None
+        """A rejected message answers ``nil`` for each ``print`` it holds (as a failing query does)."""
+        return "\n".join(self._nils(message)) or None
 
     def _common(self, header: str, argument: str) -> str | None:
         """The IEEE 488.2 common commands the 707B accepts besides TSP."""
@@ -335,9 +340,9 @@ class EmulatedKeithley707B(EmulatedInstrument):
             lines = self.interpreter.run(statement)
         except TspSyntaxError as error:
             self.push_error(error.code, error.message)
-            lines = ["nil"] if _PRINT_CALL.search(statement) else []
+            lines = self._nils(statement)
         except TspError as error:
             self.push_error(error.code, error.message)
-            lines = error.printed + (["nil"] if error.in_print else [])
+            lines = error.printed + ["nil"] * error.unprinted
         self.status.settle()
         return "\n".join(lines) if lines else None

@@ -367,24 +367,25 @@ class Interpreter:
 
     def run(self, text: str) -> list[str]:
         """Run one chunk; return the lines it printed. :class:`TspError` when it fails, with ``printed``
-        (the lines printed before) and ``in_print`` (whether the failing statement was a ``print``)."""
+        (the lines printed before) and ``unprinted`` (how many ``print`` statements, the failing one and
+        those after it, did not run)."""
         self.output = []
         statements = parse(text)
-        for statement in statements:
+        for position, statement in enumerate(statements):
             try:
                 self._execute(statement)
             except TspRuntimeError as exc:
                 error = TspError(TSP_RUNTIME_ERROR, f"TSP Runtime error at line {statement.line}: {exc}")
-                self._attach(error, statement)
+                self._attach(error, statements[position:])
                 raise error from None
             except TspError as error:
-                self._attach(error, statement)
+                self._attach(error, statements[position:])
                 raise
         return self.output
 
-    def _attach(self, error: TspError, statement) -> None:
+    def _attach(self, error: TspError, not_run: list) -> None:
         error.printed = list(self.output)
-        error.in_print = isinstance(statement, CallStatement) and statement.call.function == Name("print")
+        error.unprinted = sum(isinstance(s, CallStatement) and s.call.function == Name("print") for s in not_run)
 
     # -- statements ---------------------------------------------------------------------------------
 
