@@ -10,7 +10,7 @@ from instruments.drivers.keysight81160a import Keysight81160A
 from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated import keysight81160a_emulator as keysight_module
 from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM
-from sim_backend.emulated.keysight81160a_emulator import PLAYED_KEPT, EmulatedKeysight81160A
+from sim_backend.emulated.keysight81160a_emulator import PLAYED_KEPT, EmulatedKeysight81160A, upload_time_s
 from sim_backend.emulated.server import LOG_KEPT, Faults, InstrumentServer, garble
 from tests.emulation import connect as connect_driver
 from tests.emulation import station_bench
@@ -109,13 +109,14 @@ def test_waveform_upload_with_binary_bytes_plays_exact_levels_and_fires_the_trig
     bench.add_trigger_listener(records.append)
     start = bench.clock_s
     times = generator.play_waveform(levels, durations, markers)
-    np.testing.assert_array_equal(instrument.channels[1].data,
+    np.testing.assert_array_equal(instrument.catalogues[1].volatile,
                                   [8191, 10, 10, 13, 32, 35, 35, 35, 59, 13])
     np.testing.assert_allclose(times, [1e-6, 5e-6], rtol=1e-9)
     _, played_levels, played_durations = instrument.played[-1]
     np.testing.assert_allclose(played_levels, levels, atol=1e-12)
     np.testing.assert_allclose(played_durations, durations, rtol=1e-9)
-    assert len(records) == 1  # the trigger output marks the start of the pass
+    assert len(records) == 1  # the trigger output marks the start of the pass, after the upload's time
+    start += upload_time_s(10, EmulatedKeysight81160A.command_time_s)
     assert records[0].start_s == pytest.approx(start)
     np.testing.assert_allclose(records[0].ends_s, start + np.cumsum(durations), rtol=1e-9)
     assert bench.clock_s == pytest.approx(start + sum(durations))
@@ -156,15 +157,15 @@ def test_ascii_dac_values_and_a_compound_message(emulated):
     generator = connect(server)
     generator.write(":DATA2:DAC VOLATILE, 0, 8191, -8191, 0;:FUNC2:USER VOLATILE")
     assert generator.ch_2.user_waveform == "VOLATILE"  # answered after the upload was handled
-    np.testing.assert_array_equal(instrument.channels[2].data, [0, 8191, -8191, 0])
+    np.testing.assert_array_equal(instrument.catalogues[2].volatile, [0, 8191, -8191, 0])
     assert generator.check_errors() == []
 
 
 @pytest.mark.parametrize(("command", "code"), [
     (":FOO:BAR 1", "-113"),  # unknown header
-    (":VOLT1:HIGH 7", "-224"),  # out of range
-    (":VOLT1:LOW 0.3", "-224"),  # at the high level (0.25 V after *RST): a settings conflict
-    (":PULS:WIDT1 2e-6", "-224"),  # not below the 1 µs period
+    (":VOLT1:HIGH 7", "-222"),  # beyond the ±5 V window into 50 Ω: out of range
+    (":VOLT1:LOW 0.3", "-221"),  # above the high level (0.25 V after *RST): taken, the high level moved
+    (":PULS:WIDT1 2e-6", "-221"),  # does not fit the 1 µs period: a settings conflict
     (":ARM:SOUR1 SOMETIMES", "-224"),
     (":FUNC1:USER VOLATILE", "-224"),  # nothing uploaded yet
     (b":DATA1:DAC VOLATILE,#12\x00\x01", "-224"),  # one point: too short
@@ -184,7 +185,7 @@ def test_bad_commands_are_queued_not_answered_and_raised_by_the_driver(emulated,
     with pytest.raises(InstrumentError, match=code):
         generator.check_errors()
     assert generator.check_errors() == []
-    assert instrument.channels[1].data is None
+    assert instrument.catalogues[1].volatile is None
 
 
 def test_cls_clears_the_error_queue(emulated):
