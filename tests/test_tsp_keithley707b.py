@@ -223,7 +223,7 @@ def test_outside_the_subset_is_the_instruments_error_and_the_next_query_answers(
 
 
 @pytest.mark.parametrize("query", ["print(1 + 2)", "print(slot[1].interlock.state)", "print(x.y)",
-                                   "print(channel.getclose('1Z01'))"])
+                                   "print(channel.getclose('1Z01'))", "print(" + "a." * 40 + "b)"])
 def test_a_failing_print_answers_nil(tsp, query):
     assert tsp.query(query) == "nil"
     assert len(errors(tsp)) == 1

@@ -16,7 +16,8 @@ Lua's own rules hold where they matter to a client: an undefined name is ``nil``
 expression of a list, and ``print`` writes its values tab-separated, numbers as ``format.asciiprecision``
 digits in exponent form. Not served (a TSP syntax error, −285): loops, ``if``, ``function``, ``local``,
 ``return``, operators (``+ .. == and`` …), table constructors and long strings; the interpreter thus always
-ends, and a message is bounded (:data:`MAX_MESSAGE_CHARS`, :data:`MAX_STATEMENTS`, :data:`MAX_GLOBALS`).
+ends, and a message is bounded (:data:`MAX_MESSAGE_CHARS`, :data:`MAX_STATEMENTS`, :data:`MAX_GLOBALS`,
+:data:`MAX_NESTING`).
 
 A syntax error anywhere in a message runs none of it (Lua compiles the chunk first); a runtime error stops
 the chunk at that statement, with the statements before it done.
@@ -34,6 +35,7 @@ MAX_MESSAGE_CHARS = 4096  # the emulation's bound on one message (the driver's l
 MAX_STATEMENTS = 64  # statements in one message
 MAX_GLOBALS = 64  # client variables kept (``x = ...``)
 MAX_STRING_CHARS = 1024  # a string a client may store in a variable
+MAX_NESTING = 32  # fields, indexes and calls chained or nested in one expression (keeps the interpreter's stack small)
 
 # valid Lua that the emulation deliberately does not serve (bounded, no loops or function definitions)
 UNSERVED_KEYWORDS = frozenset({"and", "break", "do", "else", "elseif", "end", "for", "function", "goto", "if", "in",
@@ -199,6 +201,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0  # expressions being parsed inside one another, and chained suffixes
 
     @property
     def token(self) -> Token:
@@ -254,11 +257,24 @@ class _Parser:
         self.take()
         return Assign(tuple(targets), tuple(self.expressions()), line)
 
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            self.fail(f"expression nested deeper than {MAX_NESTING} (not served by the emulation)")
+
     def prefix(self):
         if self.token.kind != "name" or self.token.value in UNSERVED_KEYWORDS:
             self.fail("unexpected symbol")
         node = Name(self.take().value)
+        outer = self.depth
+        try:
+            return self._suffixes(node)
+        finally:
+            self.depth = outer
+
+    def _suffixes(self, node):
         while True:
+            self.nest()
             if self.at("."):
                 self.take()
                 if self.token.kind != "name":
@@ -346,10 +362,10 @@ def to_text(value: object, precision: int) -> str:
 
 
 def _key(value: object) -> object:
-    """Lua keys: ``1`` and ``1.0`` are the same key."""
+    """Lua keys: ``1`` and ``1.0`` are the same key; a table as a key finds nothing in the instrument's tables."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    return value
+    return None if isinstance(value, Table) else value
 
 
 class Interpreter:
