@@ -197,7 +197,7 @@ def test_an_instrument_error_armed_after_n_messages_is_a_tsp_error_in_the_queue(
     matrix = connect(server)
     instrument.faults.error_after_messages = 3
     matrix.write('channel.close("1A01")')  # message 1
-    assert matrix.ask("print(errorqueue.count)") == "0.000000000e+00"  # message 2: nothing before
+    assert matrix.ask("print(errorqueue.count)") == "0.00000e+00"  # message 2: nothing before
     matrix.write('channel.close("1A02")')  # message 3: rejected, as if the instrument refused it
     assert matrix.closed_crosspoints == {"1A01"}  # it did nothing
     assert matrix.next_error == (-286, "TSP Runtime error at line 1: execution error")

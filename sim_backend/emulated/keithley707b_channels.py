@@ -3,8 +3,10 @@
 Channel lists (707B-901-01, "Channel list parameter for remote commands"): items separated by commas or
 semicolons, spaces allowed around them:
 
-- a crosspoint ``<slot><row><column>``: slot 1–6, row ``A``–``H`` (or ``1``–``8``, the manual's alternative
-  "1A05 or 1105" form), column ``01``–``12``; written back in the letter form (``1A05``);
+- a crosspoint ``<slot><row><column>``: slot 1–6, row ``A``–``H``, column ``01``–``12``, in any case (the
+  manual's numeric-row form "1105" belongs to other card types; ``channel.createspecifier(1, 1, 5)`` gives
+  ``1A05`` on these 8×12 matrix cards);
+- a channel label set with ``channel.setlabel`` (case-sensitive);
 - a range ``<first>:<last>``, lowest first: every crosspoint of that slot whose row lies between the two rows
   and whose column lies between the two columns (``1A01:1A05`` is row A, columns 1 to 5; ``1A01:1C05`` the
   3×5 block);
@@ -29,7 +31,7 @@ ALL_CROSSPOINTS = tuple(f"{slot}{row}{column:02d}" for slot in range(1, SLOT_COU
                         for row in ROWS for column in range(1, COLUMN_COUNT + 1))
 BREAK_BEFORE_MAKE, MAKE_BEFORE_BREAK, RULE_OFF = 1, 2, 0  # channel.connectrule values (manual)
 
-_CROSSPOINT = re.compile(r"^([1-9])([A-Z]|[1-9])(\d\d)$")
+_CROSSPOINT = re.compile(r"^([1-9])([A-Z])(\d\d)$")
 _SLOT = re.compile(r"^slot(\d+)$", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[,;]")
 
@@ -39,14 +41,20 @@ class ChannelListError(ValueError):
 
 
 def crosspoint(item: str) -> str:
-    """The canonical name of one crosspoint: ``"1a05"`` and ``"1105"`` are ``"1A05"``."""
+    """The canonical name of one crosspoint: ``"1a05"`` is ``"1A05"``."""
     match = _CROSSPOINT.match(item.strip().upper())
     if match is not None:
         slot, row, column = match.groups()
-        row = ROWS[int(row) - 1] if row.isdigit() and int(row) <= len(ROWS) else row
         if 1 <= int(slot) <= SLOT_COUNT and row in ROWS and 1 <= int(column) <= COLUMN_COUNT:
             return f"{slot}{row}{column}"
     raise ChannelListError(f"invalid channel {item.strip()!r}")
+
+
+def specifier(slot: int, row: int, column: int) -> str:
+    """``channel.createspecifier``: the name of the crosspoint at slot, row number (A = 1) and column."""
+    if not (1 <= slot <= SLOT_COUNT and 1 <= row <= len(ROWS) and 1 <= column <= COLUMN_COUNT):
+        raise ChannelListError(f"no crosspoint at slot {slot:g}, row {row:g}, column {column:g}")
+    return f"{slot}{ROWS[row - 1]}{column:02d}"
 
 
 def _range(first: str, last: str) -> list[str]:
@@ -59,8 +67,9 @@ def _range(first: str, last: str) -> list[str]:
             for column in range(columns[0], columns[1] + 1)]
 
 
-def parse_channel_list(text: str, scopes: bool = True) -> list[str]:
-    """The crosspoints ``text`` names, in the order given, each once; ``scopes`` allows slots and allslots."""
+def parse_channel_list(text: str, scopes: bool = True, labels: Mapping[str, str] | None = None) -> list[str]:
+    """The crosspoints ``text`` names, in the order given, each once; ``scopes`` allows slots and allslots;
+    ``labels`` maps channel labels to their crosspoints."""
     items = [item.strip() for item in _SEPARATORS.split(text)]
     if not any(items):
         raise ChannelListError("empty channel list")
@@ -69,7 +78,9 @@ def parse_channel_list(text: str, scopes: bool = True) -> list[str]:
         if not item:
             raise ChannelListError(f"empty item in channel list {text!r}")
         slot = _SLOT.match(item)
-        if item.lower() == "allslots" or slot is not None:
+        if labels and item in labels:
+            names = [labels[item]]
+        elif item.lower() == "allslots" or slot is not None:
             if not scopes:
                 raise ChannelListError(f"{item} is not allowed here")
             if slot is not None and not 1 <= int(slot.group(1)) <= SLOT_COUNT:

@@ -6,13 +6,15 @@ reference manual (707B-901-01, section 7):
 
 - ``channel.close/open/exclusiveclose/exclusiveslotclose(list)``, ``channel.getclose(list)``,
   ``channel.reset(list)``, ``channel.setforbidden/getforbidden/clearforbidden(list)``,
-  ``channel.setdelay(list, s)``/``getdelay(list)``, ``channel.getcount(list)``, the attributes
-  ``channel.connectrule`` (``channel.BREAK_BEFORE_MAKE``, ``MAKE_BEFORE_BREAK``, ``OFF``) and
+  ``channel.setdelay(list, s)``/``getdelay(list)``, ``channel.getcount/getstate/gettype(list)``,
+  ``channel.setlabel(channel, label)``/``getlabel(list)``, ``channel.createspecifier(slot, row, column)``, the
+  attributes ``channel.connectrule`` (``channel.BREAK_BEFORE_MAKE``, ``MAKE_BEFORE_BREAK``, ``OFF``) and
   ``channel.connectsequential`` (``channel.ON``/``OFF``); channel lists as
-  :mod:`sim_backend.emulated.keithley707b_channels` parses them (crosspoints, ranges, ``slotX``, ``allslots``);
-- ``errorqueue.clear()``, ``errorqueue.count``, ``errorqueue.next()``; ``reset()``, ``waitcomplete()``,
-  ``opc()``; ``format.asciiprecision``; ``localnode.model/serialno/revision/linefreq``;
-  ``slot[X].idn``, ``slot[X].rows.matrix``, ``slot[X].columns.matrix``;
+  :mod:`sim_backend.emulated.keithley707b_channels` parses them (crosspoints, ranges, labels, ``slotX``,
+  ``allslots``);
+- ``errorqueue.clear()``, ``errorqueue.count``, ``errorqueue.next()``; ``reset()``, ``localnode.reset()``,
+  ``waitcomplete()``, ``opc()``, ``delay(s)``; ``format.asciiprecision``; ``localnode.model/serialno/revision/
+  description``; ``gpib.address``; ``slot[X].idn``;
 - the common commands ``*IDN? *RST *CLS *OPC *OPC? *WAI *ESR? *ESE[?] *SRE[?] *STB? *TST?`` (status model of
   :mod:`sim_backend.emulated.status_model`).
 
@@ -34,11 +36,12 @@ import re
 from sim_backend.emulated.keithley707b_channels import (
     BREAK_BEFORE_MAKE,
     MAKE_BEFORE_BREAK,
-    ROWS,
     RULE_OFF,
     SLOT_COUNT,
     ChannelListError,
+    crosspoint,
     parse_channel_list,
+    specifier,
     switching_phases,
 )
 from sim_backend.emulated.server import EmulatedInstrument
@@ -58,16 +61,21 @@ from sim_backend.emulated.tsp_interpreter import (
 )
 
 RELAY_SETTLE_S = 3e-3  # settle time of a matrix card relay (7071/7174A class), per switching phase
-ASCII_PRECISION = 10  # format.asciiprecision after reset: digits of a printed number
+ASCII_PRECISION = 6  # format.asciiprecision after reset (the manual's default): digits of a printed number
 PRECISION_RANGE = (1, 16)  # format.asciiprecision accepts 1 to 16 digits
-MAX_DELAY_S = 60.0  # the emulation's bound on channel.setdelay (a user delay is not limited by the manual's text)
+MAX_DELAY_S = 60.0  # the emulation's bound on channel.setdelay (the manual gives a minimum of 0 s, no maximum)
+DELAY_RANGE_S = (0.0, 100_000.0)  # delay(seconds): more than zero, at most 100,000 s (manual)
+GPIB_ADDRESSES = (0, 30)  # gpib.address (manual); 16 by default, kept in nonvolatile memory, not reset
+GPIB_DEFAULT = 16
+MAX_LABEL_CHARS = 19  # channel.setlabel (manual)
+IND_CLOSED = 1  # channel.getstate's relay-closed indicator bit
+TYPE_SWITCH = 1  # channel.gettype: the only channel type of the 707B's cards
 # Closing a forbidden crosspoint: the manual says "an error is generated"; its error list was not at hand, so
 # the emulation queues the standard "Settings conflict" code (the 707B's error list also holds the SCPI codes).
 FORBIDDEN_ERROR = -221
 SEVERITY_NONE, SEVERITY_USER = 0, 20  # errorqueue.next() severities: queue empty; invalid user input
 DATA_OUT_OF_RANGE = -222  # a common command's register value outside 0 to 255
 NODE = 1  # TSP-Link node number of a stand-alone instrument
-LINE_FREQUENCY_HZ = 50.0  # the emulated station's mains (the 2450 emulation integrates over 50 Hz cycles too)
 CARD_IDN = "7174A,8x12 Low Current Matrix,01.00a,04110430"  # slot[X].idn: model, description, firmware, serial
 _PRINT_CALL = re.compile(r"(^|[^\w.])print\s*[(\"']")
 
@@ -106,6 +114,9 @@ class EmulatedKeithley707B(EmulatedInstrument):
         self.status = StatusModel()
         self.closed: frozenset[str] = frozenset()
         self.close_counts: dict[str, int] = {}  # relay closures since power-on (channel.getcount); reset keeps them
+        self.gpib_address = GPIB_DEFAULT  # nonvolatile: reset() leaves it
+        _, model, serial, _ = (part.strip() for part in self.idn.split(","))
+        self.description = f"Keithley {model.removeprefix('Model ')} #{serial}"  # localnode.description default
         self.interpreter = Interpreter(self._namespace(), lambda: self.precision)
         self._reset_settings()
 
@@ -114,6 +125,7 @@ class EmulatedKeithley707B(EmulatedInstrument):
         self.sequential = False
         self.forbidden: set[str] = set()
         self.delays: dict[str, float] = {}
+        self.labels: dict[str, str] = {}  # crosspoint -> label (channel.setlabel)
         self.precision = ASCII_PRECISION
 
     def reset(self) -> None:
@@ -139,8 +151,9 @@ class EmulatedKeithley707B(EmulatedInstrument):
                 self.bench.advance(seconds)
 
     def _points(self, value: object, function: str, scopes: bool = True) -> list[str]:
+        labelled = {label: point for point, label in self.labels.items()}
         try:
-            return parse_channel_list(_string(value, 1, function), scopes)
+            return parse_channel_list(_string(value, 1, function), scopes, labelled)
         except ChannelListError as exc:
             raise TspRuntimeError(f"{function}: {exc}") from None
 
@@ -181,6 +194,7 @@ class EmulatedKeithley707B(EmulatedInstrument):
         self.forbidden -= points
         for point in points:
             self.delays.pop(point, None)
+            self.labels.pop(point, None)
         self._switch_to(self.closed - points)
         return ()
 
@@ -214,6 +228,68 @@ class EmulatedKeithley707B(EmulatedInstrument):
     def _getcount(self, channels=None) -> tuple:
         points = self._points(channels, "getcount")
         return (",".join(str(self.close_counts.get(p, 0)) for p in points),)
+
+    def _getstate(self, channels=None, mask=None) -> tuple:
+        points = self._points(channels, "getstate")
+        indicators = 0xFF if mask is None else int(_number(mask, 2, "getstate"))
+        return (",".join(str((IND_CLOSED if p in self.closed else 0) & indicators) for p in points),)
+
+    def _gettype(self, channels=None) -> tuple:
+        return (",".join(str(TYPE_SWITCH) for _ in self._points(channels, "gettype")),)
+
+    def _createspecifier(self, slot=None, row=None, column=None) -> tuple:
+        numbers = [_number(value, position, "createspecifier") for position, value in enumerate((slot, row, column), 1)]
+        try:
+            if not all(n.is_integer() for n in numbers):
+                raise ChannelListError(f"slot, row and column must be whole numbers, got {numbers}")
+            return (specifier(*(int(n) for n in numbers)),)
+        except ChannelListError as exc:
+            raise TspRuntimeError(f"createspecifier: {exc}") from None
+
+    def _setlabel(self, channel=None, label=None) -> tuple:
+        try:
+            point = crosspoint(_string(channel, 1, "setlabel"))
+        except ChannelListError as exc:
+            raise TspRuntimeError(f"setlabel: {exc}") from None
+        text = _string(label, 2, "setlabel")
+        if not text or text.startswith(" "):  # the manual: "" or a leading space clears the label
+            self.labels.pop(point, None)
+            return ()
+        if len(text) > MAX_LABEL_CHARS:
+            raise TspRuntimeError(f"setlabel: label longer than {MAX_LABEL_CHARS} characters")
+        taken = any(other != point and used == text for other, used in self.labels.items())
+        if taken or self._names_a_channel(text):
+            raise TspRuntimeError(f"setlabel: label {text!r} is not unique")
+        self.labels[point] = text
+        return ()
+
+    @staticmethod
+    def _names_a_channel(text: str) -> bool:
+        try:
+            parse_channel_list(text)
+        except ChannelListError:
+            return False
+        return True
+
+    def _getlabel(self, channels=None) -> tuple:
+        return (",".join(self.labels.get(p, p) for p in self._points(channels, "getlabel")),)
+
+    def _delay(self, seconds=None) -> tuple:
+        value = _number(seconds, 1, "delay")
+        if not DELAY_RANGE_S[0] < value <= DELAY_RANGE_S[1]:
+            raise TspRuntimeError(f"delay: {value:g} s outside more than 0 to {DELAY_RANGE_S[1]:g} s")
+        if self.bench is not None:
+            self.bench.advance(value)
+        return ()
+
+    def _set_gpib_address(self, value: object) -> None:
+        address = _number(value, 1, "address")
+        if not address.is_integer() or not GPIB_ADDRESSES[0] <= address <= GPIB_ADDRESSES[1]:
+            raise TspRuntimeError(f"gpib.address: {address:g} outside {GPIB_ADDRESSES[0]} to {GPIB_ADDRESSES[1]}")
+        self.gpib_address = int(address)
+
+    def _set_description(self, value: object) -> None:
+        self.description = _string(value, 1, "description")
 
     def _set_connect_rule(self, value: object) -> None:
         rule = _number(value, 1, "connectrule")
@@ -267,24 +343,29 @@ class EmulatedKeithley707B(EmulatedInstrument):
             "getforbidden": function("getforbidden", self._getforbidden),
             "clearforbidden": function("clearforbidden", self._clearforbidden),
             "setdelay": function("setdelay", self._setdelay), "getdelay": function("getdelay", self._getdelay),
-            "getcount": function("getcount", self._getcount),
+            "getcount": function("getcount", self._getcount), "getstate": function("getstate", self._getstate),
+            "gettype": function("gettype", self._gettype),
+            "createspecifier": function("createspecifier", self._createspecifier),
+            "setlabel": function("setlabel", self._setlabel), "getlabel": function("getlabel", self._getlabel),
             "connectrule": Attribute(lambda: float(self.connect_rule), self._set_connect_rule),
             "connectsequential": Attribute(lambda: float(self.sequential), self._set_sequential),
             "BREAK_BEFORE_MAKE": float(BREAK_BEFORE_MAKE), "MAKE_BEFORE_BREAK": float(MAKE_BEFORE_BREAK),
-            "OFF": float(RULE_OFF), "ON": 1.0,
+            "OFF": float(RULE_OFF), "ON": 1.0, "IND_CLOSED": float(IND_CLOSED), "TYPE_SWITCH": float(TYPE_SWITCH),
         })
         _, model, serial, revision = (part.strip() for part in self.idn.split(","))
-        card = Table({"idn": CARD_IDN, "rows": Table({"matrix": float(len(ROWS))}),
-                      "columns": Table({"matrix": 12.0})})
         return {
             "channel": channel,
             "errorqueue": Table({"clear": function("clear", self._clear), "next": function("next", self._error_next),
                                  "count": Attribute(lambda: float(len(self.errors)))}),
             "format": Table({"asciiprecision": Attribute(lambda: float(self.precision), self._set_precision)}),
-            "localnode": Table({"model": model.removeprefix("Model "), "serialno": serial, "revision": revision,
-                                "linefreq": LINE_FREQUENCY_HZ}),
-            "slot": Table({number: card for number in range(1, SLOT_COUNT + 1)}),
+            "localnode": Table({"model": Attribute(lambda: model.removeprefix("Model ")),
+                                "serialno": Attribute(lambda: serial), "revision": Attribute(lambda: revision),
+                                "description": Attribute(lambda: self.description, self._set_description),
+                                "reset": function("reset", self._reset_all)}),
+            "slot": Table({number: Table({"idn": Attribute(lambda: CARD_IDN)}) for number in range(1, SLOT_COUNT + 1)}),
+            "gpib": Table({"address": Attribute(lambda: float(self.gpib_address), self._set_gpib_address)}),
             "reset": function("reset", self._reset_all),
+            "delay": function("delay", self._delay),
             "waitcomplete": function("waitcomplete", lambda: ()),  # switching completes within its statement
             "opc": function("opc", self._opc),
         }
