@@ -1,246 +1,310 @@
-"""Emulated Keithley 2450 SourceMeter: the SCPI subset of the project's and PyMeasure's 2450 drivers.
+"""Emulated Keithley 2450 SourceMeter: its SCPI command set (the default "SCPI" language) on the shared bench.
 
-- Source: current or voltage, with its limit (``:SOUR:CURR:VLIM``, ``:SOUR:VOLT:ILIM``); the output
-  (``:OUTP``) and its output-off state (``:OUTP:CURR:SMOD``). The source drives the routed device's
-  channel (resistance ``R_ch``); a source in compliance delivers what its limit allows.
-- Measure: resistance, voltage or current (``:SENS:FUNC``), 2-wire or 4-wire (``:SENS:<f>:RSEN``).
-  With the sense leads on the Hall arms, a 4-wire resistance is the routed device's ``R_xy`` and a
-  4-wire voltage its Hall voltage; 2-wire, the channel. An open (destroyed or unrouted) device, or
-  no current flowing, reads as the overflow value 9.9e37. Each reading takes NPLC / 50 Hz on the
-  bench's virtual clock and goes into a reading buffer (``:READ?``, ``:MEAS:<f>?``).
-- Reading buffers ``defbuffer1``, ``defbuffer2`` and ``:TRAC:MAKE`` ones: ``:TRAC:CLE``, ``:TRAC:ACT?``,
-  ``:TRAC:POIN``, ``:TRAC:DATA?`` (elements ``READ``, ``SOUR``, ``REL``). All buffers share one memory of
-  6 875 000 readings: a buffer made or resized beyond it is refused (``-222``), so however many buffers a
-  long run makes, what they hold stays bounded. A buffer the trigger model or sweep uses cannot be deleted.
-- Source list sweeps: ``:SOUR:LIST:CURR`` (+ ``:APP``, 100 values per command, 2500 in all) and
-  ``:SOUR:SWE:CURR:LIST``; ``:INIT`` turns the output on, and for each current drives it through the
-  routed device for the sweep's delay, then reads (the current flowing on through the aperture); the
-  output is off after the last reading. A whole sweep is one vectorized pass through the bench
-  (:meth:`~sim_backend.emulated.bench.Bench.source_current_steps`), not a call per step.
-- The trigger model (``:TRIG:LOAD "Empty"`` and blocks: buffer clear, wait, constant delay, measure,
-  counter branch, no-op). A wait on ``DIGio1`` (digital line 1 in trigger-input mode) listens on the
-  bench's trigger line, which the pulse generator fires at the start of each waveform: the model runs
-  on from the wait at that waveform's start time and takes its readings at their own times within it.
-  A wait on ``COMMand`` continues on ``*TRG``. This module parses the commands; the blocks are held and
-  run by :class:`~sim_backend.emulated.trigger_model.TriggerModel` (``trigger_model``).
+Spellings, ranges, defaults and error codes from the *Model 2450 Reference Manual* (2450-901-01), section 6;
+command by command, served or not and why, in ``docs/commands/keithley2450.md``. The subsystems live in
+their own modules, mixed into :class:`EmulatedKeithley2450`: reading buffers (``keithley2450_buffers``), source
+lists and sweeps (``keithley2450_sweeps``), the trigger commands (``keithley2450_triggering``; the model itself
+runs in ``trigger_model``) and the operation/questionable status registers (``keithley2450_status``).
 
-A header it does not know is ``-113`` in the error queue; a bad parameter ``-224``, a value out of
-range ``-222``; nothing is replied for any of them.
+This module holds the source and the measurement:
+
+- Source: current or voltage (``:SOUR:FUNC``), its level, its limit (``:SOUR:CURR:VLIM``,
+  ``:SOUR:VOLT:ILIM``, and whether it tripped: ``…:TRIP?``), its range (``:SOUR:<f>:RANG``; autorange picks
+  the lowest range that holds the level, a fixed range refuses a level beyond it), delays (``:SOUR:<f>:DEL``,
+  ``:DEL:AUTO``, ``:DEL:USER<n>``), read-back (``:SOUR:<f>:READ:BACK``: the buffer stores the measured source
+  value, or the programmed one), the output (``:OUTP``) and its off state (``:OUTP:<f>:SMOD``). The source
+  drives the routed device's channel (resistance ``R_ch``); a source in compliance delivers what its limit allows.
+- Measure: resistance, voltage or current (``:SENS:FUNC``), 2-wire or 4-wire (``:SENS:<f>:RSEN``), NPLC, range
+  and autorange, autozero, the averaging filter (``:SENS:<f>:AVER``, ``:COUN``, ``:TCON`` repeat or moving),
+  units (``:SENS:CURR:UNIT AMP|OHM|WATT``, ``:SENS:VOLT:UNIT VOLT|OHM|WATT``), offset compensation
+  (``:SENS:RES:OCOM``), ``:SENS:COUN`` readings a ``:READ?``, user delays. With the sense leads on the Hall
+  arms, a 4-wire resistance is the routed device's ``R_xy`` and a 4-wire voltage its Hall voltage; 2-wire,
+  the channel. An open (destroyed or unrouted) device, or no current flowing, reads as the overflow value
+  9.9e37. Each conversion takes NPLC / 50 Hz on the bench's virtual clock (twice that with offset
+  compensation), and a repeating filter of ``N`` takes ``N`` conversions a reading.
+- System: ``*LANG`` (``SCPI``; a new language is kept for the next power-on, as on the instrument), ``*SAV`` /
+  ``*RCL`` (setups 0 … 4), ``:SYST:LFR?``, ``:SYST:BEEP``, ``:SYST:CLE``, ``:ROUT:TERM``, ``:FORM:DATA ASCii``,
+  ``:DISP:CLE``, ``:DISP:USER<n>:TEXT``.
+
+A header it does not know is ``-113`` in the error queue; a bad parameter ``-224``, a value out of range
+``-222,"Parameter data out of range; …"``; nothing is replied for any of them. ``MIN``/``MAX``/``DEF`` are taken
+as values, and ``…? MIN|MAX|DEF`` answers the limit or default.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
-import re
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
+from sim_backend.emulated.keithley2450_buffers import BufferCommands, Reading, ReadingBuffer, nr3, params
+from sim_backend.emulated.keithley2450_status import StatusCommands
+from sim_backend.emulated.keithley2450_sweeps import SweepCommands
+from sim_backend.emulated.keithley2450_triggering import DIGITAL_LINES, TriggerCommands
+from sim_backend.emulated.scpi_values import OutOfRange, keyword, numeric, queried
 from sim_backend.emulated.server import SCPI_DATA_OUT_OF_RANGE, ScpiInstrument, parse_bool, scpi_pattern, unquote
-from sim_backend.emulated.trigger_model import MAX_READINGS_PER_RUN, TriggerModel
+from sim_backend.emulated.trigger_model import TriggerModel
+
+__all__ = ["BUFFER_MEMORY", "OVERFLOW", "EmulatedKeithley2450", "ReadingBuffer"]
+from sim_backend.emulated.keithley2450_buffers import BUFFER_MEMORY  # noqa: E402  (re-exported for tests)
 
 OVERFLOW = 9.9e37  # what the 2450 returns for an overflowed (open) reading
 LINE_FREQUENCY_HZ = 50.0  # one power-line cycle is 20 ms
-DEFAULT_BUFFERS = ("defbuffer1", "defbuffer2")
-DEFAULT_BUFFER_SIZE = 100_000
-MIN_BUFFER_SIZE = 10
-BUFFER_MEMORY = 6_875_000  # readings that all reading buffers together may hold (one standard buffer's maximum)
-DIGITAL_LINES = range(1, 7)
-LIST_VALUES_PER_COMMAND = 100
-MAX_LIST_POINTS = 2500
-MAX_BLOCKS = 63
-CURRENT_RANGE_A = 1.05
-VOLTAGE_RANGE_V = 210.0
-VLIM_RANGE_V = (0.02, 210.0)
-ILIM_RANGE_A = (1e-8, 1.05)
-NPLC_RANGE = (0.01, 10.0)
-DELAY_MAX_S = 10_000.0
-SWEEP_DELAY_MIN_S = 50e-6
+SETUPS = range(5)  # *SAV / *RCL locations
+LANGUAGES = ("SCPI", "TSP", "SCPI2400")
+USER_DELAYS = range(1, 6)
+SOURCE_LIMIT = {"CURR": 1.05, "VOLT": 210.0}  # largest level, A or V
+VLIM_RANGE_V = (0.02, 210.0, 21.0)  # low, high, default
+ILIM_RANGE_A = (1e-8, 1.05, 1.05e-4)
+SOURCE_RANGES = {"CURR": (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0), "VOLT": (0.02, 0.2, 2.0, 20.0, 200.0)}
+SENSE_RANGES = {**SOURCE_RANGES, "RES": (20.0, 200.0, 2e3, 2e4, 2e5, 2e6, 2e7, 2e8)}
+SENSE_RANGE_DEFAULTS = {"CURR": 1e-4, "VOLT": 20.0, "RES": 2e5}
+OVER_RANGE = 1.05  # a range sources (and measures) up to 105 % of its full scale
+BEEP_HZ, BEEP_S = (20.0, 8000.0), (0.001, 100.0)
+USER_TEXT_CHARS = {1: 20, 2: 32}
 
 SENSE_FUNCTIONS = {"RES": "RESistance", "VOLT": "VOLTage[:DC]", "CURR": "CURRent[:DC]"}
+SENSE_REPLIES = {"RES": '"RES"', "VOLT": '"VOLT:DC"', "CURR": '"CURR:DC"'}
 SOURCE_FUNCTIONS = {"CURR": "CURRent[:DC]", "VOLT": "VOLTage[:DC]"}
 OFF_MODES = {"HIMP": "HIMPedance", "NORM": "NORMal", "ZERO": "ZERO", "GUAR": "GUARd"}
-EDGES = {"FALL": "FALLing", "RIS": "RISing", "EITH": "EITHer"}
-_WORDS = {key: scpi_pattern(spec) for key, spec in
-          {**SENSE_FUNCTIONS, **OFF_MODES, **EDGES, "ENT": "ENTer", "NEV": "NEVer", "COMM": "COMMand",
-           "TRIG": "TRIGger", "DIG": "DIGital", "IN": "IN", "OUT": "OUT", "READ": "READing",
-           "SOUR": "SOURce", "REL": "RELative"}.items()}
-_DIGIO_EVENT = re.compile(r"^DIG(?:IO)?([1-6])$", re.IGNORECASE)
+UNITS = {"CURR": {"AMP": "AMP", "OHM": "OHM", "WATT": "WATT"}, "VOLT": {"VOLT": "VOLT", "OHM": "OHM", "WATT": "WATT"}}
+UNIT_TEXT = {"AMP": "Amp DC", "VOLT": "Volt DC", "OHM": "Ohm", "WATT": "Watt DC"}
+_FUNCTION_WORDS = {key: scpi_pattern(spec) for key, spec in SENSE_FUNCTIONS.items()}
 
 
-OUT_OF_RANGE = "out of range: "  # how a handler's message marks a value beyond the instrument's range
-
-
-class OutOfRange(ValueError):
-    """A parameter beyond the instrument's range: ``-222`` in the queue, not ``-224``."""
-
-
-def _is(word: str, key: str) -> bool:
-    """Whether ``word`` is the short or long form of the keyword ``key``."""
-    return bool(_WORDS[key].match(word.strip()))
-
-
-def _keyword(word: str, choices: dict[str, str], what: str) -> str:
-    for key in choices:
-        if _is(word, key):
+def _choice(word: str, choices: dict[str, str], what: str) -> str:
+    for key, spec in choices.items():
+        if scpi_pattern(spec).match(unquote(word).strip()):
             return key
-    raise ValueError(f"{what} {word.strip()!r}")
+    raise ValueError(f"{what} {word.strip()!r} ({', '.join(choices.values())})")
 
 
-def _number(text: str, low: float, high: float, what: str) -> float:
-    value = float(text)
-    if not low <= value <= high:
-        raise OutOfRange(f"{OUT_OF_RANGE}{what} {value:g} outside {low:g} to {high:g}")
-    return value
+@dataclass(frozen=True)
+class Numeric:
+    """A numeric setting: its range and ``*RST`` default; replies as an integer, ``%g`` or NR3."""
+
+    low: float
+    high: float
+    default: float
+    style: str = "nr3"
+
+    def parse(self, text: str, what: str) -> float:
+        value = numeric(text, self.low, self.high, self.default, what)
+        if self.style == "int":
+            if value != int(value):
+                raise ValueError(f"{what} {value:g} is not a whole number")
+            return int(value)
+        return value
+
+    def reply(self, value: float) -> str:
+        return str(int(value)) if self.style == "int" else f"{value:g}" if self.style == "g" else nr3(value)
 
 
-def _params(args: str) -> list[str]:
-    return [a.strip() for a in args.split(",") if a.strip()]
+@dataclass(frozen=True)
+class Switch:
+    default: bool
+
+    def parse(self, text: str, what: str) -> bool:
+        return parse_bool(text)
+
+    @staticmethod
+    def reply(value: bool) -> str:
+        return "1" if value else "0"
 
 
-def _nr3(value: float) -> str:
-    return f"{value:.9e}"
+@dataclass(frozen=True)
+class Choice:
+    words: dict[str, str]
+    default: str
+
+    def parse(self, text: str, what: str) -> str:
+        return _choice(text, self.words, what)
+
+    @staticmethod
+    def reply(value: str) -> str:
+        return value
 
 
-@dataclass
-class ReadingBuffer:
-    """A reading buffer: readings with their source value and time; default buffers overwrite when full."""
-
-    capacity: int
-    continuous: bool
-    readings: list[tuple[float, float, float]] = field(default_factory=list)  # (reading, source, time s)
-
-    def store(self, reading: float, source: float, time_s: float) -> None:
-        if len(self.readings) >= self.capacity:
-            if not self.continuous:
-                return
-            del self.readings[0]
-        self.readings.append((reading, source, time_s))
-
-    def store_many(self, readings: np.ndarray, sources: np.ndarray, times_s: np.ndarray) -> None:
-        """:meth:`store` each ``(reading, source, time)`` in turn (in one go)."""
-        rows = list(zip(np.asarray(readings, dtype=np.float64).tolist(), np.asarray(sources, dtype=np.float64).tolist(),
-                        np.asarray(times_s, dtype=np.float64).tolist(), strict=True))
-        if not self.continuous:
-            rows = rows[:max(self.capacity - len(self.readings), 0)]
-        self.readings.extend(rows)
-        if len(self.readings) > self.capacity:
-            del self.readings[:len(self.readings) - self.capacity]
+Kind = Numeric | Switch | Choice
+DELAY = Numeric(0.0, 10_000.0, 0.0)
 
 
-class EmulatedKeithley2450(ScpiInstrument):
+def _settings_table() -> list[tuple[list[str], str, Kind, str | None]]:
+    """``(header specs, key, kind, the switch a set turns off)`` of the plain settings; ``{n}`` in a key is the
+    ``<n>`` of its header."""
+    table: list[tuple[list[str], str, Kind, str | None]] = []
+    for f, word in SOURCE_FUNCTIONS.items():
+        table += [
+            ([f":SOURce[1]:{word}:DELay"], f"SOUR:{f}:DEL", DELAY, f"SOUR:{f}:DEL:AUTO"),
+            ([f":SOURce[1]:{word}:DELay:AUTO"], f"SOUR:{f}:DEL:AUTO", Switch(True), None),
+            ([f":SOURce[1]:{word}:DELay:USER<n>"], f"SOUR:{f}:DEL:USER{{n}}", DELAY, None),
+            ([f":SOURce[1]:{word}:READ:BACK"], f"SOUR:{f}:READ:BACK", Switch(True), None),
+            ([f":OUTPut[1]:{word}:SMODe"], f"OUTP:{f}:SMOD", Choice(OFF_MODES, "NORM"), None),
+        ]
+    for g, word in SENSE_FUNCTIONS.items():
+        def sense(tail: str, word: str = word) -> list[str]:
+            return [f":SENSe[1]:{word}:{tail}", f":{word}:{tail}"]  # [:SENSe[1]] is optional
+        table += [
+            (sense("NPLCycles"), f"SENS:{g}:NPLC", Numeric(0.01, 10.0, 1.0, "g"), None),
+            (sense("RSENse"), f"SENS:{g}:RSEN", Switch(False), None),
+            (sense("RANGe:AUTO"), f"SENS:{g}:RANG:AUTO", Switch(True), None),
+            (sense("AZERo[:STATe]"), f"SENS:{g}:AZER", Switch(True), None),
+            (sense("AVERage[:STATe]"), f"SENS:{g}:AVER", Switch(False), None),
+            (sense("AVERage:COUNt"), f"SENS:{g}:AVER:COUN", Numeric(1, 100, 10, "int"), None),
+            (sense("AVERage:TCONtrol"), f"SENS:{g}:AVER:TCON", Choice({"REP": "REPeat", "MOV": "MOVing"}, "REP"),
+             None),
+            (sense("DELay:USER<n>"), f"SENS:{g}:DEL:USER{{n}}", DELAY, None),
+        ]
+        if g in UNITS:
+            table.append((sense("UNIT"), f"SENS:{g}:UNIT", Choice(UNITS[g], g.replace("CURR", "AMP")), None))
+    table += [
+        ([":SENSe[1]:COUNt"], "SENS:COUN", Numeric(1, 300_000, 1, "int"), None),
+        ([":SENSe[1]:RESistance:OCOMpensated", ":RESistance:OCOMpensated"], "SENS:RES:OCOM", Switch(False), None),
+        ([":ROUTe[1]:TERMinals"], "ROUT:TERM", Choice({"FRON": "FRONt", "REAR": "REAR"}, "FRON"), None),
+        ([":FORMat[:DATA]"], "FORM:DATA", Choice({"ASC": "ASCii"}, "ASC"), None),
+    ]
+    return table
+
+
+SETTINGS = _settings_table()
+
+
+class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, StatusCommands, ScpiInstrument):
     idn = "KEITHLEY INSTRUMENTS,MODEL 2450,04096331,1.7.12b"
     model = "Keithley2450"
+    # A LAN SCPI command takes the 2450 about a millisecond to parse and act on (an estimate: the instrument
+    # answers simple queries at roughly a thousand a second over a socket); readings take their own aperture.
+    command_time_s = 1e-3
 
     COMMANDS = [
+        ("*LANG?", "_language_q"),
+        ("*LANG", "_language"),
+        ("*SAV", "_save"),
+        ("*RCL", "_recall"),
+        (":*CLS", "_cls"),  # PyMeasure's stock reset() sends "*RST;:stat:pres;:*CLS;"
         (":SOURce[1]:FUNCtion[:MODE]?", "_source_function_q"),
         (":SOURce[1]:FUNCtion[:MODE]", "_source_function"),
-        (":SOURce[1]:CURRent[:LEVel][:IMMediate][:AMPLitude]?", "_source_current_q"),
-        (":SOURce[1]:CURRent[:LEVel][:IMMediate][:AMPLitude]", "_source_current"),
         (":SOURce[1]:CURRent:VLIMit[:LEVel]?", "_vlim_q"),
         (":SOURce[1]:CURRent:VLIMit[:LEVel]", "_vlim"),
-        (":SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude]?", "_source_voltage_q"),
-        (":SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", "_source_voltage"),
+        (":SOURce[1]:CURRent:VLIMit[:LEVel]:TRIPped?", "_limit_tripped"),
         (":SOURce[1]:VOLTage:ILIMit[:LEVel]?", "_ilim_q"),
         (":SOURce[1]:VOLTage:ILIMit[:LEVel]", "_ilim"),
-        (":SOURce[1]:CURRent:RANGe:AUTO", "_switch_setting"),
-        (":SOURce[1]:CURRent:RANGe", "_current_range"),
-        (":SOURce[1]:VOLTage:RANGe:AUTO", "_switch_setting"),
-        (":SOURce[1]:VOLTage:RANGe", "_voltage_range"),
-        (":SOURce[1]:LIST:CURRent?", "_source_list_q"),
-        (":SOURce[1]:LIST:CURRent", "_source_list"),
-        (":SOURce[1]:LIST:CURRent:APPend", "_source_list_append"),
-        (":SOURce[1]:LIST:CURRent:POINts?", "_source_list_points"),
-        (":SOURce[1]:SWEep:CURRent:LIST", "_sweep_list"),
+        (":SOURce[1]:VOLTage:ILIMit[:LEVel]:TRIPped?", "_limit_tripped"),
+        (":SENSe[1]:FUNCtion[:ON]?", "_sense_function_q"),
         (":SENSe[1]:FUNCtion[:ON]", "_sense_function"),
+        (":SENSe[1]:AZERo:ONCE", "_autozero_once"),
         (":OUTPut[1][:STATe]?", "_output_q"),
         (":OUTPut[1][:STATe]", "_output"),
         (":READ?", "_read"),
         (":MEASure?", "_read"),
-        (":TRACe:CLEar", "_trace_clear"),
-        (":TRACe:ACTual?", "_trace_actual"),
-        (":TRACe:DATA?", "_trace_data"),
-        (":TRACe:POINts?", "_trace_points_q"),
-        (":TRACe:POINts", "_trace_points"),
-        (":TRACe:MAKE", "_trace_make"),
-        (":TRACe:DELete", "_trace_delete"),
-        (":DIGital:LINE<n>:MODE?", "_digital_mode_q"),
-        (":DIGital:LINE<n>:MODE", "_digital_mode"),
-        (":TRIGger:DIGital<n>:IN:EDGE?", "_digital_edge_q"),
-        (":TRIGger:DIGital<n>:IN:EDGE", "_digital_edge"),
-        (":TRIGger:DIGital<n>:IN:CLEar", "_digital_clear"),
-        (":TRIGger:LOAD", "_trigger_load"),
-        (":TRIGger:BLOCk:BUFFer:CLEar", "_block_buffer_clear"),
-        (":TRIGger:BLOCk:WAIT", "_block_wait"),
-        (":TRIGger:BLOCk:DELay:CONStant", "_block_delay"),
-        (":TRIGger:BLOCk:MEASure", "_block_measure"),
-        (":TRIGger:BLOCk:BRANch:COUNter", "_block_branch_counter"),
-        (":TRIGger:BLOCk:NOP", "_block_nop"),
-        (":INITiate[:IMMediate]", "_initiate"),
-        (":ABORt", "_abort"),
-        (":TRIGger:STATe?", "_trigger_state"),
-        ("*TRG", "_bus_trigger"),
+        (":SYSTem:LFRequency?", "_line_frequency"),
+        (":SYSTem:BEEPer[:IMMediate]", "_beep"),
+        (":SYSTem:CLEar", "_system_clear"),
+        (":DISPlay:CLEar", "_display_clear"),
+        (":DISPlay:USER<n>:TEXT[:DATA]", "_display_text"),
         (":STATus:PRESet", "_status_preset"),
-        (":*CLS", "_cls"),  # PyMeasure's stock reset() sends "*RST;:stat:pres;:*CLS;"
+        (":STATus:CLEar", "_status_clear"),
+        *BufferCommands.BUFFER_COMMANDS,
+        *TriggerCommands.TRIGGER_COMMANDS,
     ]
 
     def __init__(self, bench=None) -> None:
         super().__init__(bench)
-        # per-function settings: [:SENSe[1]]:<function>:..., :OUTPut[1]:<function>:SMODe
-        per_function = [(":SENSe[1]:{}:NPLCycles?", self._nplc_q), (":SENSe[1]:{}:NPLCycles", self._nplc),
-                        (":SENSe[1]:{}:RSENse?", self._rsense_q), (":SENSe[1]:{}:RSENse", self._rsense),
-                        (":SENSe[1]:{}:RANGe:AUTO", self._sense_autorange),
-                        (":SENSe[1]:{}:RANGe[:UPPer]", self._sense_range),
-                        (":MEASure:{}?", self._measure_function)]
-        table = [(spec.format(word), handler, key) for key, word in SENSE_FUNCTIONS.items()
-                 for spec, handler in per_function]
-        table += [(f":OUTPut[1]:{word}:SMODe?", self._smode_q, key) for key, word in SOURCE_FUNCTIONS.items()]
-        table += [(f":OUTPut[1]:{word}:SMODe", self._smode, key) for key, word in SOURCE_FUNCTIONS.items()]
-        for spec, handler, key in table:
-            name = f"{handler.__name__}[{key}]"
-            setattr(self, name, functools.partial(handler, key))
+        table: list[tuple[str, object]] = []
+        for specs, key, kind, turns_off in SETTINGS:
+            for spec in specs:
+                table.append((spec + "?", functools.partial(self._setting_q, key, kind)))
+                table.append((spec, functools.partial(self._setting, key, kind, turns_off)))
+        for f, word in SOURCE_FUNCTIONS.items():
+            table += [(f":SOURce[1]:{word}[:LEVel][:IMMediate][:AMPLitude]?", functools.partial(self._level_q, f)),
+                      (f":SOURce[1]:{word}[:LEVel][:IMMediate][:AMPLitude]", functools.partial(self._level, f)),
+                      (f":SOURce[1]:{word}:RANGe?", functools.partial(self._source_range_q, f)),
+                      (f":SOURce[1]:{word}:RANGe", functools.partial(self._source_range, f)),
+                      (f":SOURce[1]:{word}:RANGe:AUTO?", functools.partial(self._source_autorange_q, f)),
+                      (f":SOURce[1]:{word}:RANGe:AUTO", functools.partial(self._source_autorange, f))]
+            table += [(spec.format(word=word), functools.partial(getattr(self, name), f))
+                      for spec, name in SweepCommands.SWEEP_COMMANDS]
+        for g, word in SENSE_FUNCTIONS.items():
+            for prefix in (":SENSe[1]", ""):
+                table += [(f"{prefix}:{word}:RANGe[:UPPer]?", functools.partial(self._sense_range_q, g)),
+                          (f"{prefix}:{word}:RANGe[:UPPer]", functools.partial(self._sense_range, g))]
+            table.append((f":MEASure:{word}?", functools.partial(self._measure_function, g)))
+        table += [(spec, functools.partial(getattr(self, name), which))
+                  for spec, name, which in StatusCommands.status_commands()]
+        for spec, handler in table:
+            name = f"_spec_{len(self._table)}"
+            setattr(self, name, handler)
             self._table.append((scpi_pattern(spec), name))
+        self.power_on_language = "SCPI"
+        self.setups: dict[int, dict[str, object]] = {}
 
     def handle(self, message: str) -> str | None:
         errors_before = len(self.errors)
         reply = super().handle(message)
-        # the base class files every ValueError as -224; a value out of range is -222 on the 2450
+        # the 2450 words -222 "Parameter data out of range"
         for i in range(errors_before, len(self.errors)):
             code, text = self.errors[i]
-            marker = f"Illegal parameter value; {OUT_OF_RANGE}"
-            if code == -224 and text.startswith(marker):
-                self.errors[i] = (SCPI_DATA_OUT_OF_RANGE, f"Parameter data out of range; {text.removeprefix(marker)}")
+            if code == SCPI_DATA_OUT_OF_RANGE and text.startswith("Data out of range"):
+                self.errors[i] = (code, "Parameter data out of range" + text.removeprefix("Data out of range"))
         return reply
+
+    SAVED = ("settings", "source_function", "levels", "vlim_v", "ilim_a", "source_ranges", "source_autorange",
+             "sense_function", "sense_ranges")  # what *SAV keeps (the source and measure settings)
 
     def reset_state(self) -> None:
         previous = getattr(self, "trigger_model", None)
         if previous is not None:
             previous.stop()
         # the 2450's reset state: a voltage source at 0 V limited to 105 µA, measuring current
+        self.settings: dict[str, object] = {}
+        for _, key, kind, _ in SETTINGS:
+            for n in (USER_DELAYS if "{n}" in key else [None]):
+                self.settings[key.format(n=n)] = kind.default
         self.source_function = "VOLT"
-        self.source_current_a = 0.0
-        self.source_voltage_v = 0.0
-        self.vlim_v = 21.0
-        self.ilim_a = 1.05e-4
+        self.levels = {"CURR": 0.0, "VOLT": 0.0}
+        self.vlim_v, self.ilim_a = VLIM_RANGE_V[2], ILIM_RANGE_A[2]
+        self.source_autorange = {"CURR": True, "VOLT": True}
+        self.source_ranges = {f: ranges[0] for f, ranges in SOURCE_RANGES.items()}
         self.sense_function = "CURR"
-        self.nplc = dict.fromkeys(SENSE_FUNCTIONS, 1.0)
-        self.four_wire = dict.fromkeys(SENSE_FUNCTIONS, False)
+        self.sense_ranges = dict(SENSE_RANGE_DEFAULTS)
         self.output_on = False
-        self.off_mode = dict.fromkeys(SOURCE_FUNCTIONS, "NORM")
-        self.buffers = {name: ReadingBuffer(DEFAULT_BUFFER_SIZE, continuous=True) for name in DEFAULT_BUFFERS}
-        self.source_list: list[float] = []
-        self.sweep: tuple[int, float, int, str] | None = None
+        self.filter_windows: dict[str, deque[float]] = {}
+        self.buffers = self.new_buffers()
+        self.source_lists: dict[str, list[float]] = {"CURR": [], "VOLT": []}
+        self.sweep = None
         self.line_modes = dict.fromkeys(DIGITAL_LINES, "DIG, IN")
         self.edges = dict.fromkeys(DIGITAL_LINES, "FALL")
+        self.registers = self.new_registers()
         self.trigger_model = TriggerModel(self)
+
+    # the project's and PyMeasure's names for the plain settings
+    @property
+    def source_current_a(self) -> float:
+        return self.levels["CURR"]
+
+    @property
+    def source_voltage_v(self) -> float:
+        return self.levels["VOLT"]
+
+    def operations_pending(self) -> bool:
+        return self.trigger_model.pending
+
+    def status_summary(self) -> int:
+        return self.register_summary()
 
     # -- the physics: what the source drives and what the meter reads -------------------------------
 
     @property
     def aperture_s(self) -> float:
-        """Duration of one reading of the present measure function: NPLC / line frequency."""
-        return self.nplc[self.sense_function] / LINE_FREQUENCY_HZ
+        """Duration of one conversion of the present measure function: NPLC / line frequency (twice that
+        with offset-compensated ohms)."""
+        function = self.sense_function
+        twice = function == "RES" and self.settings["SENS:RES:OCOM"]
+        return float(self.settings[f"SENS:{function}:NPLC"]) / LINE_FREQUENCY_HZ * (2 if twice else 1)
 
     def _channel_ohm(self) -> float:
         return self.bench.channel_resistance() if self.bench is not None else math.inf
@@ -262,6 +326,13 @@ class EmulatedKeithley2450(ScpiInstrument):
         current = np.where(is_open, 0.0, current)
         return current, np.where(is_open, levels, current * r)
 
+    def _tripped(self, levels: np.ndarray, r_ch_ohm: np.ndarray | float) -> np.ndarray:
+        """Whether the source is at its limit at each level (a current source into an open circuit is)."""
+        current, voltage = self._operating_points(levels, r_ch_ohm)
+        if self.source_function == "CURR":
+            return np.abs(voltage) >= self.vlim_v * (1 - 1e-12)
+        return np.abs(current) >= self.ilim_a * (1 - 1e-12)
+
     def _operating_point(self, level: float | None = None) -> tuple[float, float]:
         """``(current A, voltage V)`` at the force terminals now, at the present (or the given) source level."""
         if level is None:
@@ -278,26 +349,32 @@ class EmulatedKeithley2450(ScpiInstrument):
 
     def _readings(self, rxy_ohm: np.ndarray, current_a: np.ndarray | float,
                   voltage_v: np.ndarray | float) -> np.ndarray:
-        """Readings of the present measure function with the output on: the force terminals at ``current_a``
-        and ``voltage_v`` (one value, or one per reading), the routed device's ``R_xy`` at each reading.
-        No current flowing (an open device), or an open ``R_xy``, reads as the overflow value."""
+        """Readings of the present measure function (in its unit) with the output on: the force terminals at
+        ``current_a`` and ``voltage_v`` (one value, or one per reading), the routed device's ``R_xy`` at each
+        reading. No current flowing (an open device), or an open ``R_xy``, reads as the overflow value."""
         rxy = np.asarray(rxy_ohm, dtype=np.float64)
         current = np.broadcast_to(np.asarray(current_a, dtype=np.float64), rxy.shape)
         voltage = np.broadcast_to(np.asarray(voltage_v, dtype=np.float64), rxy.shape)
         function = self.sense_function
-        four_wire = self.four_wire[function]
+        four_wire = self.settings[f"SENS:{function}:RSEN"]
         finite = np.isfinite(rxy)
-        if function == "CURR":
-            return current.copy()
-        if function == "VOLT":
-            return np.where(finite, current * np.where(finite, rxy, 0.0), OVERFLOW) if four_wire else voltage.copy()
         flowing = current != 0.0
-        if not four_wire:
-            return np.divide(voltage, current, out=np.full(rxy.shape, OVERFLOW), where=flowing)
-        return np.where(flowing & finite, rxy, OVERFLOW)
+        sensed = np.where(finite, current * np.where(finite, rxy, 0.0), OVERFLOW) if four_wire else voltage.copy()
+        if function == "RES":
+            if not four_wire:
+                return np.divide(voltage, current, out=np.full(rxy.shape, OVERFLOW), where=flowing)
+            return np.where(flowing & finite, rxy, OVERFLOW)
+        value = current.copy() if function == "CURR" else sensed
+        unit = self.settings[f"SENS:{function}:UNIT"]
+        valid = sensed < OVERFLOW
+        if unit == "OHM":
+            return np.divide(sensed, current, out=np.full(rxy.shape, OVERFLOW), where=flowing & valid)
+        if unit == "WATT":
+            return np.where(valid, sensed * current, OVERFLOW)
+        return value
 
     def source_value(self) -> float:
-        return self.source_current_a if self.source_function == "CURR" else self.source_voltage_v
+        return self.levels[self.source_function]
 
     def rxy_now(self, n: int) -> np.ndarray:
         return self.bench.read_rxy(n) if self.bench is not None else np.full(n, math.inf)
@@ -309,12 +386,93 @@ class EmulatedKeithley2450(ScpiInstrument):
         if self.bench is not None and seconds > 0:
             self.bench.advance(seconds)
 
-    def _measure_now(self, buffer: str = DEFAULT_BUFFERS[0]) -> float:
-        """One reading now, stored in ``buffer``; the clock advances by the aperture."""
-        value = float(self.reading_values(self.rxy_now(1))[0])
-        self.buffers[buffer].store(value, self.source_value(), self.clock())
-        self.advance(self.aperture_s)
-        return value
+    def store_readings(self, buffer: str, values: np.ndarray, times_s: np.ndarray,
+                       sources: np.ndarray | None = None) -> None:
+        """Store readings of the present function, taken at ``times_s``, with their source values (the
+        measured source value when read-back is on, else the programmed level)."""
+        if sources is None:
+            if self.settings[f"SOUR:{self.source_function}:READ:BACK"] and self.output_on:
+                current, voltage = self._operating_point()
+                sources = np.full(len(values), current if self.source_function == "CURR" else voltage)
+            else:
+                sources = np.full(len(values), self.source_value())
+        unit = self._unit_text()
+        source_unit = UNIT_TEXT["AMP" if self.source_function == "CURR" else "VOLT"]
+        self.buffers[buffer].store_many([Reading(float(v), float(s), float(t), unit, source_unit)
+                                         for v, s, t in zip(np.asarray(values).tolist(), np.asarray(sources).tolist(),
+                                                            np.asarray(times_s).tolist(), strict=True)])
+
+    def _unit_text(self) -> str:
+        function = self.sense_function
+        return "Ohm" if function == "RES" else UNIT_TEXT[str(self.settings[f"SENS:{function}:UNIT"])]
+
+    def take_readings(self, buffer: str, count: int) -> float:
+        """``count`` readings now (each through the averaging filter), stored in ``buffer``; the last one."""
+        function = self.sense_function
+        filtering = bool(self.settings[f"SENS:{function}:AVER"])
+        n_filter = int(self.settings[f"SENS:{function}:AVER:COUN"]) if filtering else 1
+        moving = filtering and self.settings[f"SENS:{function}:AVER:TCON"] == "MOV"
+        values, times = [], []
+        for _ in range(count):
+            window = self.filter_windows.setdefault(function, deque(maxlen=n_filter))
+            # a repeating filter takes N fresh conversions a reading; a moving one fills its window first
+            conversions = n_filter if not moving or len(window) < n_filter else 1
+            times.append(self.clock())
+            fresh = self.reading_values(self.rxy_now(conversions))
+            self.advance(self.aperture_s * conversions)
+            if moving:
+                window.extend(fresh.tolist())
+                value = float(np.mean(window))
+            else:
+                value = float(np.mean(fresh))
+            values.append(OVERFLOW if value >= OVERFLOW else value)
+        self.store_readings(buffer, np.array(values), np.array(times))
+        if self.settings[f"SENS:{function}:RANG:AUTO"]:
+            self.sense_ranges[function] = self._best_range(SENSE_RANGES[function], abs(values[-1]))
+        return values[-1]
+
+    def reading_count(self) -> int:
+        return int(self.settings["SENS:COUN"])
+
+    def buffers_in_use(self) -> set[str]:
+        used = self.trigger_model.buffers_used()
+        return used | ({self.sweep.buffer} if self.sweep is not None else set())
+
+    @staticmethod
+    def _best_range(ranges: tuple[float, ...], magnitude: float) -> float:
+        return next((r for r in ranges if magnitude <= r * OVER_RANGE), ranges[-1])
+
+    def range_for(self, function: str, level: float) -> float:
+        return self._best_range(SOURCE_RANGES[function], abs(level))
+
+    # -- plain settings -------------------------------------------------------------------------------
+
+    def _setting_key(self, key: str, groups: tuple[str, ...]) -> str:
+        if "{n}" not in key:
+            return key
+        n = int(groups[0]) if groups and groups[0] else 1
+        if n not in USER_DELAYS:
+            raise OutOfRange(f"user delay {n} (1 to 5)")
+        return key.format(n=n)
+
+    def _setting_q(self, key: str, kind: Kind, args: str, *groups: str) -> str:
+        key = self._setting_key(key, groups)
+        value = self.settings[key]
+        if isinstance(kind, Numeric):
+            return kind.reply(queried(args, float(value), kind.low, kind.high, kind.default))  # type: ignore[arg-type]
+        if args.strip():
+            raise ValueError(f"query argument {args.strip()[:30]!r}")
+        return kind.reply(value)  # type: ignore[arg-type]
+
+    def _setting(self, key: str, kind: Kind, turns_off: str | None, args: str, *groups: str) -> None:
+        key = self._setting_key(key, groups)
+        if key == "FORM:DATA" and keyword(args) is None and args.strip().upper()[:2] in ("RE", "SR"):
+            raise ValueError(f"format {args.strip()} (the emulation answers in ASCii only)")
+        self.settings[key] = kind.parse(args, key)
+        if turns_off is not None:
+            self.settings[turns_off] = False
+        if ":AVER" in key:
+            self.filter_windows.pop(key.split(":")[1], None)
 
     # -- source ---------------------------------------------------------------------------------------
 
@@ -322,40 +480,63 @@ class EmulatedKeithley2450(ScpiInstrument):
         return self.source_function
 
     def _source_function(self, args: str) -> None:
-        self.source_function = _keyword(args, SOURCE_FUNCTIONS, "source function")
+        self.source_function = _choice(args, SOURCE_FUNCTIONS, "source function")
+        self.sweep = None
 
-    def _source_current_q(self, args: str) -> str:
-        return _nr3(self.source_current_a)
+    def _level_q(self, function: str, args: str) -> str:
+        limit = SOURCE_LIMIT[function]
+        return nr3(queried(args, self.levels[function], -limit, limit, 0.0))
 
-    def _source_current(self, args: str) -> None:
-        self.source_current_a = _number(args, -CURRENT_RANGE_A, CURRENT_RANGE_A, "source current")
+    def _level(self, function: str, args: str) -> None:
+        limit = SOURCE_LIMIT[function]
+        level = numeric(args, -limit, limit, 0.0, f"source {function.lower()} level")
+        if self.source_autorange[function]:
+            self.source_ranges[function] = self.range_for(function, level)
+        elif abs(level) > self.source_ranges[function] * OVER_RANGE:
+            raise OutOfRange(f"source level {level:g} beyond the fixed range {self.source_ranges[function]:g}")
+        self.levels[function] = level
+
+    def _source_range_q(self, function: str, args: str) -> str:
+        ranges = SOURCE_RANGES[function]
+        return nr3(queried(args, self.source_ranges[function], ranges[0], ranges[-1], ranges[0]))
+
+    def _source_range(self, function: str, args: str) -> None:
+        ranges, limit = SOURCE_RANGES[function], SOURCE_LIMIT[function]
+        word = keyword(args)
+        if word is not None:  # MIN, MAX, DEF: the lowest range, the highest, the default (the lowest)
+            chosen = ranges[-1] if word == "MAX" else ranges[0]
+        else:
+            chosen = self.range_for(function, numeric(args, -limit, limit, None, "source range"))
+        if abs(self.levels[function]) > chosen * OVER_RANGE:
+            raise OutOfRange(f"source range {chosen:g} cannot source the present level {self.levels[function]:g}")
+        self.source_ranges[function] = chosen
+        self.source_autorange[function] = False
+
+    def _source_autorange_q(self, function: str, args: str) -> str:
+        return "1" if self.source_autorange[function] else "0"
+
+    def _source_autorange(self, function: str, args: str) -> None:
+        self.source_autorange[function] = parse_bool(args)
+        if self.source_autorange[function]:
+            self.source_ranges[function] = self.range_for(function, self.levels[function])
 
     def _vlim_q(self, args: str) -> str:
-        return _nr3(self.vlim_v)
+        return nr3(queried(args, self.vlim_v, *VLIM_RANGE_V))
 
     def _vlim(self, args: str) -> None:
-        self.vlim_v = _number(args, *VLIM_RANGE_V, "voltage limit")
-
-    def _source_voltage_q(self, args: str) -> str:
-        return _nr3(self.source_voltage_v)
-
-    def _source_voltage(self, args: str) -> None:
-        self.source_voltage_v = _number(args, -VOLTAGE_RANGE_V, VOLTAGE_RANGE_V, "source voltage")
+        self.vlim_v = numeric(args, *VLIM_RANGE_V, "voltage limit")
 
     def _ilim_q(self, args: str) -> str:
-        return _nr3(self.ilim_a)
+        return nr3(queried(args, self.ilim_a, *ILIM_RANGE_A))
 
     def _ilim(self, args: str) -> None:
-        self.ilim_a = _number(args, *ILIM_RANGE_A, "current limit")
+        self.ilim_a = numeric(args, *ILIM_RANGE_A, "current limit")
 
-    def _switch_setting(self, args: str) -> None:
-        parse_bool(args)  # autorange on/off: no effect on the emulation
-
-    def _current_range(self, args: str) -> None:
-        _number(args, -CURRENT_RANGE_A, CURRENT_RANGE_A, "current range")
-
-    def _voltage_range(self, args: str) -> None:
-        _number(args, -VOLTAGE_RANGE_V, VOLTAGE_RANGE_V, "voltage range")
+    def _limit_tripped(self, args: str) -> str:
+        """Whether the source is in its limit now (the output on)."""
+        if not self.output_on:
+            return "0"
+        return "1" if bool(self._tripped(np.float64(self.source_value()), self._channel_ohm())) else "0"
 
     def _output_q(self, args: str) -> str:
         return "1" if self.output_on else "0"
@@ -363,304 +544,129 @@ class EmulatedKeithley2450(ScpiInstrument):
     def _output(self, args: str) -> None:
         self.output_on = parse_bool(args)
 
-    def _smode_q(self, function: str, args: str) -> str:
-        return self.off_mode[function]
-
-    def _smode(self, function: str, args: str) -> None:
-        self.off_mode[function] = _keyword(args, OFF_MODES, "output-off state")
-
     # -- measure --------------------------------------------------------------------------------------
 
+    def _sense_function_q(self, args: str) -> str:
+        return SENSE_REPLIES[self.sense_function]
+
     def _sense_function(self, args: str) -> None:
-        self.sense_function = _keyword(unquote(args), SENSE_FUNCTIONS, "measure function")
+        self.sense_function = _choice(args, SENSE_FUNCTIONS, "measure function")
 
-    def _nplc_q(self, function: str, args: str) -> str:
-        return f"{self.nplc[function]:g}"
-
-    def _nplc(self, function: str, args: str) -> None:
-        self.nplc[function] = _number(args, *NPLC_RANGE, "NPLC")
-
-    def _rsense_q(self, function: str, args: str) -> str:
-        return "1" if self.four_wire[function] else "0"
-
-    def _rsense(self, function: str, args: str) -> None:
-        self.four_wire[function] = parse_bool(args)
-
-    def _sense_autorange(self, function: str, args: str) -> None:
-        parse_bool(args)
+    def _sense_range_q(self, function: str, args: str) -> str:
+        ranges = SENSE_RANGES[function]
+        return nr3(queried(args, self.sense_ranges[function], ranges[0], ranges[-1], SENSE_RANGE_DEFAULTS[function]))
 
     def _sense_range(self, function: str, args: str) -> None:
-        float(args)
+        ranges = SENSE_RANGES[function]
+        value = numeric(args, ranges[0], ranges[-1], SENSE_RANGE_DEFAULTS[function], "measure range")
+        self.sense_ranges[function] = self._best_range(ranges, value)
+        self.settings[f"SENS:{function}:RANG:AUTO"] = False
 
-    def _buffer_name(self, text: str) -> str:
-        name = unquote(text) if text else DEFAULT_BUFFERS[0]
-        if name not in self.buffers:
-            raise ValueError(f"no reading buffer named {name!r}")
-        return name
+    def _autozero_once(self, args: str) -> None:
+        self.advance(self.aperture_s)  # one reference conversion
 
     def _read(self, args: str) -> str:
-        """``:READ?`` / ``:MEAS?`` ``["<buffer>"[, <elements>]]``: one reading, stored and returned."""
-        params = _params(args)
-        buffer = self._buffer_name(params[0] if params else "")
-        elements = self._elements(params[1:])
-        self._measure_now(buffer)
-        return self._format(self.buffers[buffer], [len(self.buffers[buffer].readings) - 1], elements)
+        """``:READ?`` / ``:MEAS?`` ``["<buffer>"[, <elements>]]``: ``:SENS:COUN`` readings, the last returned."""
+        values = params(args)
+        name = self.buffer_name(values[0] if values else "")
+        elements = self.elements(values[1:])
+        self.take_readings(name, self.reading_count())
+        buffer = self.buffers[name]
+        return self.format_readings(buffer, [buffer.readings[-1]], elements)
 
     def _measure_function(self, function: str, args: str) -> str:
         self.sense_function = function
         return self._read(args)
 
-    # -- reading buffers --------------------------------------------------------------------------------
+    # -- source sweeps: running ------------------------------------------------------------------------
 
-    @staticmethod
-    def _elements(words: list[str]) -> list[str]:
-        elements = [_keyword(w, {"READ": "", "SOUR": "", "REL": ""}, "buffer element") for w in words]
-        return elements or ["READ"]
+    def run_sweep(self) -> None:
+        """Run the loaded sweep: output on, every step of every pass, output off; one vectorized call into the chip.
 
-    @staticmethod
-    def _format(buffer: ReadingBuffer, indices: list[int], elements: list[str]) -> str:
-        first_time = buffer.readings[0][2] if buffer.readings else 0.0
-        out = []
-        for i in indices:
-            reading, source, time_s = buffer.readings[i]
-            for element in elements:
-                out.append(_nr3({"READ": reading, "SOUR": source, "REL": time_s - first_time}[element]))
-        return ",".join(out)
-
-    def _trace_clear(self, args: str) -> None:
-        self.buffers[self._buffer_name(args)].readings.clear()
-
-    def _trace_actual(self, args: str) -> str:
-        return str(len(self.buffers[self._buffer_name(args)].readings))
-
-    def _trace_points_q(self, args: str) -> str:
-        return str(self.buffers[self._buffer_name(args)].capacity)
-
-    def _trace_points(self, args: str) -> None:
-        params = _params(args)
-        if not params:
-            raise ValueError(":TRAC:POIN needs a size")
-        name = self._buffer_name(params[1] if len(params) > 1 else "")
-        size = int(_number(params[0], MIN_BUFFER_SIZE, BUFFER_MEMORY, "buffer size"))
-        self._check_memory(size, resized=name)
-        buffer = self.buffers[name]
-        buffer.capacity = size
-        buffer.readings.clear()  # resizing loses the readings
-
-    def _trace_make(self, args: str) -> None:
-        params = _params(args)
-        if len(params) < 2:
-            raise ValueError(':TRAC:MAKE needs "<name>", <size>')
-        name = unquote(params[0])
-        if not name or name in self.buffers:
-            raise ValueError(f"cannot make a reading buffer named {name!r}")
-        size = int(_number(params[1], MIN_BUFFER_SIZE, BUFFER_MEMORY, "buffer size"))
-        self._check_memory(size)
-        self.buffers[name] = ReadingBuffer(size, continuous=False)
-
-    def _check_memory(self, size: int, resized: str | None = None) -> None:
-        """Refuse a buffer of ``size`` readings (new, or replacing ``resized``'s) beyond the shared memory."""
-        used = sum(buffer.capacity for name, buffer in self.buffers.items() if name != resized)
-        if used + size > BUFFER_MEMORY:
-            raise OutOfRange(f"{OUT_OF_RANGE}buffer size {size}: the reading buffers hold {used} of "
-                             f"{BUFFER_MEMORY} readings already")
-
-    def _trace_delete(self, args: str) -> None:
-        name = self._buffer_name(args)
-        if name in DEFAULT_BUFFERS:
-            raise ValueError(f"{name} cannot be deleted")
-        if name in self.trigger_model.buffers_used() or (self.sweep is not None and self.sweep[3] == name):
-            raise ValueError(f"{name} is used by the trigger model; load another model first")
-        del self.buffers[name]
-
-    def _trace_data(self, args: str) -> str:
-        params = _params(args)
-        if len(params) < 2:
-            raise ValueError(":TRAC:DATA? needs a start and an end index")
-        start, end = int(params[0]), int(params[1])
-        buffer = self.buffers[self._buffer_name(params[2] if len(params) > 2 else "")]
-        elements = self._elements(params[3:])
-        if not 1 <= start <= end <= len(buffer.readings):
-            raise OutOfRange(f"{OUT_OF_RANGE}buffer index {start} to {end}, the buffer holds {len(buffer.readings)}")
-        return self._format(buffer, list(range(start - 1, end)), elements)
-
-    # -- source list sweep ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _currents(args: str) -> list[float]:
-        values = [float(v) for v in _params(args)]
-        if not 1 <= len(values) <= LIST_VALUES_PER_COMMAND:
-            raise ValueError(f"{len(values)} values: a source list command takes 1 to {LIST_VALUES_PER_COMMAND}")
-        for value in values:
-            _number(str(value), -CURRENT_RANGE_A, CURRENT_RANGE_A, "list current")
-        return values
-
-    def _source_list_q(self, args: str) -> str:
-        return ",".join(_nr3(v) for v in self.source_list)
-
-    def _source_list(self, args: str) -> None:
-        self.source_list = self._currents(args)
-
-    def _source_list_append(self, args: str) -> None:
-        values = self._currents(args)
-        if len(self.source_list) + len(values) > MAX_LIST_POINTS:
-            raise OutOfRange(f"{OUT_OF_RANGE}a source list holds at most {MAX_LIST_POINTS} values")
-        self.source_list += values
-
-    def _source_list_points(self, args: str) -> str:
-        return str(len(self.source_list))
-
-    def _sweep_list(self, args: str) -> None:
-        """``<startIndex>[, <delay>[, <count>[, <failAbort>[, "<buffer>"]]]]``: replaces the trigger model."""
-        params = _params(args)
-        if not params or not self.source_list:
-            raise ValueError("sweep list: load :SOUR:LIST:CURR first, then give a start index")
-        start = int(_number(params[0], 1, len(self.source_list), "sweep start index"))
-        delay = _number(params[1], 0.0, DELAY_MAX_S, "sweep delay") if len(params) > 1 else 0.0
-        if 0 < delay < SWEEP_DELAY_MIN_S:
-            raise OutOfRange(f"{OUT_OF_RANGE}sweep delay {delay:g} s (0, or {SWEEP_DELAY_MIN_S:g} to {DELAY_MAX_S:g})")
-        count = int(_number(params[2], 1, 268_435_455, "sweep count")) if len(params) > 2 else 1
-        if count * (len(self.source_list) - start + 1) > MAX_READINGS_PER_RUN:
-            raise ValueError(f"a sweep of more than {MAX_READINGS_PER_RUN} readings (emulation limit)")
-        if len(params) > 3:
-            parse_bool(params[3])
-        buffer = self._buffer_name(params[4] if len(params) > 4 else "")
-        self.trigger_model.clear()
-        self.source_function = "CURR"
-        self.sweep = (start, delay, count, buffer)
-
-    def _run_sweep(self) -> None:
-        """Run the list sweep: output on, every step of every pass, output off; one vectorized call into the chip.
-
-        Each step drives its current (capped by the voltage limit) through the routed device for the sweep's
-        delay; the reading is taken at the end of the delay, and the current keeps flowing through the
-        reading's aperture. A step that begins with the device open (destroyed, or nothing routed) drives no
-        current; a reading of an open device is the overflow value.
+        Each step drives its level (capped by the limit) through the routed device for the sweep's delay; the
+        reading is taken at the end of the delay, and the level stays on through the reading's aperture. A step
+        that begins with the device open (destroyed, or nothing routed) drives no current; a reading of an open
+        device is the overflow value. With fail-abort on, the sweep stops after the first step in its limit.
+        The buffer is cleared first.
         """
-        start, delay, count, buffer = self.sweep  # type: ignore[misc]
-        levels = np.tile(np.asarray(self.source_list[start - 1:], dtype=np.float64), count)
+        from sim_backend.emulated.keithley2450_status import TRIGGER_MODEL_IDLED, TRIGGER_MODEL_INITIATED
+
+        sweep = self.sweep
+        self.signal_event(TRIGGER_MODEL_INITIATED)
+        self.buffers[sweep.buffer].clear()  # the sweep's trigger model starts with a buffer-clear block
+        levels = np.tile(sweep.levels, sweep.count)
+        r_ch = self._channel_ohm()
+        if sweep.fail_abort:
+            tripped = np.flatnonzero(self._tripped(levels, r_ch))
+            if tripped.size:
+                levels = levels[:tripped[0] + 1]
         self.output_on = True
         aperture = self.aperture_s
-        r_ch = self._channel_ohm()
         currents, _ = self._operating_points(levels, r_ch)
         if self.bench is None:
             rxy, times = np.full(levels.shape, math.inf), np.zeros(levels.shape)
         else:
             # the bench drives no current from the step after the one in which the device breaks down
-            record = self.bench.source_current_steps(currents, (delay, aperture))
+            record = self.bench.source_current_steps(currents, (sweep.delay_s, aperture))
             delays = 2 * np.arange(levels.size)  # each step's first segment: the delay
             rxy, times = record.rxy_after(delays), record.ends_s[delays]
         # at each reading, a device open by then (destroyed during the sweep) carries no current
         at_reading = self._operating_points(levels, np.where(np.isinf(rxy), math.inf, r_ch))
-        self.buffers[buffer].store_many(self._readings(rxy, *at_reading), levels, times)
-        self.source_current_a = float(levels[-1])
+        read_back = self.settings[f"SOUR:{sweep.function}:READ:BACK"]
+        sources = (at_reading[0] if sweep.function == "CURR" else at_reading[1]) if read_back else levels
+        self.store_readings(sweep.buffer, self._readings(rxy, *at_reading), times, sources)
+        self.levels[sweep.function] = float(levels[-1])
         self.output_on = False
+        self.signal_event(TRIGGER_MODEL_IDLED)
 
-    # -- digital I/O --------------------------------------------------------------------------------------
+    # -- system -----------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _line(text: str) -> int:
-        line = int(text or 1)
-        if line not in DIGITAL_LINES:
-            raise OutOfRange(f"{OUT_OF_RANGE}digital line {line}")
-        return line
+    def _language_q(self, args: str) -> str:
+        return "SCPI"  # the command set in use; one set with *LANG takes effect at the next power-on
 
-    def _digital_mode_q(self, args: str, line: str) -> str:
-        return self.line_modes[self._line(line)].replace(" ", "")
+    def _language(self, args: str) -> None:
+        language = unquote(args).strip().upper()
+        if language not in LANGUAGES:
+            raise ValueError(f"command set {args.strip()!r} ({', '.join(LANGUAGES)})")
+        self.power_on_language = language
 
-    def _digital_mode(self, args: str, line: str) -> None:
-        params = _params(args)
-        if len(params) != 2 or not (_is(params[0], "TRIG") or _is(params[0], "DIG")) \
-                or not (_is(params[1], "IN") or _is(params[1], "OUT")):
-            raise ValueError(f"digital line mode {args!r}")
-        kind = "TRIG" if _is(params[0], "TRIG") else "DIG"
-        self.line_modes[self._line(line)] = f"{kind}, {'IN' if _is(params[1], 'IN') else 'OUT'}"
+    def _setup(self, args: str) -> int:
+        return int(numeric(args, SETUPS.start, SETUPS.stop - 1, None, "setup"))
 
-    def _digital_edge_q(self, args: str, line: str) -> str:
-        return self.edges[self._line(line)]
+    def _save(self, args: str) -> None:
+        self.setups[self._setup(args)] = {name: copy.deepcopy(getattr(self, name)) for name in self.SAVED}
 
-    def _digital_edge(self, args: str, line: str) -> None:
-        self.edges[self._line(line)] = _keyword(args, EDGES, "trigger edge")
+    def _recall(self, args: str) -> None:
+        setup = self._setup(args)
+        if setup not in self.setups:
+            raise ValueError(f"no setup saved at {setup}")
+        for name, value in self.setups[setup].items():
+            setattr(self, name, copy.deepcopy(value))
+        self.filter_windows = {}
 
-    def _digital_clear(self, args: str, line: str) -> None:
-        self._line(line)  # a detected edge is never held over: nothing to clear
+    def _cls(self, args: str) -> None:
+        super()._cls(args)
+        self._status_clear(args)
 
-    # -- trigger model: the commands (the blocks are held and run by ``self.trigger_model``) ---------------
+    def _line_frequency(self, args: str) -> str:
+        return f"{LINE_FREQUENCY_HZ:g}"
 
-    def _trigger_load(self, args: str) -> None:
-        params = _params(args)
-        if len(params) != 1 or unquote(params[0]).upper() != "EMPTY":
-            raise ValueError(f'this emulation loads the "Empty" trigger model only, got {args}')
-        self.trigger_model.load_empty()
-        self.sweep = None
+    def _beep(self, args: str) -> None:
+        values = params(args)
+        if len(values) != 2:
+            raise ValueError("beep: <frequency>, <duration>")
+        numeric(values[0], *BEEP_HZ, None, "beep frequency")
+        numeric(values[1], *BEEP_S, None, "beep duration")  # the instrument beeps on while it goes on
 
-    def _block(self, args: str) -> tuple[int, list[str]]:
-        params = _params(args)
-        if not params:
-            raise ValueError("block number missing")
-        number = int(_number(params[0], 1, MAX_BLOCKS, "block number"))
-        self.sweep = None
-        return number, params[1:]
+    def _system_clear(self, args: str) -> None:
+        self.clear_errors()  # the event log, which holds the error queue
 
-    def _block_buffer_clear(self, args: str) -> None:
-        number, rest = self._block(args)
-        self.trigger_model.define(number, "clear", self._buffer_name(rest[0] if rest else ""))
-
-    def _block_wait(self, args: str) -> None:
-        number, rest = self._block(args)
-        if not rest or len(rest) > 2:
-            raise ValueError(f"wait block: one event (and an optional clear), got {args}")
-        event = rest[0].upper()
-        digio = _DIGIO_EVENT.match(event)
-        if digio:
-            event = f"DIG{digio.group(1)}"
-        elif _is(event, "COMM"):
-            event = "COMM"
-        else:
-            raise ValueError(f"wait event {rest[0]} (emulated: DIGio<n>, COMMand)")
-        if len(rest) == 2 and not (_is(rest[1], "ENT") or _is(rest[1], "NEV")):
-            raise ValueError(f"wait clear {rest[1]}")
-        self.trigger_model.define(number, "wait", event)
-
-    def _block_delay(self, args: str) -> None:
-        number, rest = self._block(args)
-        if len(rest) != 1:
-            raise ValueError(f"delay block: one delay, got {args}")
-        self.trigger_model.define(number, "delay", _number(rest[0], 0.0, DELAY_MAX_S, "delay"))
-
-    def _block_measure(self, args: str) -> None:
-        number, rest = self._block(args)
-        buffer = self._buffer_name(rest[0] if rest else "")
-        count = int(_number(rest[1], 1, 268_435_455, "measure count")) if len(rest) > 1 else 1
-        self.trigger_model.define(number, "measure", (buffer, count))
-
-    def _block_branch_counter(self, args: str) -> None:
-        number, rest = self._block(args)
-        if len(rest) != 2:
-            raise ValueError(f"counter block: <count>, <branch to>, got {args}")
-        count = int(_number(rest[0], 1, 268_435_455, "counter"))
-        target = int(_number(rest[1], 1, MAX_BLOCKS, "branch block"))
-        self.trigger_model.define(number, "counter", (count, target))
-
-    def _block_nop(self, args: str) -> None:
-        number, rest = self._block(args)
-        self.trigger_model.define(number, "nop", None)
-
-    def _initiate(self, args: str) -> None:
-        if self.sweep is not None:
-            self._run_sweep()
-            return
-        self.trigger_model.initiate()
-
-    def _abort(self, args: str) -> None:
-        self.trigger_model.abort()
-
-    def _trigger_state(self, args: str) -> str:
-        """``<state>;<state>;<block>``, e.g. ``WAITING;WAITING;2`` or ``IDLE;IDLE;9``."""
-        return self.trigger_model.state_reply()
-
-    def _bus_trigger(self, args: str) -> None:
-        self.trigger_model.bus_trigger()
-
-    def _status_preset(self, args: str) -> None:
+    def _display_clear(self, args: str) -> None:
         return None
+
+    def _display_text(self, args: str, line: str) -> None:
+        n = int(line or 1)
+        if n not in USER_TEXT_CHARS:
+            raise OutOfRange(f"user text line {n} (1 or 2)")
+        if len(unquote(args)) > USER_TEXT_CHARS[n]:
+            raise OutOfRange(f"user text of {len(unquote(args))} characters (line {n} shows {USER_TEXT_CHARS[n]})")

@@ -18,23 +18,36 @@ through its counters can neither stall the emulator nor fill its memory: more th
 stop the model there with ``-200`` in the error queue (the readings taken before the limit are kept).
 
 Blocks are ``(kind, value)`` pairs: ``("clear", buffer)``, ``("wait", "DIG1" | "COMM")``, ``("delay", s)``,
-``("measure", (buffer, count))``, ``("counter", (count, target block))``, ``("nop", None)``.
+``("measure", (buffer, count))``, ``("counter", (count, target block))``, ``("elapsed", (duration s, target
+block))`` (branch to the target while less than the duration has passed since the model started: the
+``DurationLoop`` template's loop), ``("nop", None)`` (also a notify block: the digital output it pulses
+reaches nothing on the bench).
+
+The built-in templates (:meth:`TriggerModel.load_template`): ``SimpleLoop`` (delay, measure, counter back to
+the delay), ``DurationLoop`` (delay, measure, loop while the duration lasts), ``LogicTrigger`` (wait for a
+digital input line, delay, measure, notify, counter back to the wait).
+
+While a model runs or waits, :attr:`TriggerModel.pending` is true (``*OPC`` completes and ``*OPC?`` answers
+when it ends); its start and end are signalled to the meter's status registers as the 2450's events
+``2731`` (trigger model initiated) and ``2732`` (trigger model idled).
 """
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
     from sim_backend.emulated.bench import Bench, WaveformRecord
-    from sim_backend.emulated.keithley2450_emulator import ReadingBuffer
+    from sim_backend.emulated.keithley2450_buffers import ReadingBuffer
 
 TRIGGER_IN_LINE = 1  # the rear digital I/O line that the bench's trigger line (pulse generator marker) reaches
 MAX_READINGS_PER_RUN = 1_000_000  # an emulation limit: a longer run of the model fails instead of stalling
 MAX_STEPS_PER_RUN = 10_000_000  # another: blocks executed in one run (a loop of delays takes no readings)
 SCPI_EXECUTION_ERROR = -200  # queued when a model run exceeds an emulation limit
+TRIGGER_MODEL_INITIATED, TRIGGER_MODEL_IDLED = 2731, 2732  # the 2450's event numbers
 
 Block = tuple[str, object]
 
@@ -59,7 +72,9 @@ class Meter(Protocol):
 
     def reading_values(self, rxy_ohm: np.ndarray) -> np.ndarray: ...
 
-    def source_value(self) -> float: ...
+    def store_readings(self, buffer: str, values: np.ndarray, times_s: np.ndarray) -> None: ...
+
+    def signal_event(self, event_number: int) -> None: ...
 
 
 class TriggerModel:
@@ -73,6 +88,12 @@ class TriggerModel:
         self.pc = 0  # the block the model is at (0: not running)
         self.last_block = 0
         self.counters: dict[int, int] = {}
+        self.started_s = 0.0  # when the present run of the model started (virtual clock)
+
+    @property
+    def pending(self) -> bool:
+        """Whether the model is running or waiting (an overlapped operation for ``*OPC``)."""
+        return self.listening
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -90,6 +111,13 @@ class TriggerModel:
         self.clear()
         self.state = "IDLE"
 
+    def load_template(self, name: str, blocks: list[Block]) -> None:
+        """A built-in template: its blocks, numbered from 1."""
+        self.clear()
+        self.state = "IDLE"
+        for number, block in enumerate(blocks, start=1):
+            self.define(number, *block)
+
     def buffers_used(self) -> set[str]:
         """The reading buffers the blocks clear or measure into."""
         used = {value for kind, value in self.blocks.values() if kind == "clear"}
@@ -104,12 +132,16 @@ class TriggerModel:
         self.stop()
         self.pc, self.counters = 1, {}
         self.state = "RUNNING"
+        self.started_s = self.meter.clock()
+        self.meter.signal_event(TRIGGER_MODEL_INITIATED)
         self.run(None, triggered=False)
 
     def abort(self) -> None:
         """``:ABOR``: a waiting model is aborted."""
         if self.listening:
             self.state = "ABORTED"
+            self.stop()
+            self.meter.signal_event(TRIGGER_MODEL_IDLED)
         self.stop()
 
     def stop(self) -> None:
@@ -190,6 +222,9 @@ class TriggerModel:
                 else:
                     self.counters[self.pc] = 0  # falls through: counts again on the next pass
                     self.pc += 1
+            elif kind == "elapsed":
+                duration, target = value  # type: ignore[misc]
+                self.pc = target if t - self.started_s < duration else self.pc + 1
             else:
                 self.pc += 1
         self.apply(ops, record)
@@ -200,6 +235,7 @@ class TriggerModel:
         if not self.listening:
             self.pc = 0
             self.state = "IDLE"
+            self.meter.signal_event(TRIGGER_MODEL_IDLED)
 
     def _fail(self, what: str) -> None:
         """Stop a run at an emulation limit, with an execution error in the queue."""
@@ -221,10 +257,12 @@ class TriggerModel:
         if times.size == 0 and not ops:
             return
         rxy = record.rxy_at(times) if record is not None else meter.rxy_now(times.size)
-        values = iter(meter.reading_values(rxy))
-        source = meter.source_value()
-        for op, buffer, t in ops:
+        values = meter.reading_values(rxy)
+        taken = 0
+        for (op, buffer), group in groupby(ops, key=lambda o: (o[0], o[1])):
             if op == "clear":
-                meter.buffers[buffer].readings.clear()
-            else:
-                meter.buffers[buffer].store(float(next(values)), source, t)
+                meter.buffers[buffer].clear()
+                continue
+            times = np.array([t for _, _, t in group])
+            meter.store_readings(buffer, values[taken:taken + times.size], times)
+            taken += times.size
