@@ -135,7 +135,8 @@ def test_voltage_limits_refuse_levels_beyond_them(inst):
         inst.write(command)
         assert errors(inst) == [-221], command
     assert (number(inst, ":VOLT:HIGH?"), number(inst, ":VOLT:LOW?")) == (0.25, -0.25)  # nothing changed
-    inst.write(":VOLT:HIGH 1;:VOLT:LOW -1")  # up to the limits
+    assert (number(inst, ":VOLT:HIGH? MAX"), number(inst, ":VOLT? MAX")) == (1.0, 2.0)  # MAX within the limits
+    inst.write(":VOLT:HIGH MAX;:VOLT:LOW MIN")  # up to the limits
     assert errors(inst) == [] and number(inst, ":VOLT?") == 2.0
     inst.write(":VOLT:LIM:HIGH 0.5")  # the present levels would violate it
     assert errors(inst) == [-221] and number(inst, ":VOLT:LIM?") == 1.0

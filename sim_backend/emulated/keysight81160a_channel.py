@@ -150,33 +150,42 @@ class OutputChannel:
                                    f"{self.limit_low:g} V to {self.limit_high:g} V")
         self.amplitude, self.offset = amplitude, offset
 
+    def span(self) -> tuple[float, float]:
+        """The lowest and highest level allowed now: the window, narrowed by the voltage limits while on."""
+        if self.limits_on:
+            return max(-self.window, self.limit_low), min(self.window, self.limit_high)
+        return -self.window, self.window
+
     def amplitude_range(self) -> tuple[float, float]:
-        return AMPLITUDE_MIN_VPP, min(self.amplitude_max(), 2 * (self.window - abs(self.offset)))
+        bottom, top = self.span()
+        return AMPLITUDE_MIN_VPP, min(self.amplitude_max(), 2 * min(top - self.offset, self.offset - bottom))
 
     def set_amplitude(self, vpp: float) -> None:
         check(vpp, AMPLITUDE_MIN_VPP, self.amplitude_max(), "amplitude (Vpp)")
         self._levels(vpp, self.offset)
 
     def offset_range(self) -> tuple[float, float]:
-        room = self.window - self.amplitude / 2
-        return -room, room
+        bottom, top = self.span()
+        return bottom + self.amplitude / 2, top - self.amplitude / 2
 
     def set_offset(self, volts: float) -> None:
         check(volts, -self.window, self.window, "offset")
         self._levels(self.amplitude, volts)
 
     def high_range(self) -> tuple[float, float]:
-        return -self.window + AMPLITUDE_MIN_VPP, self.window
+        bottom, top = self.span()
+        return bottom + AMPLITUDE_MIN_VPP, top
 
     def low_range(self) -> tuple[float, float]:
-        return -self.window, self.window - AMPLITUDE_MIN_VPP
+        bottom, top = self.span()
+        return bottom, top - AMPLITUDE_MIN_VPP
 
     def set_high(self, volts: float) -> None:
-        check(volts, *self.high_range(), "high level")
+        check(volts, -self.window + AMPLITUDE_MIN_VPP, self.window, "high level")
         self._pair(volts, self.low, moved="low")
 
     def set_low(self, volts: float) -> None:
-        check(volts, *self.low_range(), "low level")
+        check(volts, -self.window, self.window - AMPLITUDE_MIN_VPP, "low level")
         self._pair(self.high, volts, moved="high")
 
     def _pair(self, high: float, low: float, moved: str) -> None:

@@ -101,6 +101,14 @@ class Setting(NamedTuple):
     reply: str = "{:.6e}"
 
 
+def _stored(attribute: str, limits: tuple[float, float], what: str,
+            whole: bool = False) -> Callable[[OutputChannel, float], None]:
+    """A setter that stores a value within ``limits`` (rounded to a whole number if ``whole``)."""
+    def store(ch: OutputChannel, value: float) -> None:
+        setattr(ch, attribute, chan.check(int(round(value)) if whole else value, *limits, what))
+    return store
+
+
 def _in_unit(ch: OutputChannel, vpp_range: tuple[float, float]) -> tuple[float, float]:
     low, high = (ch.to_unit(v) for v in vpp_range)
     return (low, high) if low <= high else (high, low)
@@ -131,24 +139,20 @@ SETTINGS = {
     "trailing": Setting(lambda ch: chan.TRANSITION_RANGE, chan.DEFAULTS["transition"], lambda ch: ch.trailing,
                         lambda ch, v: ch.set_transition("trailing", v), "{:.9e}"),
     "square_duty": Setting(lambda ch: chan.SQUARE_DUTY_RANGE, 50.0, lambda ch: ch.square_duty,
-                           lambda ch, v: setattr(ch, "square_duty", chan.check(v, *chan.SQUARE_DUTY_RANGE,
-                                                                               "square duty cycle"))),
+                           _stored("square_duty", chan.SQUARE_DUTY_RANGE, "square duty cycle")),
     "symmetry": Setting(lambda ch: (0.0, 100.0), 100.0, lambda ch: ch.ramp_symmetry,
-                        lambda ch, v: setattr(ch, "ramp_symmetry", chan.check(v, 0.0, 100.0, "ramp symmetry"))),
+                        _stored("ramp_symmetry", (0.0, 100.0), "ramp symmetry")),
     "phase": Setting(lambda ch: chan.PHASE_RANGE, 0.0, lambda ch: ch.phase,
-                     lambda ch, v: setattr(ch, "phase", chan.check(v, *chan.PHASE_RANGE, "phase"))),
+                     _stored("phase", chan.PHASE_RANGE, "phase")),
     "load": Setting(lambda ch: chan.LOAD_RANGE, chan.DEFAULTS["load"], lambda ch: ch.load, OutputChannel.set_load),
     "count": Setting(lambda ch: chan.COUNT_RANGE, 1, lambda ch: ch.count,
-                     lambda ch, v: ch.__setattr__("count", int(chan.check(round(v), *chan.COUNT_RANGE,
-                                                                          "trigger count"))), "{:d}"),
+                     _stored("count", chan.COUNT_RANGE, "trigger count", whole=True), "{:d}"),
     "cycles": Setting(lambda ch: chan.BURST_CYCLES_RANGE, chan.BURST_CYCLES_RANGE[0], lambda ch: ch.count,
-                      lambda ch, v: ch.__setattr__("count", int(chan.check(round(v), *chan.BURST_CYCLES_RANGE,
-                                                                           "burst cycles"))), "{:d}"),
+                      _stored("count", chan.BURST_CYCLES_RANGE, "burst cycles", whole=True), "{:d}"),
     "burst_period": Setting(lambda ch: chan.BURST_PERIOD_RANGE, 1e-6, lambda ch: ch.burst_period,
-                            lambda ch, v: setattr(ch, "burst_period", chan.check(v, *chan.BURST_PERIOD_RANGE,
-                                                                                 "burst period")), "{:.9e}"),
+                            _stored("burst_period", chan.BURST_PERIOD_RANGE, "burst period"), "{:.9e}"),
     "arm_level": Setting(lambda ch: chan.ARM_LEVEL_RANGE, 1.0, lambda ch: ch.arm_level,
-                         lambda ch, v: setattr(ch, "arm_level", chan.check(v, *chan.ARM_LEVEL_RANGE, "arm level"))),
+                         _stored("arm_level", chan.ARM_LEVEL_RANGE, "arm level")),
 }
 # keyword settings: (choices, attribute)
 CHOICES = {"shape": (SHAPES, "shape"), "polarity": (POLARITIES, "polarity"), "arm": (ARM_SOURCES, "arm_source"),
@@ -181,54 +185,8 @@ class EmulatedKeysight81160A(ScpiInstrument):
         (":APPLy<n>:PULSe", "_apply_puls"), (":APPLy<n>:NOISe", "_apply_nois"), (":APPLy<n>:DC", "_apply_dc"),
         (":APPLy<n>:USER", "_apply_user"), (":APPLy<n>?", "_apply_q"),
         (":FUNCtion<n>:USER?", "_user_q"), (":FUNCtion<n>:USER", "_user"),
-        (":FUNCtion<n>:PULSe:TRANsition[:LEADing]?", "_get_leading"),
-        (":FUNCtion<n>:PULSe:TRANsition[:LEADing]", "_set_leading"),
         (":FUNCtion<n>:PULSe:TRANsition:BOTH", "_set_leading"),
-        (":FUNCtion<n>:PULSe:TRANsition:TRAiling?", "_get_trailing"),
-        (":FUNCtion<n>:PULSe:TRANsition:TRAiling", "_set_trailing"),
-        (":FUNCtion<n>:PULSe:TRANsition:UNCoupled?", "_get_uncoupled"),
-        (":FUNCtion<n>:PULSe:TRANsition:UNCoupled", "_set_uncoupled"),
-        (":PULSe:TRANsition<n>[:LEADing]?", "_get_leading"), (":PULSe:TRANsition<n>[:LEADing]", "_set_leading"),
-        (":PULSe:TRANsition<n>:TRAiling?", "_get_trailing"), (":PULSe:TRANsition<n>:TRAiling", "_set_trailing"),
-        (":PULSe:TRANsition<n>:UNCoupled?", "_get_uncoupled"), (":PULSe:TRANsition<n>:UNCoupled", "_set_uncoupled"),
-        (":FUNCtion<n>:PULSe:DCYCle?", "_get_duty"), (":FUNCtion<n>:PULSe:DCYCle", "_set_duty"),
-        (":FUNCtion<n>:PULSe:WIDTh?", "_get_width"), (":FUNCtion<n>:PULSe:WIDTh", "_set_width"),
-        (":FUNCtion<n>:PULSe:HOLD?", "_get_hold"), (":FUNCtion<n>:PULSe:HOLD", "_set_hold"),
-        (":FUNCtion<n>:SQUare:DCYCle?", "_get_square_duty"), (":FUNCtion<n>:SQUare:DCYCle", "_set_square_duty"),
-        (":FUNCtion<n>:RAMP:SYMMetry?", "_get_symmetry"), (":FUNCtion<n>:RAMP:SYMMetry", "_set_symmetry"),
-        (":FUNCtion<n>[:SHAPe]?", "_get_shape"), (":FUNCtion<n>[:SHAPe]", "_set_shape"),
-        (":FREQuency<n>[:CW]?", "_get_frequency"), (":FREQuency<n>[:CW]", "_set_frequency"),
-        (":PULSe:FREQuency<n>?", "_get_frequency"), (":PULSe:FREQuency<n>", "_set_frequency"),
-        (":PULSe:PERiod<n>?", "_get_period"), (":PULSe:PERiod<n>", "_set_period"),
-        (":PULSe:WIDTh<n>?", "_get_width"), (":PULSe:WIDTh<n>", "_set_width"),
-        (":PULSe:DCYCle<n>?", "_get_duty"), (":PULSe:DCYCle<n>", "_set_duty"),
-        (":PULSe:HOLD<n>?", "_get_hold"), (":PULSe:HOLD<n>", "_set_hold"),
-        (":PHASe<n>[:ADJust]?", "_get_phase"), (":PHASe<n>[:ADJust]", "_set_phase"),
-        (":VOLTage<n>:UNIT?", "_get_unit"), (":VOLTage<n>:UNIT", "_set_unit"),
-        (":VOLTage<n>[:LEVel][:IMMediate]:OFFSet?", "_get_offset"),
-        (":VOLTage<n>[:LEVel][:IMMediate]:OFFSet", "_set_offset"),
-        (":VOLTage<n>[:LEVel][:IMMediate]:HIGH?", "_get_high"), (":VOLTage<n>[:LEVel][:IMMediate]:HIGH", "_set_high"),
-        (":VOLTage<n>[:LEVel][:IMMediate]:LOW?", "_get_low"), (":VOLTage<n>[:LEVel][:IMMediate]:LOW", "_set_low"),
-        (":VOLTage<n>:LIMit:STATe?", "_get_limits"), (":VOLTage<n>:LIMit:STATe", "_set_limits"),
-        (":VOLTage<n>:LIMit[:HIGH]?", "_get_limit_high"), (":VOLTage<n>:LIMit[:HIGH]", "_set_limit_high"),
-        (":VOLTage<n>:LIMit:LOW?", "_get_limit_low"), (":VOLTage<n>:LIMit:LOW", "_set_limit_low"),
-        (":VOLTage<n>[:LEVel][:IMMediate][:AMPLitude]?", "_get_amplitude"),
-        (":VOLTage<n>[:LEVel][:IMMediate][:AMPLitude]", "_set_amplitude"),
-        (":OUTPut<n>:LOAD?", "_get_load"), (":OUTPut<n>:LOAD", "_load"),
-        (":OUTPut<n>:POLarity?", "_get_polarity"), (":OUTPut<n>:POLarity", "_set_polarity"),
-        (":OUTPut<n>:COMPlement[:STATe]?", "_get_complement"), (":OUTPut<n>:COMPlement[:STATe]", "_set_complement"),
-        (":OUTPut<n>[:NORMal][:STATe]?", "_get_output"), (":OUTPut<n>[:NORMal][:STATe]", "_set_output"),
         (":TRACk:CHANnel<n>[:STATe]?", "_track_q"), (":TRACk:CHANnel<n>[:STATe]", "_track"),
-        (":ARM:SOURce<n>?", "_get_arm"), (":ARM:SOURce<n>", "_set_arm"),
-        (":ARM:LEVel<n>?", "_get_arm_level"), (":ARM:LEVel<n>", "_set_arm_level"),
-        (":ARM:SENSe<n>?", "_get_arm_sense"), (":ARM:SENSe<n>", "_set_arm_sense"),
-        (":ARM:SLOPe<n>?", "_get_arm_slope"), (":ARM:SLOPe<n>", "_set_arm_slope"),
-        (":TRIGger<n>:SOURce?", "_get_trigger_source"), (":TRIGger<n>:SOURce", "_set_trigger_source"),
-        (":TRIGger<n>:COUNt?", "_get_count"), (":TRIGger<n>:COUNt", "_count"),
-        (":BURSt<n>[:STATe]?", "_get_burst"), (":BURSt<n>[:STATe]", "_set_burst"),
-        (":BURSt<n>:NCYCles?", "_get_cycles"), (":BURSt<n>:NCYCles", "_set_cycles"),
-        (":BURSt<n>:MODE?", "_get_burst_mode"), (":BURSt<n>:MODE", "_set_burst_mode"),
-        (":BURSt<n>:INTernal:PERiod?", "_get_burst_period"), (":BURSt<n>:INTernal:PERiod", "_set_burst_period"),
         (":DATA<n>:CATalog?", "_catalogue_q"), (":DATA<n>:NVOLatile:CATalog?", "_nvol_catalogue_q"),
         (":DATA<n>:NVOLatile:FREE?", "_nvol_free_q"), (":DATA<n>:COPY", "_copy"),
         (":DATA<n>:DELete:ALL", "_delete_all"), (":DATA<n>:DELete", "_delete"),
@@ -237,17 +195,36 @@ class EmulatedKeysight81160A(ScpiInstrument):
         (":DISPlay[:WINDow]:TEXT[:DATA]", "_display_text"), (":DISPlay[:WINDow][:STATe]?", "_display_q"),
         (":DISPlay[:WINDow][:STATe]", "_display"),
         (":STATus:OPERation[:EVENt]?", "_oper_event_q"), (":STATus:OPERation:CONDition?", "_oper_condition_q"),
-        (":STATus:OPERation:ENABle?", "_oper_enable_q"), (":STATus:OPERation:ENABle", "_oper_enable"),
-        (":STATus:OPERation:PTRansition?", "_oper_ptr_q"), (":STATus:OPERation:PTRansition", "_oper_ptr"),
-        (":STATus:OPERation:NTRansition?", "_oper_ntr_q"), (":STATus:OPERation:NTRansition", "_oper_ntr"),
         (":STATus:QUEStionable[:EVENt]?", "_ques_event_q"), (":STATus:QUEStionable:CONDition?", "_ques_condition_q"),
-        (":STATus:QUEStionable:ENABle?", "_ques_enable_q"), (":STATus:QUEStionable:ENABle", "_ques_enable"),
-        (":STATus:QUEStionable:PTRansition?", "_ques_ptr_q"), (":STATus:QUEStionable:PTRansition", "_ques_ptr"),
-        (":STATus:QUEStionable:NTRansition?", "_ques_ntr_q"), (":STATus:QUEStionable:NTRansition", "_ques_ntr"),
         (":STATus:PRESet", "_status_preset"),
         (":SYSTem:VERSion?", "_version_q"), (":SYSTem:BEEPer[:IMMediate]", "_beep"), ("*OPT?", "_options_q"),
         ("*TRG", "_trigger"), (":TRIGger[:SEQuence][:IMMediate]", "_trigger"),
     ]
+    # settings with a query and a command: header -> the setting (handlers ``_get_<setting>``, ``_set_<setting>``)
+    SETTING_HEADERS = {
+        ":FUNCtion<n>:PULSe:TRANsition[:LEADing]": "leading", ":FUNCtion<n>:PULSe:TRANsition:TRAiling": "trailing",
+        ":FUNCtion<n>:PULSe:TRANsition:UNCoupled": "uncoupled", ":PULSe:TRANsition<n>[:LEADing]": "leading",
+        ":PULSe:TRANsition<n>:TRAiling": "trailing", ":PULSe:TRANsition<n>:UNCoupled": "uncoupled",
+        ":FUNCtion<n>:PULSe:DCYCle": "duty", ":FUNCtion<n>:PULSe:WIDTh": "width", ":FUNCtion<n>:PULSe:HOLD": "hold",
+        ":FUNCtion<n>:SQUare:DCYCle": "square_duty", ":FUNCtion<n>:RAMP:SYMMetry": "symmetry",
+        ":FUNCtion<n>[:SHAPe]": "shape", ":FREQuency<n>[:CW]": "frequency", ":PULSe:FREQuency<n>": "frequency",
+        ":PULSe:PERiod<n>": "period", ":PULSe:WIDTh<n>": "width", ":PULSe:DCYCle<n>": "duty",
+        ":PULSe:HOLD<n>": "hold", ":PHASe<n>[:ADJust]": "phase", ":VOLTage<n>:UNIT": "unit",
+        ":VOLTage<n>[:LEVel][:IMMediate]:OFFSet": "offset", ":VOLTage<n>[:LEVel][:IMMediate]:HIGH": "high",
+        ":VOLTage<n>[:LEVel][:IMMediate]:LOW": "low", ":VOLTage<n>:LIMit:STATe": "limits",
+        ":VOLTage<n>:LIMit[:HIGH]": "limit_high", ":VOLTage<n>:LIMit:LOW": "limit_low",
+        ":VOLTage<n>[:LEVel][:IMMediate][:AMPLitude]": "amplitude", ":OUTPut<n>:LOAD": "load",
+        ":OUTPut<n>:POLarity": "polarity", ":OUTPut<n>:COMPlement[:STATe]": "complement",
+        ":OUTPut<n>[:NORMal][:STATe]": "output", ":ARM:SOURce<n>": "arm", ":ARM:LEVel<n>": "arm_level",
+        ":ARM:SENSe<n>": "arm_sense", ":ARM:SLOPe<n>": "arm_slope", ":TRIGger<n>:SOURce": "trigger_source",
+        ":TRIGger<n>:COUNt": "count", ":BURSt<n>[:STATe]": "burst", ":BURSt<n>:NCYCles": "cycles",
+        ":BURSt<n>:MODE": "burst_mode", ":BURSt<n>:INTernal:PERiod": "burst_period",
+        ":STATus:OPERation:ENABle": "oper_enable", ":STATus:OPERation:PTRansition": "oper_ptr",
+        ":STATus:OPERation:NTRansition": "oper_ntr", ":STATus:QUEStionable:ENABle": "ques_enable",
+        ":STATus:QUEStionable:PTRansition": "ques_ptr", ":STATus:QUEStionable:NTRansition": "ques_ntr",
+    }
+    COMMANDS += [entry for header, setting in SETTING_HEADERS.items()
+                 for entry in ((f"{header}?", f"_get_{setting}"), (header, f"_set_{setting}"))]
 
     def __init__(self, bench: Bench | None = None) -> None:
         self.catalogues = {1: WaveformCatalogue(), 2: WaveformCatalogue()}  # kept by *RST (non-volatile memory)
@@ -341,6 +318,7 @@ class EmulatedKeysight81160A(ScpiInstrument):
                                                              "uncoupled": "edges_uncoupled"}[name]
         return "1" if getattr(self._ch(n), attribute) else "0"
 
+    # the handlers SETTING_HEADERS names: ``_set_<setting>`` / ``_get_<setting>`` for every generic setting
     for _name in SETTINGS:
         locals()[f"_set_{_name}"] = partialmethod(_set_number, name=_name)
         locals()[f"_get_{_name}"] = partialmethod(_get_number, name=_name)
@@ -352,10 +330,10 @@ class EmulatedKeysight81160A(ScpiInstrument):
         locals()[f"_get_{_name}"] = partialmethod(_get_switch, name=_name)
     del _name
 
-    def _load(self, args: str, n: str) -> None:
+    def _set_load(self, args: str, n: str) -> None:  # replaces the generic one: INF is the largest load
         self._set_number("MAX" if args.strip().upper() in ("INF", "INFINITY") else args, n, "load")
 
-    def _count(self, args: str, n: str) -> None:
+    def _set_count(self, args: str, n: str) -> None:  # replaces the generic one
         """``:TRIG:COUN``: the cycles per trigger; more than one switches the burst on, one switches it off."""
         self._set_number(args, n, "count")
         ch = self._ch(n)
@@ -588,8 +566,8 @@ class EmulatedKeysight81160A(ScpiInstrument):
         locals()[f"_{_group}_event_q"] = partialmethod(_event_q, group=_group)
         locals()[f"_{_group}_condition_q"] = partialmethod(_condition_q, group=_group)
         for _mask_name, _attribute in (("enable", "enable"), ("ptr", "positive"), ("ntr", "negative")):
-            locals()[f"_{_group}_{_mask_name}_q"] = partialmethod(_mask_q, group=_group, mask=_attribute)
-            locals()[f"_{_group}_{_mask_name}"] = partialmethod(_mask, group=_group, mask=_attribute)
+            locals()[f"_get_{_group}_{_mask_name}"] = partialmethod(_mask_q, group=_group, mask=_attribute)
+            locals()[f"_set_{_group}_{_mask_name}"] = partialmethod(_mask, group=_group, mask=_attribute)
     del _group, _mask_name, _attribute
 
     # -- playing ----------------------------------------------------------------------------------------
