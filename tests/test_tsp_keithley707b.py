@@ -216,6 +216,7 @@ def test_error_queue_reads_counts_and_clears(tsp):
     ("channel.close('1A01", -285, "unfinished string"),
     ("channel.close('1A01') nosuch.f() channel.close('1B01')", -286, "attempt to index global 'nosuch'"),
     ("channel.close(1A01)", -285, "malformed number near '1A01'"),
+    ("channel.close('1A01');; reset()", -285, "unexpected symbol near ';'"),  # no empty statement in Lua 5.0
     ("channel = nil", -286, "cannot be assigned"),
     ("localnode.model = '2450'", -286, "cannot set read-only attribute 'model'"),
     ("x" * (MAX_MESSAGE_CHARS + 1), -285, "longer than"),

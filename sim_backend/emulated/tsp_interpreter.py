@@ -4,7 +4,8 @@ Nothing a client sends is handed to ``eval``/``exec``: a message is tokenized, p
 statements, and run against a namespace of :class:`Table`, :class:`Attribute` and :class:`Function` objects
 that the instrument provides. The served subset, per message (a Lua *chunk*):
 
-- statements separated by ``;``, newlines or plain spaces (as Lua allows); ``--`` comments;
+- statements separated by ``;``, newlines or plain spaces (as TSP's Lua 5.0 allows: one optional ``;`` after a
+  statement, never an empty statement); ``--`` comments;
 - a function call: ``channel.close('1A01')``, ``waitcomplete()``, ``print(expr, ...)``;
 - an assignment: ``channel.connectrule = channel.BREAK_BEFORE_MAKE``, ``format.asciiprecision = 6``,
   ``x = channel.getclose("allslots")``, ``code, message, severity, node = errorqueue.next()``;
@@ -231,12 +232,11 @@ class _Parser:
     def chunk(self) -> list:
         statements = []
         while self.token.kind != "eof":
-            if self.at(";"):
-                self.take()
-                continue
             if len(statements) >= MAX_STATEMENTS:
                 self.fail(f"more than {MAX_STATEMENTS} statements in one message (not served by the emulation)")
             statements.append(self.statement())
+            if self.at(";"):  # TSP's Lua (5.0): one optional ';' after a statement, never on its own
+                self.take()
         return statements
 
     def statement(self):
