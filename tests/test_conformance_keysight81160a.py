@@ -231,6 +231,32 @@ def test_an_upload_takes_its_time_on_the_virtual_clock(inst, bench):
     assert 0.015 < elapsed < 0.02  # 2 ms, then 16 ms at 100 Mbit/s
 
 
+def test_byte_order_of_uploaded_blocks(inst, server):
+    inst.write(":FORM:BORD SWAP")
+    assert inst.query(":FORM:BORD?") == "SWAP"
+    inst.write_binary_values(":DATA1:DAC VOLATILE,", [1, -2, 8191], datatype="h", is_big_endian=False)
+    assert inst.query("*OPC?") == "1"
+    np.testing.assert_array_equal(server.instrument.catalogues[1].volatile, [1, -2, 8191])
+    inst.write(":FORM:BORD NORM")
+    inst.write_binary_values(":DATA1:DAC VOLATILE,", [3, -4], datatype="h", is_big_endian=True)
+    assert inst.query("*OPC?") == "1"
+    np.testing.assert_array_equal(server.instrument.catalogues[1].volatile, [3, -4])
+
+
+def test_a_delayed_pulse_and_the_load_as_external_impedance(inst, server):
+    inst.write(":FUNC PULS;:PULS:PER 10us;:PULS:WIDT 2us;:PULS:DEL 3us;:OUTP:IMP:EXT 1e6")
+    assert number(inst, ":OUTP:LOAD?") == 1e6 and number(inst, ":OUTP:IMP?") == 50.0
+    assert number(inst, ":PULS:DEL? MAX") == pytest.approx(8e-6)
+    assert number(inst, ":PULS:WIDT? MAX") == pytest.approx(7e-6)
+    inst.write(":VOLT:HIGH 1;:VOLT:LOW 0;:ARM:SOUR MAN;:OUTP ON;*TRG")
+    assert inst.query("*OPC?") == "1"
+    _, levels, durations = server.instrument.played[-1]
+    np.testing.assert_allclose(levels, [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(durations, [3e-6, 2e-6, 5e-6])
+    inst.write(":PULS:WIDT 8us;:OUTP:IMP 5")  # beyond the delayed period; a 5 ohm source is not emulated
+    assert errors(inst) == [-221, -221]
+
+
 def test_channel_coupling_copies_the_signal_both_ways(inst):
     inst.write(":TRAC:CHAN1 ON;:FUNC1 PULS;:PULS:PER1 2us;:VOLT1 1.2")
     assert inst.query(":FUNC2?") == "PULS" and number(inst, ":PULS:PER2?") == pytest.approx(2e-6)

@@ -40,6 +40,7 @@ from sim_backend.emulated.scpi_values import OutOfRange
 
 HIGH_IMPEDANCE_OHM = 1e6  # the largest load setting: high impedance (the level is the open-circuit voltage)
 LOAD_RANGE = (0.3, HIGH_IMPEDANCE_OHM)
+SOURCE_IMPEDANCE_RANGE = (5.0, 50.0)
 WINDOW_50_OHM_V = 5.0  # |level| into 50 Ω
 AMPLITUDE_MIN_VPP = 0.05
 AMPLITUDE_MAX_VPP = 5.0  # into 50 Ω
@@ -50,6 +51,7 @@ FREQUENCY_RANGES = {"SIN": (1e-6, 500e6), "SQU": (1e-6, 330e6), "RAMP": (1e-6, 5
 WIDTH_MIN_S = 1.5e-9
 WIDTH_MAX_S = 1e6
 TRANSITION_RANGE = (1e-9, 1e3)
+DELAY_RANGE = (0.0, 1e6)
 SQUARE_DUTY_RANGE = (0.0001515, 99.9998485)
 LIMIT_HIGH_RANGE = (-9.99, 10.0)
 LIMIT_LOW_RANGE = (-10.0, 9.99)
@@ -85,6 +87,7 @@ class OutputChannel:
     offset: float = DEFAULTS["offset"]
     unit: str = "VPP"
     width: float = DEFAULTS["width"]
+    delay: float = 0.0  # of the pulse after the start of its period (the trigger output's edge)
     hold: str = "WIDT"
     leading: float = DEFAULTS["transition"]
     trailing: float = DEFAULTS["transition"]
@@ -201,6 +204,12 @@ class OutputChannel:
                                   f"(high must exceed low by {AMPLITUDE_MIN_VPP:g} to {widest:g} V)")
         self._levels(high - low, (high + low) / 2)
 
+    def set_source_impedance(self, ohms: float) -> None:
+        """``:OUTP:IMP``: 5 Ω or 50 Ω on the instrument; the bench's source is 50 Ω, so only that is taken."""
+        check(ohms, *SOURCE_IMPEDANCE_RANGE, "source impedance")
+        if ohms != SOURCE_IMPEDANCE_OHM:
+            raise SettingsConflict(f"a {ohms:g} ohm source: only the 50 ohm source is emulated")
+
     def set_load(self, ohms: float) -> None:
         check(ohms, *LOAD_RANGE, "load")
         before = self.load
@@ -307,7 +316,7 @@ class OutputChannel:
         self.set_frequency(f_high if f_high < hz <= f_high * (1 + 1e-9) else hz)  # %e rounding at the limit
 
     def width_range(self) -> tuple[float, float]:
-        return WIDTH_MIN_S, max(self.period - WIDTH_MIN_S, WIDTH_MIN_S)
+        return WIDTH_MIN_S, max(self.period - max(self.delay, WIDTH_MIN_S), WIDTH_MIN_S)
 
     def set_width(self, seconds: float) -> None:
         check(seconds, WIDTH_MIN_S, WIDTH_MAX_S, "pulse width")
@@ -345,7 +354,7 @@ class OutputChannel:
 
     # -- tracking ---------------------------------------------------------------------------------
 
-    WAVEFORM_FIELDS = ("shape", "frequency", "amplitude", "offset", "unit", "width", "hold", "leading",
+    WAVEFORM_FIELDS = ("shape", "frequency", "amplitude", "offset", "unit", "width", "delay", "hold", "leading",
                        "trailing", "edges_uncoupled", "square_duty", "ramp_symmetry", "phase", "polarity", "user")
 
     def copy_waveform_to(self, other: OutputChannel) -> None:
@@ -365,10 +374,21 @@ class OutputChannel:
 
     # -- one cycle as played ----------------------------------------------------------------------
 
+    def set_delay(self, seconds: float) -> None:
+        check(seconds, *DELAY_RANGE, "pulse delay")
+        if seconds + self.width > self.period * (1 + 1e-12):
+            raise SettingsConflict(f"pulse delay {seconds:g} s and width {self.width:g} s exceed the period "
+                                   f"{self.period:g} s")
+        self.delay = seconds
+
     def pulse_cycle(self) -> tuple[np.ndarray, np.ndarray]:
-        """One pulse period: the pulse level for the width, the idle level for the rest (ideal edges)."""
+        """One pulse period: idle for the delay (if any), the pulse level for the width, idle for the rest
+        (ideal edges)."""
         active, idle = (self.high, self.low) if self.polarity == "NORM" else (self.low, self.high)
-        return np.array([active, idle]), np.array([self.width, max(self.period - self.width, 0.0)])
+        rest = max(self.period - self.width - self.delay, 0.0)
+        if self.delay > 0:
+            return np.array([idle, active, idle]), np.array([self.delay, self.width, rest])
+        return np.array([active, idle]), np.array([self.width, rest])
 
     def square_cycle(self) -> tuple[np.ndarray, np.ndarray]:
         active, idle = (self.high, self.low) if self.polarity == "NORM" else (self.low, self.high)

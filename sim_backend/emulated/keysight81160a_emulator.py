@@ -4,8 +4,8 @@ Two channels (:class:`~sim_backend.emulated.keysight81160a_channel.OutputChannel
 settings and their couplings; :class:`~sim_backend.emulated.keysight81160a_catalogue.WaveformCatalogue`
 its waveform memory). Served, in short and long forms with the optional ``:SOURce`` root: functions and
 ``APPLy``, frequency/period, amplitude (``VPP|VRMS|DBM``)/offset/high/low, voltage limits, pulse width,
-duty cycle, hold and edges, square duty cycle, ramp symmetry, phase, output state/load/polarity/complement,
-channel coupling (``:TRACk:CHANnel``), arm/trigger/burst, the waveform catalogue, ``:DISPlay``, the
+delay, duty cycle, hold and edges, square duty cycle, ramp symmetry, phase, output state/load/polarity/complement,
+channel coupling (``:TRACk:CHANnel``), arm/trigger/burst, the waveform catalogue and byte order, ``:DISPlay``, the
 status registers and the IEEE 488.2 commons. ``MIN|MAX|DEF`` work as values and as query arguments,
 answering the limits the present coupled settings allow. Errors: ``-113`` unknown header, ``-221``
 settings conflict, ``-222`` data out of range, ``-224`` illegal parameter value, ``-225`` out of memory,
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from sim_backend.emulated import keysight81160a_channel as chan
+from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM
 from sim_backend.emulated.keysight81160a_catalogue import VOLATILE, OutOfMemory, WaveformCatalogue, quoted
 from sim_backend.emulated.keysight81160a_channel import OutputChannel, SettingsConflict
 from sim_backend.emulated.keysight81160a_registers import RegisterGroup, register_mask
@@ -78,6 +79,7 @@ HOLDS = {"WIDT": "WIDT", "WIDTH": "WIDT", "DCYC": "DCYC", "DCYCLE": "DCYC", "TDE
 UNITS = {"VPP": "VPP", "VRMS": "VRMS", "DBM": "DBM"}
 ARM_SENSES = {"EDGE": "EDGE", "LEV": "LEV", "LEVEL": "LEV"}
 ARM_SLOPES = {"POS": "POS", "POSITIVE": "POS", "NEG": "NEG", "NEGATIVE": "NEG", "EITH": "EITH", "EITHER": "EITH"}
+BYTE_ORDERS = {"NORM": "NORM", "NORMAL": "NORM", "SWAP": "SWAP", "SWAPPED": "SWAP"}
 OPTIONS = "002"  # two channels
 SCPI_VERSION = "1999.0"
 # an upload is handled before the generic SCPI split: its binary block may hold any byte
@@ -132,6 +134,8 @@ SETTINGS = {
                          lambda ch, v: ch.set_limit("low", v)),
     "width": Setting(OutputChannel.width_range, chan.DEFAULTS["width"], lambda ch: ch.width,
                      OutputChannel.set_width, "{:.9e}"),
+    "delay": Setting(lambda ch: (0.0, max(ch.period - ch.width, 0.0)), 0.0, lambda ch: ch.delay,
+                     OutputChannel.set_delay, "{:.9e}"),
     "duty": Setting(OutputChannel.duty_range, 100 * chan.DEFAULTS["width"] * chan.DEFAULTS["frequency"],
                     lambda ch: ch.duty, OutputChannel.set_duty),
     "leading": Setting(lambda ch: chan.TRANSITION_RANGE, chan.DEFAULTS["transition"], lambda ch: ch.leading,
@@ -144,6 +148,8 @@ SETTINGS = {
                         _stored("ramp_symmetry", (0.0, 100.0), "ramp symmetry")),
     "phase": Setting(lambda ch: chan.PHASE_RANGE, 0.0, lambda ch: ch.phase,
                      _stored("phase", chan.PHASE_RANGE, "phase")),
+    "source_impedance": Setting(lambda ch: (SOURCE_IMPEDANCE_OHM, SOURCE_IMPEDANCE_OHM), SOURCE_IMPEDANCE_OHM,
+                                lambda ch: SOURCE_IMPEDANCE_OHM, OutputChannel.set_source_impedance),
     "load": Setting(lambda ch: chan.LOAD_RANGE, chan.DEFAULTS["load"], lambda ch: ch.load, OutputChannel.set_load),
     "count": Setting(lambda ch: chan.COUNT_RANGE, 1, lambda ch: ch.count,
                      _stored("count", chan.COUNT_RANGE, "trigger count", whole=True), "{:d}"),
@@ -196,7 +202,7 @@ class EmulatedKeysight81160A(ScpiInstrument):
         (":DISPlay[:WINDow][:STATe]", "_display"),
         (":STATus:OPERation[:EVENt]?", "_oper_event_q"), (":STATus:OPERation:CONDition?", "_oper_condition_q"),
         (":STATus:QUEStionable[:EVENt]?", "_ques_event_q"), (":STATus:QUEStionable:CONDition?", "_ques_condition_q"),
-        (":STATus:PRESet", "_status_preset"),
+        (":STATus:PRESet", "_status_preset"), (":FORMat:BORDer?", "_border_q"), (":FORMat:BORDer", "_border"),
         (":SYSTem:VERSion?", "_version_q"), (":SYSTem:BEEPer[:IMMediate]", "_beep"), ("*OPT?", "_options_q"),
         ("*TRG", "_trigger"), (":TRIGger[:SEQuence][:IMMediate]", "_trigger"),
     ]
@@ -209,7 +215,9 @@ class EmulatedKeysight81160A(ScpiInstrument):
         ":FUNCtion<n>:SQUare:DCYCle": "square_duty", ":FUNCtion<n>:RAMP:SYMMetry": "symmetry",
         ":FUNCtion<n>[:SHAPe]": "shape", ":FREQuency<n>[:CW]": "frequency", ":PULSe:FREQuency<n>": "frequency",
         ":PULSe:PERiod<n>": "period", ":PULSe:WIDTh<n>": "width", ":PULSe:DCYCle<n>": "duty",
-        ":PULSe:HOLD<n>": "hold", ":PHASe<n>[:ADJust]": "phase", ":VOLTage<n>:UNIT": "unit",
+        ":PULSe:HOLD<n>": "hold", ":PULSe:DELay<n>": "delay", ":FUNCtion<n>:PULSe:DELay": "delay",
+        ":OUTPut<n>:IMPedance:EXTernal": "load", ":OUTPut<n>:IMPedance[:INTernal]": "source_impedance",
+        ":PHASe<n>[:ADJust]": "phase", ":VOLTage<n>:UNIT": "unit",
         ":VOLTage<n>[:LEVel][:IMMediate]:OFFSet": "offset", ":VOLTage<n>[:LEVel][:IMMediate]:HIGH": "high",
         ":VOLTage<n>[:LEVel][:IMMediate]:LOW": "low", ":VOLTage<n>:LIMit:STATe": "limits",
         ":VOLTage<n>:LIMit[:HIGH]": "limit_high", ":VOLTage<n>:LIMit:LOW": "limit_low",
@@ -234,6 +242,7 @@ class EmulatedKeysight81160A(ScpiInstrument):
     def reset_state(self) -> None:
         self.channels = {1: OutputChannel(), 2: OutputChannel()}
         self.tracking: int | None = None  # the channel whose settings the other one copies (:TRACk:CHANnel)
+        self.byte_order = "NORM"  # :FORM:BORD: NORMal (big-endian) or SWAPped DAC blocks
         self.display_on = True
         self.display_text = ""
         # (channel, levels in V at the open circuit, durations in s) of the latest triggers, for tests: at most
@@ -396,7 +405,7 @@ class EmulatedKeysight81160A(ScpiInstrument):
             raise ValueError(f"DAC data target {text.split(',')[0].strip()[:20]!r}: only VOLATILE")
         body = text[target.end():]
         if body.startswith("#"):
-            codes, rest = self._block(body.encode("latin-1"))
+            codes, rest = self._block(body.encode("latin-1"), ">i2" if self.byte_order == "NORM" else "<i2")
         else:
             values, _, rest = body.partition(";")
             codes = np.array([int(v) for v in values.split(",")], dtype=np.int64)
@@ -407,8 +416,8 @@ class EmulatedKeysight81160A(ScpiInstrument):
         return rest.lstrip("; ")
 
     @staticmethod
-    def _block(raw: bytes) -> tuple[np.ndarray, str]:
-        """Big-endian 16-bit codes from an IEEE 488.2 definite-length block, and the text after it."""
+    def _block(raw: bytes, dtype: str) -> tuple[np.ndarray, str]:
+        """16-bit codes (``dtype``: byte order) from an IEEE 488.2 definite-length block, and the text after it."""
         if len(raw) < 2 or not raw[1:2].isdigit() or raw[1:2] == b"0":
             raise ValueError("DAC data must be a definite-length block #<n><length><bytes>")
         digits = int(raw[1:2])
@@ -422,7 +431,7 @@ class EmulatedKeysight81160A(ScpiInstrument):
         payload += b"\r" * (length - len(payload))
         if length % 2:
             raise ValueError("DAC block length must be a whole number of 16-bit points")
-        return np.frombuffer(payload, dtype=">i2").astype(np.int64), raw[start + length:].decode("latin-1")
+        return np.frombuffer(payload, dtype=dtype).astype(np.int64), raw[start + length:].decode("latin-1")
 
     def _catalogue(self, n: str) -> WaveformCatalogue:
         self._ch(n)
@@ -518,6 +527,12 @@ class EmulatedKeysight81160A(ScpiInstrument):
 
     def _display_clear(self, args: str) -> None:
         self.display_text = ""
+
+    def _border_q(self, args: str) -> str:
+        return self.byte_order
+
+    def _border(self, args: str) -> None:
+        self.byte_order = _choice(args, BYTE_ORDERS, "byte order")
 
     def _version_q(self, args: str) -> str:
         return SCPI_VERSION
