@@ -105,7 +105,7 @@ def test_unknown_statement_is_queued_and_raised_by_the_driver(emulated):
     matrix = connect(server)
     matrix.write("channel.connect(1A01)")  # Lua reads 1A01 as a malformed number
     assert matrix.error_count == 1
-    with pytest.raises(InstrumentError, match=r"-285: TSP Syntax error at line 1: malformed number near '1A01'"):
+    with pytest.raises(InstrumentError, match=r"-285: TSP Syntax error at line 1: malformed number near `1A01'"):
         matrix.check_errors()
     assert matrix.check_errors() == []  # read once, the queue is empty
     assert matrix.next_error == (0, "Queue Is Empty")
@@ -128,7 +128,7 @@ def test_an_unknown_query_answers_nil_instead_of_leaving_the_client_waiting(emul
     _, server = emulated
     matrix = connect(server)
     assert matrix.ask("print(smu.source.level)") == "nil"  # a 2450's attribute: indexing nil
-    with pytest.raises(InstrumentError, match="-286: TSP Runtime error at line 1: attempt to index global 'smu'"):
+    with pytest.raises(InstrumentError, match="-286: TSP Runtime error at line 1: attempt to index global `smu'"):
         matrix.check_errors()
 
 

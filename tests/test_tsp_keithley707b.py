@@ -204,21 +204,21 @@ def test_error_queue_reads_counts_and_clears(tsp):
     assert tsp.query("print(errorqueue.count)") == "2.00000e+00"
     code, message, severity, node = tsp.query("print(errorqueue.next())").split("\t")
     assert (code, message) == ("-2.86000e+02", "TSP Runtime error at line 1: attempt to call global "
-                                                   "'no_such_function' (a nil value)")
+                                                   "`no_such_function' (a nil value)")
     assert (severity, node) == ("2.00000e+01", "1.00000e+00")
     tsp.write("errorqueue.clear()")
     assert tsp.query("print(errorqueue.next())") == "0.00000e+00\tQueue Is Empty\t0.00000e+00\t1.00000e+00"
 
 
 @pytest.mark.parametrize("statement, code, text", [
-    ("for i = 1, 3 do channel.close('1A01') end", -285, "near 'for' (not served by the emulation)"),
-    ("channel.close('1A01') x = = 1", -285, "unexpected symbol near '='"),  # nothing of it runs
+    ("for i = 1, 3 do channel.close('1A01') end", -285, "near `for' (not served by the emulation)"),
+    ("channel.close('1A01') x = = 1", -285, "unexpected symbol near `='"),  # nothing of it runs
     ("channel.close('1A01", -285, "unfinished string"),
-    ("channel.close('1A01') nosuch.f() channel.close('1B01')", -286, "attempt to index global 'nosuch'"),
-    ("channel.close(1A01)", -285, "malformed number near '1A01'"),
-    ("channel.close('1A01');; reset()", -285, "unexpected symbol near ';'"),  # no empty statement in Lua 5.0
+    ("channel.close('1A01') nosuch.f() channel.close('1B01')", -286, "attempt to index global `nosuch'"),
+    ("channel.close(1A01)", -285, "malformed number near `1A01'"),
+    ("channel.close('1A01');; reset()", -285, "unexpected symbol near `;'"),  # no empty statement in Lua 5.0
     ("channel = nil", -286, "cannot be assigned"),
-    ("localnode.model = '2450'", -286, "cannot set read-only attribute 'model'"),
+    ("localnode.model = '2450'", -286, "cannot set read-only attribute `model'"),
     ("x" * (MAX_MESSAGE_CHARS + 1), -285, "longer than"),
 ])
 def test_outside_the_subset_is_the_instruments_error_and_the_next_query_answers(tsp, statement, code, text):

@@ -83,7 +83,7 @@ _PRINT_CALL = re.compile(r"(^|[^\w.])print\s*[(\"']")
 def _string(value: object, position: int, function: str) -> str:
     if not isinstance(value, str):
         got = "no value" if value is None else type_name(value)
-        raise TspRuntimeError(f"bad argument #{position} to '{function}' (string expected, got {got})")
+        raise TspRuntimeError(f"bad argument #{position} to `{function}' (string expected, got {got})")
     return value
 
 
@@ -96,7 +96,7 @@ def _number(value: object, position: int, function: str) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     got = "no value" if value is None else type_name(value)
-    raise TspRuntimeError(f"bad argument #{position} to '{function}' (number expected, got {got})")
+    raise TspRuntimeError(f"bad argument #{position} to `{function}' (number expected, got {got})")
 
 
 class EmulatedKeithley707B(EmulatedInstrument):
@@ -409,7 +409,7 @@ class EmulatedKeithley707B(EmulatedInstrument):
             else:
                 self.status.sre = value & ~MSS
         elif header != "*WAI":
-            self.push_error(TSP_SYNTAX_ERROR, f"TSP Syntax error at line 1: unexpected symbol near '{header}'")
+            self.push_error(TSP_SYNTAX_ERROR, "TSP Syntax error at line 1: unexpected symbol near `*'")
         return None
 
     def handle(self, message: str) -> str | None:

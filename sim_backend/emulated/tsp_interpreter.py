@@ -12,13 +12,13 @@ that the instrument provides. The served subset, per message (a Lua *chunk*):
 - expressions: numbers (``1``, ``-2.5e-3``, ``0x10``), strings in either quote style with Lua's escapes,
   ``nil``, ``true``, ``false``, names, fields (``a.b``), indexing (``slot[1]``), calls (also ``f"text"``).
 
-Lua's own rules hold where they matter to a client: an undefined name is ``nil`` (``print(foo)`` prints
-``nil``), indexing or calling ``nil`` is a runtime error, a call's extra results expand only as the last
-expression of a list, and ``print`` writes its values tab-separated, numbers as ``format.asciiprecision``
-digits in exponent form. Not served (a TSP syntax error, −285): loops, ``if``, ``function``, ``local``,
-``return``, operators (``+ .. == and`` …), table constructors and long strings; the interpreter thus always
-ends, and a message is bounded (:data:`MAX_MESSAGE_CHARS`, :data:`MAX_STATEMENTS`, :data:`MAX_GLOBALS`,
-:data:`MAX_NESTING`).
+Lua's own rules hold where they matter to a client (TSP runs Lua 5.0, whose messages quote names as ```name'``):
+an undefined name is ``nil`` (``print(foo)`` prints ``nil``), indexing or calling ``nil`` is a runtime error, a
+call's extra results expand only as the last expression of a list, and ``print`` writes its values
+tab-separated, numbers as ``format.asciiprecision`` digits in exponent form. Not served (a TSP syntax error,
+−285): loops, ``if``, ``function``, ``local``, ``return``, operators (``+ .. == and`` …), table constructors and
+long strings; the interpreter thus always ends, and a message is bounded (:data:`MAX_MESSAGE_CHARS`,
+:data:`MAX_STATEMENTS`, :data:`MAX_GLOBALS`, :data:`MAX_NESTING`).
 
 A syntax error anywhere in a message runs none of it (Lua compiles the chunk first); a runtime error stops
 the chunk at that statement, with the statements before it done.
@@ -121,11 +121,11 @@ def _unescape(body: str, line: int) -> str:
         elif escape.isdigit():
             digits = re.match(r"\d{1,3}", body[i + 1:]).group()
             if int(digits) > 255:
-                raise TspSyntaxError(f"escape sequence too large near '\\{digits}'", line)
+                raise TspSyntaxError(f"escape sequence too large near `\\{digits}'", line)
             out.append(chr(int(digits)))
             i += 1 + len(digits)
         else:
-            raise TspSyntaxError(f"invalid escape sequence near '\\{escape}'", line)
+            raise TspSyntaxError(f"invalid escape sequence near `\\{escape}'", line)
     return "".join(out)
 
 
@@ -135,7 +135,7 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise TspSyntaxError(f"unexpected symbol near '{text[pos]}'", line)
+            raise TspSyntaxError(f"unexpected symbol near `{text[pos]}'", line)
         kind, lexeme = match.lastgroup, match.group()
         if kind == "tail":
             kind = "number"
@@ -143,7 +143,7 @@ def tokenize(text: str) -> list[Token]:
             line += 1
         elif kind == "number":
             if match.group("tail"):
-                raise TspSyntaxError(f"malformed number near '{lexeme}'", line)
+                raise TspSyntaxError(f"malformed number near `{lexeme}'", line)
             value = float(int(lexeme, 16)) if lexeme[:2].lower() == "0x" else float(lexeme)
             tokens.append(Token("number", value, lexeme, line))
         elif kind == "name":
@@ -151,7 +151,7 @@ def tokenize(text: str) -> list[Token]:
         elif kind == "string":
             tokens.append(Token("string", _unescape(lexeme[1:-1], line), lexeme, line))
         elif kind == "open_string":
-            raise TspSyntaxError(f"unfinished string near '{text[pos:].splitlines()[0]}'", line)
+            raise TspSyntaxError(f"unfinished string near `{text[pos:].splitlines()[0]}'", line)
         elif kind == "op":
             tokens.append(Token("op", lexeme, lexeme, line))
         pos = match.end()
@@ -219,15 +219,15 @@ class _Parser:
     def expect(self, op: str, opening: Token | None = None) -> None:
         if not self.at(op):
             if opening is not None and opening.line != self.token.line:
-                self.fail(f"'{op}' expected (to close '{opening.text}' at line {opening.line})")
-            self.fail(f"'{op}' expected")
+                self.fail(f"`{op}' expected (to close `{opening.text}' at line {opening.line})")
+            self.fail(f"`{op}' expected")
         self.take()
 
     def fail(self, what: str) -> None:
         token = self.token
         if token.kind == "name" and token.value in UNSERVED_KEYWORDS:
-            raise TspSyntaxError(f"unexpected symbol near '{token.text}' (not served by the emulation)", token.line)
-        raise TspSyntaxError(f"{what} near '{token.text}'", token.line)
+            raise TspSyntaxError(f"unexpected symbol near `{token.text}' (not served by the emulation)", token.line)
+        raise TspSyntaxError(f"{what} near `{token.text}'", token.line)
 
     def chunk(self) -> list:
         statements = []
@@ -253,7 +253,7 @@ class _Parser:
             if isinstance(targets[-1], Call):
                 self.fail("syntax error")
         if not self.at("="):
-            self.fail("'=' expected")
+            self.fail("`=' expected")
         self.take()
         return Assign(tuple(targets), tuple(self.expressions()), line)
 
@@ -417,7 +417,7 @@ class Interpreter:
     def _assign(self, target, value: object) -> None:
         if isinstance(target, Name):
             if target.name in self.namespace:
-                raise TspRuntimeError(f"'{target.name}' is an instrument name and cannot be assigned "
+                raise TspRuntimeError(f"`{target.name}' is an instrument name and cannot be assigned "
                                       "(not served by the emulation)")
             if value is None:
                 self.variables.pop(target.name, None)
@@ -434,9 +434,9 @@ class Interpreter:
             raise TspRuntimeError(f"attempt to index {self._describe(target.target)} (a {type_name(table)} value)")
         member = table.get(key)
         if not isinstance(member, Attribute):
-            raise TspRuntimeError(f"field '{key}' cannot be assigned (not served by the emulation)")
+            raise TspRuntimeError(f"field `{key}' cannot be assigned (not served by the emulation)")
         if member.set is None:
-            raise TspRuntimeError(f"cannot set read-only attribute '{key}'")
+            raise TspRuntimeError(f"cannot set read-only attribute `{key}'")
         member.set(value)
 
     # -- expressions --------------------------------------------------------------------------------
@@ -484,9 +484,9 @@ class Interpreter:
     @staticmethod
     def _describe(expression) -> str:
         if isinstance(expression, Name):
-            return f"global '{expression.name}'"
+            return f"global `{expression.name}'"
         if isinstance(expression, Index) and expression.field is not None:
-            return f"field '{expression.field}'"
+            return f"field `{expression.field}'"
         return "a value"
 
     def _print(self, *values: object) -> tuple:
