@@ -266,8 +266,12 @@ def test_channel_coupling_copies_the_signal_both_ways(inst):
     assert errors(inst) == [-221]
     inst.write(":OUTP1 ON")  # the output state is not copied
     assert inst.query(":OUTP2?") == "0"
-    inst.write(":TRAC:CHAN1 OFF;:VOLT1 2")
+    inst.write(":VOLT2:LIM:HIGH 1;:VOLT2:LIM:LOW -1;:VOLT2:LIM:STAT ON;:VOLT1 2.5")  # channel 2's limits apply
+    assert errors(inst) == [-221] and number(inst, ":VOLT1?") == pytest.approx(1.2)  # undone on channel 1 too
+    inst.write(":TRAC:CHAN1 OFF;:VOLT1 2.5")
     assert number(inst, ":VOLT2?") == pytest.approx(1.2)
+    inst.write(":TRAC:CHAN1 ON")  # channel 1's levels do not fit channel 2's limits: not coupled
+    assert errors(inst) == [-221] and inst.query(":TRAC:CHAN1?") == "0"
 
 
 def test_error_codes_and_the_event_status_register(inst):

@@ -144,14 +144,17 @@ class OutputChannel:
 
     def _levels(self, amplitude: float, offset: float) -> None:
         """Take a new amplitude/offset pair if the window and the voltage limits allow it."""
-        high, low = offset + amplitude / 2, offset - amplitude / 2
+        self.check_levels(offset + amplitude / 2, offset - amplitude / 2)
+        self.amplitude, self.offset = amplitude, offset
+
+    def check_levels(self, high: float, low: float) -> None:
+        """:class:`SettingsConflict` unless this channel's window and voltage limits allow these levels."""
         if high > self.window + 1e-12 or low < -self.window - 1e-12:
             raise SettingsConflict(f"levels {low:g} V to {high:g} V outside the +-{self.window:g} V window "
                                    f"at a {self.load:g} ohm load")
         if self.limits_on and (high > self.limit_high + 1e-12 or low < self.limit_low - 1e-12):
             raise SettingsConflict(f"levels {low:g} V to {high:g} V beyond the voltage limits "
                                    f"{self.limit_low:g} V to {self.limit_high:g} V")
-        self.amplitude, self.offset = amplitude, offset
 
     def span(self) -> tuple[float, float]:
         """The lowest and highest level allowed now: the window, narrowed by the voltage limits while on."""
@@ -358,12 +361,19 @@ class OutputChannel:
                        "trailing", "edges_uncoupled", "square_duty", "ramp_symmetry", "phase", "polarity", "user")
 
     def copy_waveform_to(self, other: OutputChannel) -> None:
-        """Copy the signal settings (not output, load, limits or triggering) to ``other``."""
-        for name in self.WAVEFORM_FIELDS:
-            setattr(other, name, getattr(self, name))
+        """Copy the signal settings (not output, load, limits or triggering) to ``other``; refused with
+        :class:`SettingsConflict` (nothing copied) if ``other``'s window or voltage limits forbid the levels."""
+        other.check_levels(self.high, self.low)
+        self.restore(other, self.waveform_state())
 
     def waveform_state(self) -> tuple:
         return tuple(getattr(self, name) for name in self.WAVEFORM_FIELDS)
+
+    @classmethod
+    def restore(cls, channel: OutputChannel, state: tuple) -> None:
+        """Set ``channel``'s signal settings to a :meth:`waveform_state`."""
+        for name, value in zip(cls.WAVEFORM_FIELDS, state, strict=True):
+            setattr(channel, name, value)
 
     def reset(self) -> None:
         """Back to the ``*RST`` state."""

@@ -490,26 +490,40 @@ class EmulatedKeysight81160A(ScpiInstrument):
 
     def _track(self, args: str, n: str) -> None:
         """``:TRACk:CHANnel<n> ON``: the other channel copies this one's signal settings, now and on every change
-        to either (a change to either channel applies to both); only one channel can lead."""
+        to either (a change to either channel applies to both); only one channel can lead. The voltage limits
+        and level window of both channels apply: a copy they forbid is refused (``-221``)."""
         number = int(n) if n else 1
         self._ch(n)
-        if parse_bool(args):
-            if self.tracking not in (None, number):
-                self.push_error(SCPI_SETTINGS_CONFLICT, f"Settings conflict; channel {self.tracking} already "
-                                                        "couples the channels")
-                return
-            self.tracking = number
+        if not parse_bool(args):
+            if self.tracking == number:
+                self.tracking = None
+            return
+        if self.tracking not in (None, number):
+            self.push_error(SCPI_SETTINGS_CONFLICT, f"Settings conflict; channel {self.tracking} already couples "
+                                                    "the channels")
+            return
+        try:
             self.channels[number].copy_waveform_to(self.channels[3 - number])
-        elif self.tracking == number:
-            self.tracking = None
+        except SettingsConflict as exc:
+            self.push_error(SCPI_SETTINGS_CONFLICT, f"Settings conflict; coupling not switched on: channel "
+                                                    f"{3 - number}: {exc}")
+            return
+        self.tracking = number
 
     def _track_changes(self, before: dict[int, tuple]) -> None:
+        """With the channels coupled, a message's changes to one channel are copied to the other, or undone
+        (``-221``) if the other channel's limits forbid them."""
         if self.tracking is None:
             return
         changed = [n for n, ch in self.channels.items() if ch.waveform_state() != before[n]]
-        if changed:
-            source = self.tracking if self.tracking in changed else changed[0]
+        if not changed:
+            return
+        source = self.tracking if self.tracking in changed else changed[0]
+        try:
             self.channels[source].copy_waveform_to(self.channels[3 - source])
+        except SettingsConflict as exc:
+            OutputChannel.restore(self.channels[source], before[source])
+            self.push_error(SCPI_SETTINGS_CONFLICT, f"Settings conflict; coupled channel {3 - source}: {exc}")
 
     # -- display, system ------------------------------------------------------------------------------
 
