@@ -9,11 +9,11 @@ import math
 
 import numpy as np
 import pytest
-import pyvisa
 
 from sim_backend.emulated.keysight81160a_emulator import EmulatedKeysight81160A, upload_time_s
 from sim_backend.emulated.server import InstrumentServer
 from tests.emulation import station_bench
+from tests.test_emulated_keysight81160a import open_raw
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,7 @@ def server(bench):
 
 @pytest.fixture(scope="module")
 def link(server):
-    resource = pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
-                                                           write_termination="\n", timeout=2000)
+    resource = open_raw(server)
     yield resource
     resource.close()
 
