@@ -41,7 +41,7 @@ import numpy as np
 
 from sim_backend.emulated import keysight81160a_channel as chan
 from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM
-from sim_backend.emulated.keysight81160a_catalogue import VOLATILE, OutOfMemory, WaveformCatalogue, quoted
+from sim_backend.emulated.keysight81160a_catalogue import MAX_DAC, VOLATILE, OutOfMemory, WaveformCatalogue, quoted
 from sim_backend.emulated.keysight81160a_channel import OutputChannel, SettingsConflict
 from sim_backend.emulated.keysight81160a_registers import RegisterGroup, register_mask
 from sim_backend.emulated.scpi_values import keyword
@@ -51,7 +51,6 @@ from sim_backend.emulated.server import ScpiInstrument, parse_bool, unquote
 if TYPE_CHECKING:
     from sim_backend.emulated.bench import Bench
 
-MAX_DAC = 8191
 PLAYED_KEPT = 16  # triggers remembered in ``played``
 PLAYED_SEGMENTS_KEPT = 4_000_000  # ... and at most this many segments among them (the latest trigger always)
 MAX_SEGMENTS_PER_TRIGGER = 20_000_000  # an emulation limit: a longer burst is refused instead of exhausting memory
