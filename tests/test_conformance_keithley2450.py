@@ -155,6 +155,7 @@ def test_templates_and_sweeps_fill_the_buffer(smu, served):
 
 def arm_for_five_readings(smu, event):
     smu.write(":STAT:OPER:MAP 0, 2732, 2731;:STAT:OPER:ENAB 1;*SRE 128;*ESE 1")
+    smu.write(":STAT:QUES:MAP 0, 2732, 2731;:STAT:QUES:ENAB 1")  # a polling script's other choice: QSB
     smu.write(":DIG:LINE1:MODE TRIG, IN;:SENS:CURR:NPLC 0.01;:OUTP ON")
     smu.write(f':TRIG:LOAD "Empty";:TRIG:BLOC:BUFF:CLE 1;:TRIG:BLOC:WAIT 2, {event};'
               ':TRIG:BLOC:MEAS 3, "defbuffer1", 5;:INIT')
@@ -167,9 +168,12 @@ def test_opc_and_status_byte_during_an_acquisition_waiting_on_trg(smu):
     assert smu.query("*ESR?") == "0"  # OPC waits for the model
     assert int(smu.query("*STB?")) == 0 and smu.query(":STAT:OPER:COND?") == "0"
     smu.write("*TRG")
-    assert int(smu.query("*STB?")) == 128 + 64 + 32  # OSB (model idled), MSS (OSB enabled), ESB (OPC, enabled)
+    # OSB (model idled), MSS (OSB enabled), ESB (OPC, enabled), QSB (model idled)
+    assert int(smu.query("*STB?")) == 128 + 64 + 32 + 8
     assert smu.query("*ESR?") == "1" and smu.query(":STAT:OPER?") == "1" and smu.query(":STAT:OPER?") == "0"
-    assert int(smu.query("*STB?")) == 0 and smu.query(":STAT:OPER:COND?") == "1"
+    assert int(smu.query("*STB?")) == 8 and smu.query(":STAT:OPER:COND?") == "1"
+    smu.write(":STAT:CLE")
+    assert int(smu.query("*STB?")) == 0 and smu.query(":STAT:QUES:COND?") == "1"
     assert smu.query(":TRAC:ACT?") == "5"
     smu.write(":STAT:PRES")
     assert smu.query(":STAT:OPER:ENAB?") == "0" and smu.query(":STAT:OPER:MAP? 0") == "2732,2731"

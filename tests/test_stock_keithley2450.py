@@ -403,27 +403,24 @@ def test_pymeasure_served_share():
 
 # -- QCoDeS ---------------------------------------------------------------------------------------------
 
-qcodes = pytest.importorskip("qcodes")
-from qcodes.instrument import Instrument  # noqa: E402
-from qcodes.instrument_drivers.Keithley import Keithley2450 as QCoDeS2450  # noqa: E402
-from qcodes.instrument_drivers.Keithley.Keithley_2450 import (  # noqa: E402
-    Keithley2450Buffer,
-    Keithley2450Sense,
-    Keithley2450Source,
-)
-
-QCODES_CLASSES = {"Keithley2450": QCoDeS2450, "Source": Keithley2450Source, "Sense": Keithley2450Sense,
-                  "Buffer": Keithley2450Buffer}
 BASE_PARAMETERS = {"IDN", "timeout"}  # the VisaInstrument base's, not the 2450 driver's
+
+
+def qcodes_driver():
+    """QCoDeS's 2450 module (QCoDeS is in the dev extra: without it, its tests are skipped, PyMeasure's run)."""
+    return pytest.importorskip("qcodes.instrument_drivers.Keithley.Keithley_2450")
+
+
+def open_qcodes(server, name):
+    return qcodes_driver().Keithley2450(name, server.address, visalib="@py", timeout=2)
 
 
 @pytest.fixture(scope="module")
 def qcodes_smu(served):
-    _, _, server = served
-    smu = QCoDeS2450("stock_qcodes_2450", server.address, visalib="@py", timeout=2)
+    smu = open_qcodes(served[2], "stock_qcodes_2450")
     yield smu
     smu.close()
-    Instrument.close_all()
+    qcodes_driver().Keithley2450.close_all()
 
 
 @pytest.fixture()
@@ -634,8 +631,7 @@ def q_autozero_once(smu, served):
 
 
 def q_language(smu, served):
-    _, _, server = served
-    other = QCoDeS2450("stock_qcodes_2450_language", server.address, visalib="@py", timeout=2)
+    other = open_qcodes(served[2], "stock_qcodes_2450_language")
     other.set_correct_language()  # *LANG SCPI, for the next power-on; it closes the driver
     assert smu.ask("*LANG?") == "SCPI"
 
@@ -708,12 +704,15 @@ def assert_equal(got, expected):
 
 
 def qcodes_features(smu) -> set[str]:
+    driver = qcodes_driver()
+    classes = {"Keithley2450": driver.Keithley2450, "Source": driver.Keithley2450Source,
+               "Sense": driver.Keithley2450Sense, "Buffer": driver.Keithley2450Buffer}
     features = {f"Keithley2450.{name}" for name in smu.parameters if name not in BASE_PARAMETERS}
-    for label, cls in QCODES_CLASSES.items():
+    for label, cls in classes.items():
         features |= {f"{label}.{name}()" for name, value in vars(cls).items()
                      if not name.startswith("_") and (inspect.isfunction(value) or isinstance(value, property))}
     for module in smu.submodules.values():
-        label = next(label for label, cls in QCODES_CLASSES.items() if isinstance(module, cls))
+        label = next(label for label, cls in classes.items() if isinstance(module, cls))
         features |= {f"{label}.{name}" for name in module.parameters}
     return features
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from sim_backend.emulated.keithley2450_parameters import params
 from sim_backend.emulated.scpi_values import OutOfRange, number, numeric
 from sim_backend.emulated.server import scpi_pattern, unquote
 
@@ -44,11 +45,6 @@ UNSERVED_ELEMENTS = ("FORMatted", "SOURFORMatted", "STATus", "SOURSTATus")  # se
 
 def nr3(value: float) -> str:
     return f"{value:.9e}"
-
-
-def params(args: str) -> list[str]:
-    """Comma-separated parameters (quoted strings may not hold commas on the 2450 either)."""
-    return [a.strip() for a in args.split(",") if a.strip()]
 
 
 @dataclass

@@ -278,7 +278,10 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         self.sweep = None
         self.line_modes = dict.fromkeys(DIGITAL_LINES, "DIG, IN")
         self.edges = dict.fromkeys(DIGITAL_LINES, "FALL")
-        self.registers = self.new_registers()
+        if not hasattr(self, "registers"):
+            self.registers = self.new_registers()
+        for register in self.registers.values():
+            register.maps.clear()  # *RST forgets the event mapping; the enable masks stay (cleared by :STAT:PRES)
         self.trigger_model = TriggerModel(self)
 
     # the project's and PyMeasure's names for the plain settings

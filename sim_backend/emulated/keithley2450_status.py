@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim_backend.emulated.scpi_values import OutOfRange, number
+from sim_backend.emulated.keithley2450_parameters import whole
 
 TRIGGER_MODEL_INITIATED = 2731
 TRIGGER_MODEL_IDLED = 2732
@@ -56,13 +56,6 @@ class EventRegister:
     @property
     def summary(self) -> bool:
         return bool(self.event & self.enable)
-
-
-def _integer(text: str, low: int, high: int, what: str) -> int:
-    value = number(text)
-    if value != int(value) or not low <= value <= high:
-        raise OutOfRange(f"{what} {value:g} outside {low} to {high}")
-    return int(value)
 
 
 class StatusCommands:
@@ -107,10 +100,10 @@ class StatusCommands:
         return str(self.registers[which].enable)
 
     def _register_enable(self, which: str, args: str) -> None:
-        self.registers[which].enable = _integer(args, *ENABLE_RANGE, "enable mask")
+        self.registers[which].enable = whole(args, *ENABLE_RANGE, "enable mask")
 
     def _register_map_q(self, which: str, args: str) -> str:
-        bit = _integer(args, REGISTER_BITS.start, REGISTER_BITS.stop - 1, "bit number")
+        bit = whole(args, REGISTER_BITS.start, REGISTER_BITS.stop - 1, "bit number")
         set_event, clear_event = self.registers[which].maps.get(bit, (0, 0))
         return f"{set_event},{clear_event}"
 
@@ -118,8 +111,8 @@ class StatusCommands:
         values = [a.strip() for a in args.split(",")]
         if len(values) not in (2, 3):
             raise ValueError(f"map: <bit>, <setEvent>[, <clearEvent>], got {args!r}")
-        bit = _integer(values[0], REGISTER_BITS.start, REGISTER_BITS.stop - 1, "bit number")
-        events = [_integer(v, 0, 2**31 - 1, "event number") for v in values[1:]] + [0]
+        bit = whole(values[0], REGISTER_BITS.start, REGISTER_BITS.stop - 1, "bit number")
+        events = [whole(v, 0, 2**31 - 1, "event number") for v in values[1:]] + [0]
         self.registers[which].maps[bit] = (events[0], events[1])
 
     def _status_preset(self, args: str) -> None:

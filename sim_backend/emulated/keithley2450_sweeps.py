@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim_backend.emulated.keithley2450_parameters import whole
 from sim_backend.emulated.scpi_values import OutOfRange, number
 from sim_backend.emulated.server import parse_bool, scpi_pattern
 from sim_backend.emulated.trigger_model import MAX_READINGS_PER_RUN, TriggerModel
@@ -51,13 +52,6 @@ class Sweep:
     count: int
     buffer: str
     fail_abort: bool = False
-
-
-def _integer(text: str, low: int, high: int, what: str) -> int:
-    value = number(text)
-    if value != int(value) or not low <= value <= high:
-        raise OutOfRange(f"{what} {value:g} outside {low} to {high}")
-    return int(value)
 
 
 def sweep_delay(text: str) -> float:
@@ -134,27 +128,29 @@ class SweepCommands:
         source_list = self.source_lists[function]
         if not args.strip() or not source_list:
             raise ValueError(f"sweep list: load :SOUR:LIST:{function} first, then give a start index")
-        start = _integer(values[0], 1, len(source_list), "sweep start index")
+        start = whole(values[0], 1, len(source_list), "sweep start index")
         delay = sweep_delay(values[1]) if len(values) > 1 else 0.0
-        count = _integer(values[2], 1, MAX_COUNT, "sweep count") if len(values) > 2 else 1
+        count = whole(values[2], 1, MAX_COUNT, "sweep count") if len(values) > 2 else 1
         fail_abort = parse_bool(values[3]) if len(values) > 3 else False
         buffer = self.buffer_name(values[4] if len(values) > 4 else "")
         self._load(Sweep(function, np.asarray(source_list[start - 1:], dtype=np.float64), delay, count, buffer,
                          fail_abort))
 
-    def _sweep_linear(self, function: str, args: str) -> None:
+    def _sweep_start_stop(self, function: str, args: str, third: str) -> tuple[float, float, list[str]]:
+        """``<start>, <stop>, <third>, …`` of a linear, step or log sweep: the levels and every parameter."""
         values = [a.strip() for a in args.split(",")]
         if len(values) < 3:
-            raise ValueError("linear sweep: <start>, <stop>, <points>, …")
-        start, stop = self._sweep_level(function, values[0]), self._sweep_level(function, values[1])
-        points = _integer(values[2], 2, MAX_SWEEP_POINTS, "sweep points")
+            raise ValueError(f"sweep: <start>, <stop>, <{third}>, …")
+        return self._sweep_level(function, values[0]), self._sweep_level(function, values[1]), values
+
+    def _sweep_linear(self, function: str, args: str) -> None:
+        start, stop, values = self._sweep_start_stop(function, args, "points")
+        points = whole(values[2], 2, MAX_SWEEP_POINTS, "sweep points")
         self._load_levels(function, np.linspace(start, stop, points), values[3:])
 
     def _sweep_step(self, function: str, args: str) -> None:
-        values = [a.strip() for a in args.split(",")]
-        if len(values) < 3:
-            raise ValueError("linear step sweep: <start>, <stop>, <step>, …")
-        start, stop, step = (self._sweep_level(function, v) for v in values[:3])
+        start, stop, values = self._sweep_start_stop(function, args, "step")
+        step = self._sweep_level(function, values[2])
         if step == 0 or (stop - start) * step < 0:
             raise OutOfRange(f"sweep step {step:g} does not lead from {start:g} to {stop:g}")
         points = math.floor(round((stop - start) / step, 9)) + 1
@@ -163,11 +159,8 @@ class SweepCommands:
         self._load_levels(function, start + step * np.arange(points), values[3:])
 
     def _sweep_log(self, function: str, args: str) -> None:
-        values = [a.strip() for a in args.split(",")]
-        if len(values) < 3:
-            raise ValueError("log sweep: <start>, <stop>, <points>, …")
-        start, stop = self._sweep_level(function, values[0]), self._sweep_level(function, values[1])
-        points = _integer(values[2], 2, MAX_SWEEP_POINTS, "sweep points")
+        start, stop, values = self._sweep_start_stop(function, args, "points")
+        points = whole(values[2], 2, MAX_SWEEP_POINTS, "sweep points")
         asymptote = self._sweep_level(function, values[9]) if len(values) > 9 else 0.0
         if (start - asymptote) * (stop - asymptote) <= 0:
             raise OutOfRange("a log sweep's start and stop must lie on one side of its asymptote")
@@ -185,7 +178,7 @@ class SweepCommands:
     def _load_levels(self, function: str, levels: np.ndarray, tail: list[str]) -> None:
         """``[<delay>[, <count>[, <rangeType>[, <failAbort>[, <dual>[, "<buffer>"]]]]]]`` after the levels."""
         delay = sweep_delay(tail[0]) if len(tail) > 0 else AUTO_DELAY_S
-        count = _integer(tail[1], 1, MAX_COUNT, "sweep count") if len(tail) > 1 else 1
+        count = whole(tail[1], 1, MAX_COUNT, "sweep count") if len(tail) > 1 else 1
         range_type = self._range_type(tail[2]) if len(tail) > 2 else "AUTO"
         fail_abort = parse_bool(tail[3]) if len(tail) > 3 else True
         dual = parse_bool(tail[4]) if len(tail) > 4 else False

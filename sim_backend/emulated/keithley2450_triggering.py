@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 
+from sim_backend.emulated.keithley2450_parameters import bounded, params, whole
 from sim_backend.emulated.keithley2450_sweeps import Sweep
-from sim_backend.emulated.scpi_values import OutOfRange, number
+from sim_backend.emulated.scpi_values import OutOfRange
 from sim_backend.emulated.server import scpi_pattern, unquote
 from sim_backend.emulated.trigger_model import TriggerModel
 
@@ -38,24 +39,6 @@ TEMPLATES = ("EMPTY", "SIMPLELOOP", "DURATIONLOOP", "LOGICTRIGGER")
 
 def _is(word: str, key: str) -> bool:
     return bool(_WORDS[key].match(word.strip()))
-
-
-def _params(args: str) -> list[str]:
-    return [a.strip() for a in args.split(",") if a.strip()]
-
-
-def _bounded(text: str, low: float, high: float, what: str) -> float:
-    value = number(text)
-    if not low <= value <= high:
-        raise OutOfRange(f"{what} {value:g} outside {low:g} to {high:g}")
-    return value
-
-
-def _whole(text: str, low: int, high: int, what: str) -> int:
-    value = _bounded(text, low, high, what)
-    if value != int(value):
-        raise ValueError(f"{what} {value:g} is not a whole number")
-    return int(value)
 
 
 class TriggerCommands:
@@ -101,7 +84,7 @@ class TriggerCommands:
         return self.line_modes[self._line(line)].replace(" ", "")
 
     def _digital_mode(self, args: str, line: str) -> None:
-        values = _params(args)
+        values = params(args)
         if len(values) != 2 or not (_is(values[0], "TRIG") or _is(values[0], "DIG")) \
                 or not (_is(values[1], "IN") or _is(values[1], "OUT")):
             raise ValueError(f"digital line mode {args!r}")
@@ -123,31 +106,26 @@ class TriggerCommands:
     # -- loading ------------------------------------------------------------------------------------------
 
     def _trigger_load(self, args: str) -> None:
-        values = _params(args)
+        values = params(args)
         name = unquote(values[0]).upper() if values else ""
         rest = values[1:]
         if name == "EMPTY" and not rest:
             self.trigger_model.load_empty()
-        elif name == "SIMPLELOOP" and 1 <= len(rest) <= 3:
-            count = _whole(rest[0], 1, MAX_COUNT, "count")
-            delay = _bounded(rest[1], 0.0, DELAY_MAX_S, "delay") if len(rest) > 1 else 0.0
+        elif name in ("SIMPLELOOP", "DURATIONLOOP") and 1 <= len(rest) <= 3:
+            # a delay, a measurement, and a loop back: so many times, or for so long
+            loop = ("counter", (whole(rest[0], 1, MAX_COUNT, "count"), 1)) if name == "SIMPLELOOP" else \
+                ("elapsed", (bounded(rest[0], 0.0, DURATION_MAX_S, "duration"), 1))
+            delay = bounded(rest[1], 0.0, DELAY_MAX_S, "delay") if len(rest) > 1 else 0.0
             buffer = self.buffer_name(rest[2] if len(rest) > 2 else "")
-            self.trigger_model.load_template(name, [("delay", delay), ("measure", (buffer, 1)),
-                                                    ("counter", (count, 1))])
-        elif name == "DURATIONLOOP" and 1 <= len(rest) <= 3:
-            duration = _bounded(rest[0], 0.0, DURATION_MAX_S, "duration")
-            delay = _bounded(rest[1], 0.0, DELAY_MAX_S, "delay") if len(rest) > 1 else 0.0
-            buffer = self.buffer_name(rest[2] if len(rest) > 2 else "")
-            self.trigger_model.load_template(name, [("delay", delay), ("measure", (buffer, 1)),
-                                                    ("elapsed", (duration, 1))])
+            self.trigger_model.load_template([("delay", delay), ("measure", (buffer, 1)), loop])
         elif name == "LOGICTRIGGER" and 4 <= len(rest) <= 6:
-            line_in = _whole(rest[0], 1, DIGITAL_LINES.stop - 1, "digital input line")
-            _whole(rest[1], 1, DIGITAL_LINES.stop - 1, "digital output line")
-            count = _whole(rest[2], 1, MAX_COUNT, "count")
+            line_in = whole(rest[0], 1, DIGITAL_LINES.stop - 1, "digital input line")
+            whole(rest[1], 1, DIGITAL_LINES.stop - 1, "digital output line")
+            count = whole(rest[2], 1, MAX_COUNT, "count")
             self._wait_clear(rest[3])
-            delay = _bounded(rest[4], 0.0, DELAY_MAX_S, "delay") if len(rest) > 4 else 0.0
+            delay = bounded(rest[4], 0.0, DELAY_MAX_S, "delay") if len(rest) > 4 else 0.0
             buffer = self.buffer_name(rest[5] if len(rest) > 5 else "")
-            self.trigger_model.load_template(name, [("wait", f"DIG{line_in}"), ("delay", delay),
+            self.trigger_model.load_template([("wait", f"DIG{line_in}"), ("delay", delay),
                                                     ("measure", (buffer, 1)), ("nop", None),
                                                     ("counter", (count, 1))])
         else:
@@ -156,10 +134,10 @@ class TriggerCommands:
         self.sweep = None
 
     def _block(self, args: str) -> tuple[int, list[str]]:
-        values = _params(args)
+        values = params(args)
         if not values:
             raise ValueError("block number missing")
-        number_ = _whole(values[0], 1, MAX_BLOCKS, "block number")
+        number_ = whole(values[0], 1, MAX_BLOCKS, "block number")
         self.sweep = None
         return number_, values[1:]
 
@@ -191,20 +169,20 @@ class TriggerCommands:
         number_, rest = self._block(args)
         if len(rest) != 1:
             raise ValueError(f"delay block: one delay, got {args}")
-        self.trigger_model.define(number_, "delay", _bounded(rest[0], 0.0, DELAY_MAX_S, "delay"))
+        self.trigger_model.define(number_, "delay", bounded(rest[0], 0.0, DELAY_MAX_S, "delay"))
 
     def _block_measure(self, args: str) -> None:
         number_, rest = self._block(args)
         buffer = self.buffer_name(rest[0] if rest else "")
-        count = _whole(rest[1], 1, MAX_COUNT, "measure count") if len(rest) > 1 else 1
+        count = whole(rest[1], 1, MAX_COUNT, "measure count") if len(rest) > 1 else 1
         self.trigger_model.define(number_, "measure", (buffer, count))
 
     def _block_branch_counter(self, args: str) -> None:
         number_, rest = self._block(args)
         if len(rest) != 2:
             raise ValueError(f"counter block: <count>, <branch to>, got {args}")
-        count = _whole(rest[0], 1, MAX_COUNT, "counter")
-        target = _whole(rest[1], 1, MAX_BLOCKS, "branch block")
+        count = whole(rest[0], 1, MAX_COUNT, "counter")
+        target = whole(rest[1], 1, MAX_BLOCKS, "branch block")
         self.trigger_model.define(number_, "counter", (count, target))
 
     def _block_nop(self, args: str) -> None:

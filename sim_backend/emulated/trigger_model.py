@@ -111,7 +111,7 @@ class TriggerModel:
         self.clear()
         self.state = "IDLE"
 
-    def load_template(self, name: str, blocks: list[Block]) -> None:
+    def load_template(self, blocks: list[Block]) -> None:
         """A built-in template: its blocks, numbered from 1."""
         self.clear()
         self.state = "IDLE"
@@ -138,11 +138,11 @@ class TriggerModel:
 
     def abort(self) -> None:
         """``:ABOR``: a waiting model is aborted."""
-        if self.listening:
-            self.state = "ABORTED"
-            self.stop()
-            self.meter.signal_event(TRIGGER_MODEL_IDLED)
+        was_waiting = self.listening
         self.stop()
+        if was_waiting:
+            self.state = "ABORTED"
+            self.meter.signal_event(TRIGGER_MODEL_IDLED)
 
     def stop(self) -> None:
         """Stop listening for triggers and leave the blocks."""
