@@ -20,6 +20,7 @@ from instruments.station import Station
 from instruments.station_config import SafetyError, parse_station
 from instruments.trials import run_trials_fast, run_trials_naive
 from sim_backend.chip import DEFAULT_CHIP_FILE
+from sim_backend.emulated.keysight81160a_emulator import upload_time_s
 from sim_backend.emulated.probe_station import EmulatedStation
 from sim_backend.sot import exact_i50
 
@@ -137,8 +138,14 @@ def test_fast_and_naive_paths_agree_and_report_instrument_time(emulated, station
     current = i50_of(emulated, "w5-1")
     station.measure_channel_resistance("w5-1")  # routing and R_ch are once per device, not per batch
     start = emulated.clock_s
+    generator = emulated.instruments["pulse_generator"]
+    generator.log.clear()
     fast = run_trials_fast(station, "w5-1", np.full(1500, current), PULSE_S, RESET_A[5e-6])
-    assert fast.instrument_time_s == pytest.approx(emulated.clock_s - start, rel=1e-6)
+    # the trials' time model counts pulses, gaps and reads; the bench clock also counts the waveform uploads
+    blocks = [m.partition(",#")[2] for m in generator.log if m.upper().startswith(":DATA1:DAC VOLATILE,#")]
+    uploads = [upload_time_s(int(b[1:1 + int(b[0])]) // 2, generator.command_time_s) for b in blocks]  # 2 B/point
+    assert len(uploads) == 1
+    assert fast.instrument_time_s + sum(uploads) == pytest.approx(emulated.clock_s - start, rel=1e-6)
     start = emulated.clock_s
     naive = run_trials_naive(station, "w5-1", np.full(300, current), PULSE_S, RESET_A[5e-6])
     assert naive.instrument_time_s == pytest.approx(emulated.clock_s - start, rel=1e-6)
