@@ -153,6 +153,24 @@ def test_templates_and_sweeps_fill_the_buffer(smu, served):
     assert smu.query(":TRAC:ACT?") == "5"
 
 
+def test_loop_until_event_keeps_the_readings_around_the_event(smu, served):
+    bench = served[0]
+    smu.write(":TRAC:POIN 100;:SENS:CURR:NPLC 0.01;:SOUR:VOLT 0.01;:OUTP ON")  # a reading every 0.2 ms
+    smu.write(':TRIG:LOAD "LoopUntilEvent", COMMand, 40;:INIT')
+    assert smu.query(":TRIG:STAT?") == "RUNNING;RUNNING;2"
+    with bench.lock:
+        bench.drive_voltage(np.array([0.0]), np.array([5e-3]))  # 5 ms pass: 25 readings so far
+    assert smu.query(":TRAC:ACT?") == "25"
+    with bench.lock:
+        bench.drive_voltage(np.array([0.0]), np.array([50e-3]))
+    assert smu.query(":TRAC:ACT?") == "100"  # the buffer keeps the newest
+    smu.write("*TRG")
+    assert smu.query("*OPC?") == "1" and smu.query(":TRIG:STAT?") == "IDLE;IDLE;3"
+    times = np.array(smu.query(':TRAC:DATA? 1, 100, "defbuffer1", REL').split(","), dtype=float)
+    assert np.allclose(np.diff(times), 0.2e-3)  # 40 before the event, then 60 after it fill the buffer
+    smu.write(":OUTP OFF")
+
+
 def arm_for_five_readings(smu, event):
     smu.write(":STAT:OPER:MAP 0, 2732, 2731;:STAT:OPER:ENAB 1;*SRE 128;*ESE 1")
     smu.write(":STAT:QUES:MAP 0, 2732, 2731;:STAT:QUES:ENAB 1")  # a polling script's other choice: QSB

@@ -243,6 +243,7 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         self.setups: dict[int, dict[str, object]] = {}
 
     def handle(self, message: str) -> str | None:
+        self.trigger_model.catch_up()  # a running loop's readings are in the buffer as time goes by
         errors_before = len(self.errors)
         reply = super().handle(message)
         # the 2450 words -222 "Parameter data out of range"

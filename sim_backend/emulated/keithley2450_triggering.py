@@ -7,7 +7,8 @@ parses the commands; :class:`~sim_backend.emulated.trigger_model.TriggerModel` h
   FALLing|RISing|EITHer`` and ``?``; ``:TRIG:DIG<n>:IN:CLEar``.
 - ``:TRIG:LOAD "Empty"``; the templates ``"SimpleLoop", <count>[, <delay>[, "<buffer>"]]``,
   ``"DurationLoop", <duration>[, <delay>[, "<buffer>"]]`` and ``"LogicTrigger", <digInLine>, <digOutLine>,
-  <count>, <clear>[, <delay>[, "<buffer>"]]``.
+  <count>, <clear>[, <delay>[, "<buffer>"]]`` and ``"LoopUntilEvent", <event>, <position>[, <clear>][, <delay>][,
+  "<buffer>"]`` (events ``DIGio<n>``, ``COMMand``).
 - Blocks: ``:TRIG:BLOC:BUFF:CLE``, ``:WAIT`` (``DIGio<n>``, ``COMMand``; ``ENTer``/``NEVer``), ``:DEL:CONS``,
   ``:MEAS`` (with a count), ``:BRAN:COUN``, ``:NOP``, ``:NOT`` (notify: accepted; the output line reaches
   nothing on the bench).
@@ -34,7 +35,6 @@ _WORDS = {key: scpi_pattern(spec) for key, spec in
           {**EDGES, "ENT": "ENTer", "NEV": "NEVer", "COMM": "COMMand", "TRIG": "TRIGger", "DIG": "DIGital",
            "IN": "IN", "OUT": "OUT"}.items()}
 _DIGIO_EVENT = re.compile(r"^DIG(?:IO)?([1-6])$", re.IGNORECASE)
-TEMPLATES = ("EMPTY", "SIMPLELOOP", "DURATIONLOOP", "LOGICTRIGGER")
 
 
 def _is(word: str, key: str) -> bool:
@@ -128,10 +128,39 @@ class TriggerCommands:
             self.trigger_model.load_template([("wait", f"DIG{line_in}"), ("delay", delay),
                                                     ("measure", (buffer, 1)), ("nop", None),
                                                     ("counter", (count, 1))])
+        elif name == "LOOPUNTILEVENT" and 2 <= len(rest) <= 5:
+            self.trigger_model.load_template([("clear", self.buffer_name(self._loop_buffer(rest))),
+                                              ("loop", self._loop_until(rest))])
         else:
-            raise ValueError(f"trigger model template {args.strip()[:60]!r} (emulated: "
-                             '"Empty", "SimpleLoop", "DurationLoop", "LogicTrigger", with their parameters)')
+            raise ValueError(f"trigger model template {args.strip()[:60]!r} (emulated: \"Empty\", \"SimpleLoop\", "
+                             '"DurationLoop", "LogicTrigger", "LoopUntilEvent", with their parameters)')
         self.sweep = None
+
+    @staticmethod
+    def _loop_buffer(rest: list[str]) -> str:
+        return rest[-1] if rest[-1][:1] in "'\"" else ""
+
+    def _loop_until(self, rest: list[str]) -> tuple[str, float, float, str]:
+        """``<eventConstant>, <position>[, <clear>][, <delay>][, "<buffer>"]`` of ``LoopUntilEvent``."""
+        event = self._event(rest[0])
+        position = bounded(rest[1], 0.0, 100.0, "trigger position %")
+        tail = rest[2:-1] if self._loop_buffer(rest) else rest[2:]
+        if tail and (_is(tail[0], "ENT") or _is(tail[0], "NEV")):
+            tail = tail[1:]
+        if len(tail) > 1:
+            raise ValueError(f"LoopUntilEvent: too many parameters {', '.join(rest)}")
+        delay = bounded(tail[0], 0.0, DELAY_MAX_S, "delay") if tail else 0.0
+        return event, position, delay, self.buffer_name(self._loop_buffer(rest))
+
+    @staticmethod
+    def _event(text: str) -> str:
+        """A trigger event the emulation can wait for: ``DIGio<n>`` or ``COMMand``."""
+        digio = _DIGIO_EVENT.match(text.strip())
+        if digio:
+            return f"DIG{digio.group(1)}"
+        if _is(text, "COMM"):
+            return "COMM"
+        raise ValueError(f"trigger event {text.strip()} (emulated: DIGio<n>, COMMand)")
 
     def _block(self, args: str) -> tuple[int, list[str]]:
         values = params(args)
@@ -154,13 +183,7 @@ class TriggerCommands:
         number_, rest = self._block(args)
         if not rest or len(rest) > 2:
             raise ValueError(f"wait block: one event (and an optional clear), got {args}")
-        digio = _DIGIO_EVENT.match(rest[0])
-        if digio:
-            event = f"DIG{digio.group(1)}"
-        elif _is(rest[0], "COMM"):
-            event = "COMM"
-        else:
-            raise ValueError(f"wait event {rest[0]} (emulated: DIGio<n>, COMMand)")
+        event = self._event(rest[0])
         if len(rest) == 2:
             self._wait_clear(rest[1])
         self.trigger_model.define(number_, "wait", event)

@@ -20,12 +20,15 @@ stop the model there with ``-200`` in the error queue (the readings taken before
 Blocks are ``(kind, value)`` pairs: ``("clear", buffer)``, ``("wait", "DIG1" | "COMM")``, ``("delay", s)``,
 ``("measure", (buffer, count))``, ``("counter", (count, target block))``, ``("elapsed", (duration s, target
 block))`` (branch to the target while less than the duration has passed since the model started: the
-``DurationLoop`` template's loop), ``("nop", None)`` (also a notify block: the digital output it pulses
+``DurationLoop`` template's loop), ``("loop", (event, position %, delay s, buffer))`` (readings one after
+another until the event — ``COMM`` or ``DIG<n>`` — then as many more as fill the rest of the buffer beyond
+``position`` %: the ``LoopUntilEvent`` template), ``("nop", None)`` (also a notify block: the digital output it pulses
 reaches nothing on the bench).
 
 The built-in templates (:meth:`TriggerModel.load_template`): ``SimpleLoop`` (delay, measure, counter back to
 the delay), ``DurationLoop`` (delay, measure, loop while the duration lasts), ``LogicTrigger`` (wait for a
-digital input line, delay, measure, notify, counter back to the wait).
+digital input line, delay, measure, notify, counter back to the wait), ``LoopUntilEvent`` (buffer clear, the
+loop block).
 
 While a model runs or waits, :attr:`TriggerModel.pending` is true (``*OPC`` completes and ``*OPC?`` answers
 when it ends); its start and end are signalled to the meter's status registers as the 2450's events
@@ -34,6 +37,9 @@ when it ends); its start and end are signalled to the meter's status registers a
 
 from __future__ import annotations
 
+import math
+from collections import deque
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TYPE_CHECKING, Protocol
 
@@ -48,8 +54,26 @@ MAX_READINGS_PER_RUN = 1_000_000  # an emulation limit: a longer run of the mode
 MAX_STEPS_PER_RUN = 10_000_000  # another: blocks executed in one run (a loop of delays takes no readings)
 SCPI_EXECUTION_ERROR = -200  # queued when a model run exceeds an emulation limit
 TRIGGER_MODEL_INITIATED, TRIGGER_MODEL_IDLED = 2731, 2732  # the 2450's event numbers
+HISTORY_KEPT = 10_000  # waveforms a loop-until-event block remembers, to read the device's state in the past
 
 Block = tuple[str, object]
+
+
+@dataclass
+class EventLoop:
+    """A running loop-until-event block: a reading every ``delay + aperture`` from ``start_s`` until the event.
+
+    Its readings are stored as time goes by (:meth:`TriggerModel.catch_up`), only the newest a buffer can hold;
+    the waveforms played meanwhile are remembered, so each reading takes the state the device had then.
+    """
+
+    event: str
+    position: float  # % of the buffer that holds readings from before the event
+    delay_s: float
+    buffer: str
+    start_s: float
+    taken: int = 0  # readings stored so far
+    history: deque[WaveformRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_KEPT))
 
 
 class Meter(Protocol):
@@ -89,6 +113,7 @@ class TriggerModel:
         self.last_block = 0
         self.counters: dict[int, int] = {}
         self.started_s = 0.0  # when the present run of the model started (virtual clock)
+        self.loop: EventLoop | None = None  # the loop-until-event block running now
 
     @property
     def pending(self) -> bool:
@@ -121,6 +146,7 @@ class TriggerModel:
     def buffers_used(self) -> set[str]:
         """The reading buffers the blocks clear or measure into."""
         used = {value for kind, value in self.blocks.values() if kind == "clear"}
+        used |= {value[3] for kind, value in self.blocks.values() if kind == "loop"}  # type: ignore[index]
         return used | {value[0] for kind, value in self.blocks.values() if kind == "measure"}  # type: ignore[index]
 
     # -- running ----------------------------------------------------------------------------------
@@ -139,6 +165,7 @@ class TriggerModel:
     def abort(self) -> None:
         """``:ABOR``: a waiting model is aborted."""
         was_waiting = self.listening
+        self.catch_up()  # a loop keeps the readings it took until the abort
         self.stop()
         if was_waiting:
             self.state = "ABORTED"
@@ -150,23 +177,28 @@ class TriggerModel:
         if self.listening and bench is not None:
             bench.remove_trigger_listener(self.on_trigger)
         self.listening = False
+        self.loop = None
         self.pc = 0
 
     def state_reply(self) -> str:
         """``:TRIG:STAT?``: ``<state>;<state>;<block>``, e.g. ``WAITING;WAITING;2`` or ``IDLE;IDLE;9``."""
         return f"{self.state};{self.state};{self.last_block}"
 
+    def _waits_for(self, event: str) -> bool:
+        return self.listening and (self.blocks.get(self.pc) == ("wait", event)
+                                   or (self.loop is not None and self.loop.event == event))
+
     def bus_trigger(self) -> None:
         """``*TRG``: continue a model waiting on the command event."""
-        if self.listening and self.blocks.get(self.pc) == ("wait", "COMM"):
+        if self._waits_for("COMM"):
             self.run(None, triggered=True)
 
     def on_trigger(self, record: WaveformRecord) -> None:
         """An edge on the bench's trigger line: continue a model waiting on that digital line."""
-        if self.meter.line_modes[TRIGGER_IN_LINE] != "TRIG, IN":
-            return
-        if self.listening and self.blocks.get(self.pc) == ("wait", f"DIG{TRIGGER_IN_LINE}"):
+        if self.meter.line_modes[TRIGGER_IN_LINE] == "TRIG, IN" and self._waits_for(f"DIG{TRIGGER_IN_LINE}"):
             self.run(record, triggered=True)
+        elif self.loop is not None:
+            self.loop.history.append(record)
 
     def run(self, record: WaveformRecord | None, triggered: bool) -> None:
         """Run the model from the current block until it waits or ends.
@@ -225,6 +257,16 @@ class TriggerModel:
             elif kind == "elapsed":
                 duration, target = value  # type: ignore[misc]
                 self.pc = target if t - self.started_s < duration else self.pc + 1
+            elif kind == "loop":
+                if not triggered:
+                    event, position, delay, buffer = value  # type: ignore[misc]
+                    self.loop = EventLoop(event, position, delay, buffer, start_s=t)
+                    self.listen()
+                    break
+                triggered = False
+                t = self._end_loop(t, record)
+                self.pc += 1
+                self.last_block = self.pc
             else:
                 self.pc += 1
         self.apply(ops, record)
@@ -243,12 +285,85 @@ class TriggerModel:
         self.pc = 0
 
     def listen(self) -> None:
-        """Wait at the present wait block: on the bench's trigger line when it waits for digital line 1."""
-        self.state = "WAITING"
+        """Wait at the present wait block (on the bench's trigger line when it waits for digital line 1), or
+        loop at a loop-until-event block (listening to the trigger line for the waveforms played meanwhile)."""
+        self.state = "RUNNING" if self.loop is not None else "WAITING"
         bench = self.meter.bench
-        if bench is not None and self.blocks[self.pc] == ("wait", f"DIG{TRIGGER_IN_LINE}"):
+        if bench is not None and (self.loop is not None
+                                  or self.blocks[self.pc] == ("wait", f"DIG{TRIGGER_IN_LINE}")):
             bench.add_trigger_listener(self.on_trigger)
         self.listening = True
+
+    # -- the loop-until-event block ----------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Store the readings a running loop has taken by now (the instrument shows them as they come)."""
+        loop = self.loop
+        if loop is not None and self.listening:
+            self._store_loop_readings(self._loop_readings_by(self.meter.clock()), [], None)
+
+    def _loop_period(self) -> float:
+        assert self.loop is not None
+        return self.loop.delay_s + self.meter.aperture_s
+
+    def _loop_readings_by(self, time_s: float) -> int:
+        """How many loop readings have been taken (begun) by ``time_s``."""
+        assert self.loop is not None
+        return max(math.floor((time_s - self.loop.start_s) / self._loop_period()), 0)
+
+    def _end_loop(self, event_s: float, record: WaveformRecord | None) -> float:
+        """The loop's event at ``event_s``: the readings before it, then those that fill the buffer beyond the
+        position; returns when the last one ends."""
+        loop = self.loop
+        assert loop is not None
+        capacity = self.meter.buffers[loop.buffer].capacity
+        post = round(capacity * (100.0 - loop.position) / 100.0)
+        period = self._loop_period()
+        taken = self._loop_readings_by(event_s)
+        # the loop measures on at its own pace: the readings after the event follow on the same grid
+        post_times = [loop.start_s + loop.delay_s + (taken + j) * period for j in range(post)]
+        self._store_loop_readings(taken, post_times, record)
+        self.loop = None
+        end = loop.start_s + (taken + post) * period
+        self.meter.advance(end - self.meter.clock())  # the readings after the event take their time
+        return end
+
+    def _store_loop_readings(self, taken_by: int, post_times: list[float], record: WaveformRecord | None) -> None:
+        """Store loop readings ``loop.taken`` … ``taken_by - 1`` (only the newest a buffer can hold), then those
+        at ``post_times`` (after the event, during ``record`` if it is the event's waveform)."""
+        loop, meter = self.loop, self.meter
+        assert loop is not None
+        capacity = meter.buffers[loop.buffer].capacity
+        first = max(loop.taken, taken_by - capacity)
+        if taken_by - first + len(post_times) > MAX_READINGS_PER_RUN:
+            meter.push_error(SCPI_EXECUTION_ERROR, f"Execution error; more than {MAX_READINGS_PER_RUN} loop "
+                             "readings at once: only the newest are stored (emulation limit)")
+            first = taken_by - max(MAX_READINGS_PER_RUN - len(post_times), 0)
+            post_times = post_times[:MAX_READINGS_PER_RUN]
+        period = self._loop_period()
+        before = loop.start_s + loop.delay_s + period * np.arange(first, taken_by)
+        rxy = self._rxy_in_history(before)
+        after = np.asarray(post_times, dtype=np.float64)
+        if after.size:
+            rxy = np.concatenate([rxy, record.rxy_at(after) if record is not None else self._rxy_in_history(after)])
+        times = np.concatenate([before, after])
+        if times.size:
+            meter.store_readings(loop.buffer, meter.reading_values(rxy), times)
+        loop.taken = taken_by
+
+    def _rxy_in_history(self, times: np.ndarray) -> np.ndarray:
+        """``R_xy`` readings at past ``times``: the state each waveform played during the loop left."""
+        assert self.loop is not None
+        records = list(self.loop.history)
+        if not records or times.size == 0:
+            return self.meter.rxy_now(times.size)
+        latest = np.searchsorted(np.array([r.start_s for r in records]), times, side="right") - 1
+        rxy = np.empty(times.size)
+        for i in np.unique(latest):
+            chosen = latest == i
+            # before the first waveform: the state it found; after a waveform's end: the state it left
+            rxy[chosen] = records[max(int(i), 0)].rxy_at(times[chosen])
+        return rxy
 
     def apply(self, ops: list[tuple[str, str, float]], record: WaveformRecord | None) -> None:
         """Take the readings of one run (in one vectorized draw) and clear buffers, in block order."""
