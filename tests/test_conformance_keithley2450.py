@@ -138,6 +138,26 @@ def test_continuous_buffer_keeps_the_newest_readings_and_reports_statistics(smu)
     smu.write(":OUTP OFF")
 
 
+def test_averaging_filter_takes_its_conversions_and_averages_the_noise(smu):
+    smu.write(":SENS:FUNC 'RES';:SENS:RES:RSEN ON;:SENS:RES:NPLC 0.01;:SOUR:FUNC CURR;:SOUR:CURR 1e-4;:OUTP ON")
+    smu.write(":SENS:COUN 20;:TRAC:CLE")
+    smu.query(":READ?")
+    plain = np.array(smu.query(":TRAC:DATA? 1, 20").split(","), dtype=float)
+    smu.write(":SENS:RES:AVER:COUN 100;:SENS:RES:AVER ON;:TRAC:CLE")
+    smu.query(":READ?")
+    averaged = np.array(smu.query(":TRAC:DATA? 1, 20").split(","), dtype=float)
+    assert averaged.std() < plain.std() / 3  # 100 conversions a reading: a tenth of the read noise
+    times = np.array(smu.query(':TRAC:DATA? 1, 20, "defbuffer1", REL').split(","), dtype=float)
+    assert np.allclose(np.diff(times), 100 * 0.2e-3)  # a repeating filter: 100 apertures a reading
+    smu.write(":SENS:RES:AVER:COUN 5;:SENS:RES:AVER:TCON MOV;:TRAC:CLE")
+    smu.write(':TRIG:LOAD "SimpleLoop", 3;:INIT')  # the trigger model's readings go through the filter too
+    times = np.array(smu.query(':TRAC:DATA? 1, 3, "defbuffer1", REL').split(","), dtype=float)
+    assert np.allclose(times, [0, 5 * 0.2e-3, 6 * 0.2e-3])  # a moving filter fills its window once
+    smu.write(":SENS:RES:AVER:TCON REP;:SOUR:SWE:CURR:LIN 1e-4, 2e-4, 3, 0.001;:INIT")  # and sweeps' readings
+    times = np.array(smu.query(':TRAC:DATA? 1, 3, "defbuffer1", REL').split(","), dtype=float)
+    assert np.allclose(np.diff(times), 1e-3 + 5 * 0.2e-3)  # the delay, then 5 conversions a point
+
+
 def test_templates_and_sweeps_fill_the_buffer(smu, served):
     smu.write(":SENS:CURR:NPLC 0.1;:OUTP ON")  # 2 ms a reading
     smu.write(':TRIG:LOAD "DurationLoop", 0.1, 0.008;:INIT')  # a reading every 10 ms for 100 ms

@@ -37,20 +37,21 @@ import copy
 import functools
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from sim_backend.emulated.keithley2450_buffers import BufferCommands, Reading, ReadingBuffer, nr3, params
-from sim_backend.emulated.keithley2450_status import StatusCommands
+from sim_backend.emulated.keithley2450_buffers import BUFFER_MEMORY, BufferCommands, Reading, ReadingBuffer, nr3
+from sim_backend.emulated.keithley2450_parameters import params
+from sim_backend.emulated.keithley2450_status import TRIGGER_MODEL_IDLED, TRIGGER_MODEL_INITIATED, StatusCommands
 from sim_backend.emulated.keithley2450_sweeps import SweepCommands
 from sim_backend.emulated.keithley2450_triggering import DIGITAL_LINES, TriggerCommands
 from sim_backend.emulated.scpi_values import OutOfRange, keyword, numeric, queried
 from sim_backend.emulated.server import SCPI_DATA_OUT_OF_RANGE, ScpiInstrument, parse_bool, scpi_pattern, unquote
 from sim_backend.emulated.trigger_model import TriggerModel
 
-__all__ = ["BUFFER_MEMORY", "OVERFLOW", "EmulatedKeithley2450", "ReadingBuffer"]
-from sim_backend.emulated.keithley2450_buffers import BUFFER_MEMORY  # noqa: E402  (re-exported for tests)
+__all__ = ["BUFFER_MEMORY", "OVERFLOW", "EmulatedKeithley2450", "ReadingBuffer"]  # BUFFER_MEMORY: for tests
 
 OVERFLOW = 9.9e37  # what the 2450 returns for an overflowed (open) reading
 LINE_FREQUENCY_HZ = 50.0  # one power-line cycle is 20 ms
@@ -391,9 +392,9 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
             self.bench.advance(seconds)
 
     def store_readings(self, buffer: str, values: np.ndarray, times_s: np.ndarray,
-                       sources: np.ndarray | None = None) -> None:
+                       sources: np.ndarray | None = None) -> list[Reading]:
         """Store readings of the present function, taken at ``times_s``, with their source values (the
-        measured source value when read-back is on, else the programmed level)."""
+        measured source value when read-back is on, else the programmed level); the readings made."""
         if sources is None:
             if self.settings[f"SOUR:{self.source_function}:READ:BACK"] and self.output_on:
                 current, voltage = self._operating_point()
@@ -402,38 +403,75 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
                 sources = np.full(len(values), self.source_value())
         unit = self._unit_text()
         source_unit = UNIT_TEXT["AMP" if self.source_function == "CURR" else "VOLT"]
-        self.buffers[buffer].store_many([Reading(float(v), float(s), float(t), unit, source_unit)
-                                         for v, s, t in zip(np.asarray(values).tolist(), np.asarray(sources).tolist(),
-                                                            np.asarray(times_s).tolist(), strict=True)])
+        readings = [Reading(float(v), float(s), float(t), unit, source_unit)
+                    for v, s, t in zip(np.asarray(values).tolist(), np.asarray(sources).tolist(),
+                                       np.asarray(times_s).tolist(), strict=True)]
+        self.buffers[buffer].store_many(readings)
+        return readings
 
     def _unit_text(self) -> str:
         function = self.sense_function
         return "Ohm" if function == "RES" else UNIT_TEXT[str(self.settings[f"SENS:{function}:UNIT"])]
 
-    def take_readings(self, buffer: str, count: int) -> float:
-        """``count`` readings now (each through the averaging filter), stored in ``buffer``; the last one."""
+    # -- the averaging filter: how many conversions a reading takes, and what it averages -------------
+
+    def _filter(self) -> tuple[int, bool]:
+        """``(N, moving)`` of the present function's filter; ``(1, False)`` when it is off."""
         function = self.sense_function
-        filtering = bool(self.settings[f"SENS:{function}:AVER"])
-        n_filter = int(self.settings[f"SENS:{function}:AVER:COUN"]) if filtering else 1
-        moving = filtering and self.settings[f"SENS:{function}:AVER:TCON"] == "MOV"
-        values, times = [], []
-        for _ in range(count):
-            window = self.filter_windows.setdefault(function, deque(maxlen=n_filter))
-            # a repeating filter takes N fresh conversions a reading; a moving one fills its window first
-            conversions = n_filter if not moving or len(window) < n_filter else 1
-            times.append(self.clock())
-            fresh = self.reading_values(self.rxy_now(conversions))
-            self.advance(self.aperture_s * conversions)
-            if moving:
-                window.extend(fresh.tolist())
-                value = float(np.mean(window))
-            else:
-                value = float(np.mean(fresh))
-            values.append(OVERFLOW if value >= OVERFLOW else value)
-        self.store_readings(buffer, np.array(values), np.array(times))
+        if not self.settings[f"SENS:{function}:AVER"]:
+            return 1, False
+        return int(self.settings[f"SENS:{function}:AVER:COUN"]), self.settings[f"SENS:{function}:AVER:TCON"] == "MOV"
+
+    def _window(self) -> deque[float]:
+        n, _ = self._filter()
+        return self.filter_windows.setdefault(self.sense_function, deque(maxlen=n))
+
+    def conversions(self, count: int, first: bool = True) -> np.ndarray:
+        """Conversions each of the next ``count`` readings takes: N a reading with a repeating filter; with a
+        moving one, one a reading, and (``first``: these are the next readings) what fills its window first."""
+        n, moving = self._filter()
+        counts = np.full(count, 1 if moving else n, dtype=np.int64)
+        if moving and count and first:
+            counts[0] = max(n - len(self._window()), 1)
+        return counts
+
+    def filtered_values(self, times_s: np.ndarray, rxy_at: Callable[[np.ndarray], np.ndarray],
+                        convert: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Readings that begin at ``times_s``, through the filter: each averages its conversions (one aperture
+        apart; ``rxy_at(times)`` gives the device's ``R_xy`` at each), or, moving, the window's last N.
+        ``convert(rxy, reading index)`` turns conversions into values (default: at the present source level)."""
+        times = np.asarray(times_s, dtype=np.float64)
+        n, moving = self._filter()
+        counts = self.conversions(times.size)
+        starts = np.cumsum(counts) - counts
+        offsets = np.arange(int(counts.sum())) - np.repeat(starts, counts)
+        rxy = rxy_at(np.repeat(times, counts) + self.aperture_s * offsets)
+        values = self.reading_values(rxy) if convert is None else convert(rxy, np.repeat(np.arange(times.size), counts))
+        if n == 1:
+            return values
+        stream = np.concatenate([np.array(self._window()) if moving else [], values])
+        ends = np.cumsum(counts) + (len(stream) - len(values))
+        over = np.concatenate([[0], np.cumsum(stream >= OVERFLOW)])
+        total = np.concatenate([[0.0], np.cumsum(np.where(stream >= OVERFLOW, 0.0, stream))])
+        firsts = ends - n if moving else ends - counts
+        means = (total[ends] - total[firsts]) / (ends - firsts)
+        if moving:
+            self._window().extend(stream[-n:].tolist())
+        return np.where(over[ends] > over[firsts], OVERFLOW, means)
+
+    def take_readings(self, buffer: str, count: int) -> Reading:
+        """``count`` readings now (each through the averaging filter), stored in ``buffer``; the last one
+        (also when a full fill-once buffer stores no more)."""
+        start = self.clock()
+        durations = self.conversions(count) * self.aperture_s
+        times = start + np.cumsum(durations) - durations
+        values = self.filtered_values(times, lambda ts: self.rxy_now(ts.size))
+        self.advance(float(durations.sum()))
+        readings = self.store_readings(buffer, values, times)
+        function = self.sense_function
         if self.settings[f"SENS:{function}:RANG:AUTO"]:
-            self.sense_ranges[function] = self._best_range(SENSE_RANGES[function], abs(values[-1]))
-        return values[-1]
+            self.sense_ranges[function] = self._best_range(SENSE_RANGES[function], abs(readings[-1].value))
+        return readings[-1]
 
     def reading_count(self) -> int:
         return int(self.settings["SENS:COUN"])
@@ -574,9 +612,8 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         values = params(args)
         name = self.buffer_name(values[0] if values else "")
         elements = self.elements(values[1:])
-        self.take_readings(name, self.reading_count())
-        buffer = self.buffers[name]
-        return self.format_readings(buffer, [buffer.readings[-1]], elements)
+        last = self.take_readings(name, self.reading_count())
+        return self.format_readings(self.buffers[name], [last], elements)
 
     def _measure_function(self, function: str, args: str) -> str:
         self.sense_function = function
@@ -588,13 +625,11 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         """Run the loaded sweep: output on, every step of every pass, output off; one vectorized call into the chip.
 
         Each step drives its level (capped by the limit) through the routed device for the sweep's delay; the
-        reading is taken at the end of the delay, and the level stays on through the reading's aperture. A step
-        that begins with the device open (destroyed, or nothing routed) drives no current; a reading of an open
-        device is the overflow value. With fail-abort on, the sweep stops after the first step in its limit.
-        The buffer is cleared first.
+        reading is taken at the end of the delay (through the averaging filter, when it is on), and the level
+        stays on through the reading's conversions. A step that begins with the device open (destroyed, or
+        nothing routed) drives no current; a reading of an open device is the overflow value. With fail-abort
+        on, the sweep stops after the first step in its limit. The buffer is cleared first.
         """
-        from sim_backend.emulated.keithley2450_status import TRIGGER_MODEL_IDLED, TRIGGER_MODEL_INITIATED
-
         sweep = self.sweep
         self.signal_event(TRIGGER_MODEL_INITIATED)
         self.buffers[sweep.buffer].clear()  # the sweep's trigger model starts with a buffer-clear block
@@ -605,20 +640,23 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
             if tripped.size:
                 levels = levels[:tripped[0] + 1]
         self.output_on = True
-        aperture = self.aperture_s
+        reading_s = int(self.conversions(1, first=False)[0]) * self.aperture_s
         currents, _ = self._operating_points(levels, r_ch)
         if self.bench is None:
             rxy, times = np.full(levels.shape, math.inf), np.zeros(levels.shape)
+            rxy_at = functools.partial(np.full_like, fill_value=math.inf)
         else:
             # the bench drives no current from the step after the one in which the device breaks down
-            record = self.bench.source_current_steps(currents, (sweep.delay_s, aperture))
+            record = self.bench.source_current_steps(currents, (sweep.delay_s, reading_s))
             delays = 2 * np.arange(levels.size)  # each step's first segment: the delay
-            rxy, times = record.rxy_after(delays), record.ends_s[delays]
+            rxy, times, rxy_at = record.rxy_after(delays), record.ends_s[delays], record.rxy_at
         # at each reading, a device open by then (destroyed during the sweep) carries no current
-        at_reading = self._operating_points(levels, np.where(np.isinf(rxy), math.inf, r_ch))
+        current, voltage = self._operating_points(levels, np.where(np.isinf(rxy), math.inf, r_ch))
+        values = self.filtered_values(times, rxy_at, lambda rxy_c, step: self._readings(rxy_c, current[step],
+                                                                                         voltage[step]))
         read_back = self.settings[f"SOUR:{sweep.function}:READ:BACK"]
-        sources = (at_reading[0] if sweep.function == "CURR" else at_reading[1]) if read_back else levels
-        self.store_readings(sweep.buffer, self._readings(rxy, *at_reading), times, sources)
+        sources = (current if sweep.function == "CURR" else voltage) if read_back else levels
+        self.store_readings(sweep.buffer, values, times, sources)
         self.levels[sweep.function] = float(levels[-1])
         self.output_on = False
         self.signal_event(TRIGGER_MODEL_IDLED)

@@ -45,7 +45,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from sim_backend.emulated.keithley2450_status import TRIGGER_MODEL_IDLED, TRIGGER_MODEL_INITIATED
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sim_backend.emulated.bench import Bench, WaveformRecord
     from sim_backend.emulated.keithley2450_buffers import ReadingBuffer
 
@@ -53,7 +57,6 @@ TRIGGER_IN_LINE = 1  # the rear digital I/O line that the bench's trigger line (
 MAX_READINGS_PER_RUN = 1_000_000  # an emulation limit: a longer run of the model fails instead of stalling
 MAX_STEPS_PER_RUN = 10_000_000  # another: blocks executed in one run (a loop of delays takes no readings)
 SCPI_EXECUTION_ERROR = -200  # queued when a model run exceeds an emulation limit
-TRIGGER_MODEL_INITIATED, TRIGGER_MODEL_IDLED = 2731, 2732  # the 2450's event numbers
 HISTORY_KEPT = 10_000  # waveforms a loop-until-event block remembers, to read the device's state in the past
 
 Block = tuple[str, object]
@@ -94,7 +97,9 @@ class Meter(Protocol):
 
     def rxy_now(self, n: int) -> np.ndarray: ...
 
-    def reading_values(self, rxy_ohm: np.ndarray) -> np.ndarray: ...
+    def conversions(self, count: int, first: bool = True) -> np.ndarray: ...
+
+    def filtered_values(self, times_s: np.ndarray, rxy_at: Callable[[np.ndarray], np.ndarray]) -> np.ndarray: ...
 
     def store_readings(self, buffer: str, values: np.ndarray, times_s: np.ndarray) -> None: ...
 
@@ -214,6 +219,7 @@ class TriggerModel:
         t0 = record.start_s if record is not None else meter.clock()
         t = t0
         ops: list[tuple[str, str, float]] = []  # ("clear", buffer, 0) / ("read", buffer, time)
+        reads_end: float | None = None  # when the last reading of this run ends
         steps = 0
         while self.pc in self.blocks:
             kind, value = self.blocks[self.pc]
@@ -242,9 +248,11 @@ class TriggerModel:
                 if len(ops) + count > MAX_READINGS_PER_RUN:
                     self._fail(f"more than {MAX_READINGS_PER_RUN} readings")
                     break
-                for _ in range(count):
+                # each reading takes its conversions (the averaging filter's), one aperture each
+                for conversions in meter.conversions(count, first=reads_end is None).tolist():
                     ops.append(("read", buffer, t))
-                    t += meter.aperture_s
+                    t += conversions * meter.aperture_s
+                reads_end = t
                 self.pc += 1
             elif kind == "counter":
                 count, target = value  # type: ignore[misc]
@@ -271,9 +279,8 @@ class TriggerModel:
                 self.pc += 1
         self.apply(ops, record)
         # the clock runs to the end of the last reading (a waveform has already advanced it by its length)
-        last_end = max((time_s for op, _, time_s in ops if op == "read"), default=None)
-        if last_end is not None:
-            meter.advance(last_end + meter.aperture_s - (meter.clock() if record is not None else t0))
+        if reads_end is not None:
+            meter.advance(reads_end - (meter.clock() if record is not None else t0))
         if not self.listening:
             self.pc = 0
             self.state = "IDLE"
@@ -304,7 +311,7 @@ class TriggerModel:
 
     def _loop_period(self) -> float:
         assert self.loop is not None
-        return self.loop.delay_s + self.meter.aperture_s
+        return self.loop.delay_s + int(self.meter.conversions(1, first=False)[0]) * self.meter.aperture_s
 
     def _loop_readings_by(self, time_s: float) -> int:
         """How many loop readings have been taken (begun) by ``time_s``."""
@@ -330,7 +337,7 @@ class TriggerModel:
 
     def _store_loop_readings(self, taken_by: int, post_times: list[float], record: WaveformRecord | None) -> None:
         """Store loop readings ``loop.taken`` … ``taken_by - 1`` (only the newest a buffer can hold), then those
-        at ``post_times`` (after the event, during ``record`` if it is the event's waveform)."""
+        at ``post_times`` (after the event; ``record``: the event's waveform, if it was one)."""
         loop, meter = self.loop, self.meter
         assert loop is not None
         capacity = meter.buffers[loop.buffer].capacity
@@ -341,15 +348,16 @@ class TriggerModel:
             first = taken_by - max(MAX_READINGS_PER_RUN - len(post_times), 0)
             post_times = post_times[:MAX_READINGS_PER_RUN]
         period = self._loop_period()
-        before = loop.start_s + loop.delay_s + period * np.arange(first, taken_by)
-        rxy = self._rxy_in_history(before)
-        after = np.asarray(post_times, dtype=np.float64)
-        if after.size:
-            rxy = np.concatenate([rxy, record.rxy_at(after) if record is not None else self._rxy_in_history(after)])
-        times = np.concatenate([before, after])
+        if record is not None:
+            loop.history.append(record)  # the event's waveform: the readings during and after it see its effect
+        times = np.concatenate([loop.start_s + loop.delay_s + period * np.arange(first, taken_by),
+                                np.asarray(post_times, dtype=np.float64)])
         if times.size:
-            meter.store_readings(loop.buffer, meter.reading_values(rxy), times)
+            meter.store_readings(loop.buffer, meter.filtered_values(times, self._rxy_in_history), times)
         loop.taken = taken_by
+
+    def _rxy_now(self, times: np.ndarray) -> np.ndarray:
+        return self.meter.rxy_now(times.size)
 
     def _rxy_in_history(self, times: np.ndarray) -> np.ndarray:
         """``R_xy`` readings at past ``times``: the state each waveform played during the loop left."""
@@ -371,8 +379,7 @@ class TriggerModel:
         times = np.array([t for op, _, t in ops if op == "read"])
         if times.size == 0 and not ops:
             return
-        rxy = record.rxy_at(times) if record is not None else meter.rxy_now(times.size)
-        values = meter.reading_values(rxy)
+        values = meter.filtered_values(times, record.rxy_at if record is not None else self._rxy_now)
         taken = 0
         for (op, buffer), group in groupby(ops, key=lambda o: (o[0], o[1])):
             if op == "clear":
