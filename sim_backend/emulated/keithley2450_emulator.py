@@ -286,15 +286,6 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
             register.maps.clear()  # *RST forgets the event mapping; the enable masks stay (cleared by :STAT:PRES)
         self.trigger_model = TriggerModel(self)
 
-    # the project's and PyMeasure's names for the plain settings
-    @property
-    def source_current_a(self) -> float:
-        return self.levels["CURR"]
-
-    @property
-    def source_voltage_v(self) -> float:
-        return self.levels["VOLT"]
-
     def operations_pending(self) -> bool:
         return self.trigger_model.pending
 
