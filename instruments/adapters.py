@@ -26,7 +26,7 @@ from instruments.drivers.errors import (
     InstrumentReplyError,
 )
 from instruments.drivers.keithley707b import Keithley707B
-from instruments.drivers.keithley2450 import MAX_BUFFER_READINGS, Keithley2450
+from instruments.drivers.keithley2450 import BUSY_STATES, MAX_BUFFER_READINGS, Keithley2450
 from instruments.drivers.keysight81160a import (
     ARB_MEMORY_POINTS,
     LEVEL_MAX_V,
@@ -39,6 +39,7 @@ from instruments.roles import Segment
 from instruments.transport import GuardedAdapter
 
 LINE_FREQUENCY_HZ = 50.0  # sets the reading aperture: NPLC / line frequency
+TRIGGER_GRACE_S = 2.0  # how long past the waveform's end triggered readings may take to arrive
 SYNC_REPLIES = 8  # stale replies discarded at most while bringing a connection back in step
 
 
@@ -271,13 +272,16 @@ class Keithley2450Adapter(ModelAdapter):
         self.driver.enable_source()
         self.driver.start()
 
-    def fetch_readings(self, count: int) -> np.ndarray:
+    def fetch_readings(self, count: int, within_s: float = 0.0) -> np.ndarray:
         d = self.driver
         try:
+            # poll rather than *OPC? first: a model still waiting for a trigger that never came would hold
+            # *OPC? past any timeout, and the wiring would go undiagnosed
+            if d.wait_while_busy(within_s + TRIGGER_GRACE_S) in BUSY_STATES:
+                d.abort()
             d.wait_for_completion()
             stored = d.buffer_count()
             if stored < count:
-                d.abort()
                 raise InstrumentError(f"{self.label}: expected {count} triggered readings, the buffer holds {stored}; "
                                       "is the pulse generator's trigger output wired to digital line 1?")
             return self._numbers(d.fetch_buffer, count)

@@ -105,8 +105,9 @@ class SourceMeter(StationInstrument, Protocol):
         (for each trial ``k`` and each offset), one per buffer entry."""
         ...
 
-    def fetch_readings(self, count: int) -> np.ndarray:
-        """All ``count`` buffered readings in one query (Ω)."""
+    def fetch_readings(self, count: int, within_s: float = 0.0) -> np.ndarray:
+        """All ``count`` buffered readings in one query (Ω), once the triggered readings are done: they are
+        due ``within_s`` after the trigger (the waveform's duration); a trigger that never came is an error."""
         ...
 
     def list_sweep(self, currents_a: Sequence[float], dwell_s: float) -> np.ndarray:

@@ -117,7 +117,7 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
         n = min(fit, bias.size - start)
         station.source_meter.arm_timed_readings(n, offsets, period)
         station.pulse_generator.play_waveform(all_segments[start * per_trial:(start + n) * per_trial])
-        readings.append(np.asarray(station.source_meter.fetch_readings(2 * n), dtype=np.float64))
+        readings.append(np.asarray(station.source_meter.fetch_readings(2 * n, n * period), dtype=np.float64))
     data = np.concatenate(readings)
     reset_readings, after = data[0::2], data[1::2]
     switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)

@@ -320,6 +320,20 @@ def test_start_aborts_and_raises_when_the_model_never_waits(monkeypatch):
             smu.start(timeout_s=5.0)
 
 
+def test_wait_while_busy_polls_until_the_model_has_finished():
+    with expected_protocol(Keithley2450, [(":TRIG:STAT?", "RUNNING;RUNNING;3"), (":TRIG:STAT?", "WAITING;WAITING;2"),
+                                          (":TRIG:STAT?", "IDLE;IDLE;9")]) as smu:
+        assert smu.wait_while_busy(5.0) == "IDLE"
+
+
+def test_wait_while_busy_gives_up_on_a_model_still_waiting(monkeypatch):
+    clock = iter([0.0, 0.5, 10.0])
+    monkeypatch.setattr(k2450_module.time, "monotonic", lambda: next(clock))
+    with expected_protocol(Keithley2450, [(":TRIG:STAT?", "WAITING;WAITING;2"),
+                                          (":TRIG:STAT?", "WAITING;WAITING;2")]) as smu:
+        assert smu.wait_while_busy(5.0) == "WAITING"
+
+
 def test_abort_and_wait_for_completion():
     with expected_protocol(Keithley2450, [(":ABOR", None), ("*OPC?", "1")]) as smu:
         smu.abort()

@@ -11,6 +11,7 @@ from pymeasure.instruments.keithley import Keithley2450 as StockKeithley2450
 from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
 from scipy import stats
 
+from instruments import adapters as adapters_module
 from instruments.adapters import InstrumentMismatchError, open_connection
 from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley707b import Keithley707B
@@ -227,3 +228,16 @@ def test_a_device_driven_past_breakdown_reads_open(emulated):
         with pytest.raises(SafetyError, match="reads open"):
             st.measure_channel_resistance("w3-1")
     assert math.isfinite(float(emulated.chip.read("w3-2")[0, 0]))
+
+
+def test_triggered_readings_that_never_came_name_the_trigger_wiring(emulated, station, monkeypatch):
+    monkeypatch.setattr(adapters_module, "TRIGGER_GRACE_S", 0.1)
+    station.measure_channel_resistance("w5-1")
+    source_meter = station.source_meter
+    source_meter.arm_timed_readings(3, [1e-4], 1e-3)  # armed, but no waveform is played: no trigger comes
+    with pytest.raises(InstrumentError, match="wired to digital line 1"):
+        source_meter.fetch_readings(6, 3e-3)
+    assert source_meter.is_safe()  # the output is off (a query: the instrument has acted on the writes before it)
+    emulated_meter = emulated.instruments["source_meter"]
+    assert not emulated_meter.output_on
+    assert emulated_meter.trigger_model.state == "ABORTED"

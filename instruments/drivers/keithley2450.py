@@ -43,6 +43,7 @@ MAX_BUFFER_READINGS = 100_000  # default capacity of defbuffer1
 DELAY_RANGE = [0.0, 10_000.0]  # :TRIG:BLOC:DEL:CONS (0 for no delay)
 SWEEP_DELAY_MIN_S = 50e-6  # a sweep's delay between points: 0, or 50 µs to 10 000 s
 TRIGGER_LINE = 1  # rear-panel digital I/O line wired to the pulse generator's trigger output
+BUSY_STATES = ("RUNNING", "WAITING")  # a trigger model in these states has not finished
 TRIGGER_STATES = ("IDLE", "RUNNING", "WAITING", "EMPTY", "BUILDING", "FAILED", "ABORTING", "ABORTED", "PAUSED")
 OUTPUT_OFF_MODES = {"high_impedance": "HIMP", "normal": "NORM", "zero": "ZERO", "guard": "GUAR"}
 
@@ -250,6 +251,16 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
     def wait_for_completion(self) -> None:
         """Block until the trigger model has finished (``*OPC?``)."""
         operation_complete(self)
+
+    def wait_while_busy(self, timeout_s: float) -> str:
+        """Poll the trigger-model state until it neither runs nor waits, or ``timeout_s`` passes.
+
+        Returns the last state read. Unlike ``*OPC?``, which the instrument answers only once the model
+        ends, this gives up in time when the model waits for a trigger that never comes."""
+        deadline = time.monotonic() + timeout_s
+        while (state := self.trigger_state) in BUSY_STATES and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return state
 
     # -- reading buffer -----------------------------------------------------------------------------
 
