@@ -1,5 +1,7 @@
 """A bench with the emulated station's chip and routes, and drivers connected to a served emulator."""
 
+import pyvisa
+
 from instruments.adapters import open_connection
 from instruments.station_config import load_station_spec
 from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
@@ -21,3 +23,17 @@ def station_bench(routed=None, seed=1):
 def connect(server, driver_class):
     """A driver over pyvisa-py TCP to an emulator's server (2 s timeout)."""
     return driver_class(open_connection(server.address, timeout_ms=2000))
+
+
+def open_raw(server, timeout_ms=2000):
+    """A raw pyvisa-py session to an emulator's server, ``\n``-terminated both ways (as a lab script opens one)."""
+    return pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
+                                                       write_termination="\n", timeout=timeout_ms)
+
+
+def scpi_error_codes(resource) -> list[int]:
+    """Every code in an SCPI instrument's error queue, oldest first (the queue is empty afterwards)."""
+    codes = []
+    while (code := int(resource.query(":SYST:ERR?").split(",")[0])) != 0:
+        codes.append(code)
+    return codes

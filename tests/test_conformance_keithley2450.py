@@ -14,7 +14,7 @@ import pyvisa
 
 from sim_backend.emulated.keithley2450_emulator import EmulatedKeithley2450
 from sim_backend.emulated.server import InstrumentServer
-from tests.emulation import station_bench
+from tests.emulation import open_raw, scpi_error_codes, station_bench
 
 DEVICE = "w3-1"
 
@@ -26,14 +26,10 @@ def served():
         yield bench, server
 
 
-def open_session(server, timeout_ms=1000):
-    return pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
-                                                       write_termination="\n", timeout=timeout_ms)
-
 
 @pytest.fixture(scope="module")
 def session(served):
-    resource = open_session(served[1])
+    resource = open_raw(served[1], timeout_ms=1000)
     yield resource
     resource.close()
 
@@ -42,14 +38,8 @@ def session(served):
 def smu(session):
     session.write("*RST;*CLS")
     yield session
-    assert errors(session) == []
+    assert scpi_error_codes(session) == []
 
-
-def errors(resource) -> list[int]:
-    codes = []
-    while (code := int(resource.query(":SYST:ERR?").split(",")[0])) != 0:
-        codes.append(code)
-    return codes
 
 
 RESET_STATE = {
@@ -96,16 +86,16 @@ def test_errors_are_the_instruments_codes_and_leave_the_setting(smu):
     smu.write("*ESE 60")
     smu.write(":FOO")
     assert int(smu.query("*ESR?")) & 32 and int(smu.query("*STB?")) == 4  # CME read and cleared; EAV: queued
-    assert errors(smu) == [-113]
+    assert scpi_error_codes(smu) == [-113]
 
 
 def test_source_range_follows_the_level_or_refuses_a_level_beyond_it(smu):
     smu.write(":SOUR:FUNC CURR;:SOUR:CURR 5e-5")
     assert float(smu.query(":SOUR:CURR:RANG?")) == 1e-4  # autorange: the lowest range that holds 50 µA
     smu.write(":SOUR:CURR:RANG 1e-6")
-    assert smu.query(":SOUR:CURR:RANG:AUTO?") == "1" and errors(smu) == [-222]  # 50 µA needs more; ignored
+    assert smu.query(":SOUR:CURR:RANG:AUTO?") == "1" and scpi_error_codes(smu) == [-222]  # 50 µA needs more; ignored
     smu.write(":SOUR:CURR 1e-6;:SOUR:CURR:RANG 1e-6;:SOUR:CURR 2e-5")
-    assert float(smu.query(":SOUR:CURR?")) == 1e-6 and errors(smu) == [-222]  # the level is kept
+    assert float(smu.query(":SOUR:CURR?")) == 1e-6 and scpi_error_codes(smu) == [-222]  # the level is kept
     smu.write(":SENS:VOLT:RANG 0.05")
     assert float(smu.query(":SENS:VOLT:RANG?")) == 0.2 and smu.query(":SENS:VOLT:RANG:AUTO?") == "0"
     smu.write(":SOUR:VOLT:DEL 0.1")
@@ -220,7 +210,7 @@ def test_opc_and_status_byte_during_an_acquisition_waiting_on_trg(smu):
 def test_opc_query_answers_once_the_bench_trigger_line_ends_the_acquisition(smu, served):
     bench, server = served
     arm_for_five_readings(smu, "DIGio1")
-    waiting = open_session(server, timeout_ms=100)
+    waiting = open_raw(server, timeout_ms=100)
     try:
         waiting.write("*OPC?")
         with pytest.raises(pyvisa.VisaIOError):
@@ -236,7 +226,7 @@ def test_opc_query_answers_once_the_bench_trigger_line_ends_the_acquisition(smu,
 
 def test_opc_query_from_one_session_waits_for_trg_from_another(smu, served):
     arm_for_five_readings(smu, "COMMand")
-    waiting = open_session(served[1], timeout_ms=1000)
+    waiting = open_raw(served[1], timeout_ms=1000)
     try:
         waiting.write("*OPC?")
         smu.write("*TRG")
@@ -251,7 +241,7 @@ def test_setups_language_and_system_commands(smu):
     smu.write("*RCL 3")
     assert float(smu.query(":SENS:CURR:NPLC?")) == 2
     smu.write("*RCL 4;*SAV 5;*LANG TSP")
-    assert errors(smu) == [-224, -222]  # nothing saved at 4; only 0 to 4
+    assert scpi_error_codes(smu) == [-224, -222]  # nothing saved at 4; only 0 to 4
     assert smu.query("*LANG?") == "SCPI"  # a new command set takes effect at the next power-on
     smu.write('*LANG SCPI;:SYST:BEEP 1000, 0.01;:DISP:USER1:TEXT "Hall bar w3-1";:DISP:CLE')
     smu.write(":SYST:BEEP 9000, 1;:FOO")

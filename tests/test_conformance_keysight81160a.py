@@ -12,8 +12,7 @@ import pytest
 
 from sim_backend.emulated.keysight81160a_emulator import EmulatedKeysight81160A, upload_time_s
 from sim_backend.emulated.server import InstrumentServer
-from tests.emulation import station_bench
-from tests.test_emulated_keysight81160a import open_raw
+from tests.emulation import open_raw, scpi_error_codes, station_bench
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +43,6 @@ def number(inst, query: str) -> float:
     return float(inst.query(query))
 
 
-def errors(inst) -> list[int]:
-    """Every code in the error queue, oldest first (the queue is empty afterwards)."""
-    codes = []
-    while (code := int(inst.query(":SYST:ERR?").split(",")[0])) != 0:
-        codes.append(code)
-    return codes
-
 
 def test_rst_defaults(inst):
     assert inst.query(":FUNC1?") == "SIN" and inst.query(":FUNC2?") == "SIN"
@@ -63,7 +55,7 @@ def test_rst_defaults(inst):
     assert inst.query(":PULS:HOLD?") == "WIDT" and number(inst, ":PULS:WIDT?") == pytest.approx(100e-9)
     assert inst.query(":VOLT:LIM:STAT?") == "0" and inst.query(":TRAC:CHAN1?") == "0"
     assert inst.query(":FUNC:USER?") == "EXP_RISE"
-    assert errors(inst) == []
+    assert scpi_error_codes(inst) == []
 
 
 @pytest.mark.parametrize(("shape", "maximum"), [("SIN", 500e6), ("SQU", 330e6), ("PULS", 330e6), ("RAMP", 5e6),
@@ -74,12 +66,12 @@ def test_frequency_limits_depend_on_the_function(inst, shape, maximum):
     inst.write(":FREQ MAX")
     assert number(inst, ":FREQ?") == maximum
     inst.write(f":FREQ {maximum * 1.01}")
-    assert errors(inst) == [-222] and number(inst, ":FREQ?") == maximum  # refused, the frequency kept
+    assert scpi_error_codes(inst) == [-222] and number(inst, ":FREQ?") == maximum  # refused, the frequency kept
 
 
 def test_a_function_whose_range_the_frequency_exceeds_moves_it_and_says_so(inst):
     inst.write(":FREQ 400e6;:FUNC SQU")
-    assert number(inst, ":FREQ?") == 330e6 and errors(inst) == [-221]
+    assert number(inst, ":FREQ?") == 330e6 and scpi_error_codes(inst) == [-221]
 
 
 def test_min_max_def_as_values_and_as_query_arguments(inst):
@@ -94,7 +86,7 @@ def test_min_max_def_as_values_and_as_query_arguments(inst):
     inst.write(":FUNC PULS;:PULS:WIDT MAX")
     assert number(inst, ":PULS:WIDT?") == pytest.approx(1e-6 - 1.5e-9)
     assert number(inst, ":TRIG:COUN? MAX") == 2147483647 and number(inst, ":OUTP:LOAD? MAX") == 1e6
-    assert errors(inst) == []
+    assert scpi_error_codes(inst) == []
 
 
 def test_frequency_and_period_are_one_setting(inst):
@@ -109,21 +101,21 @@ def test_amplitude_offset_and_high_low_are_one_pair_and_an_inverted_pair_is_take
     assert (number(inst, ":VOLT?"), number(inst, ":VOLT:OFFS?")) == (2.0, 0.5)
     inst.write(":VOLT:HIGH -1")  # below the low level: taken, the low level moved, a settings conflict reported
     assert number(inst, ":VOLT:HIGH?") == -1.0 and number(inst, ":VOLT:LOW?") == pytest.approx(-1.05)
-    assert errors(inst) == [-221]
+    assert scpi_error_codes(inst) == [-221]
     inst.write(":VOLT:LOW 3")  # above the high level: taken, the high level moved
     assert number(inst, ":VOLT:LOW?") == 3.0 and number(inst, ":VOLT:HIGH?") == pytest.approx(3.05)
-    assert errors(inst) == [-221]
+    assert scpi_error_codes(inst) == [-221]
     inst.write(":VOLT 5")  # 5 Vpp around 3.025 V leaves the ±5 V window into 50 Ω: refused
-    assert errors(inst) == [-221] and number(inst, ":VOLT?") == pytest.approx(0.05)
+    assert scpi_error_codes(inst) == [-221] and number(inst, ":VOLT?") == pytest.approx(0.05)
 
 
 def test_the_load_scales_the_level_window(inst):
     inst.write(":VOLT:HIGH 7")
-    assert errors(inst) == [-222]  # beyond +5 V into 50 Ω
+    assert scpi_error_codes(inst) == [-222]  # beyond +5 V into 50 Ω
     inst.write(":OUTP:LOAD INF;:VOLT:HIGH 7")  # into high impedance the window is ±10 V
     assert number(inst, ":VOLT:HIGH?") == 7.0 and number(inst, ":VOLT:HIGH? MAX") == pytest.approx(10.0, rel=1e-3)
     inst.write(":OUTP:LOAD 50")  # the levels no longer fit: refused, the load kept
-    assert errors(inst) == [-221] and number(inst, ":OUTP:LOAD?") == 1e6
+    assert scpi_error_codes(inst) == [-221] and number(inst, ":OUTP:LOAD?") == 1e6
 
 
 def test_voltage_limits_refuse_levels_beyond_them(inst):
@@ -132,17 +124,17 @@ def test_voltage_limits_refuse_levels_beyond_them(inst):
     assert (number(inst, ":VOLT:LIM?"), number(inst, ":VOLT:LIM:LOW?")) == (1.0, -1.0)
     for command in (":VOLT:HIGH 1.5", ":VOLT 3", ":VOLT:OFFS 0.9", ":APPL:SIN 1e3, 2.5, 0"):
         inst.write(command)
-        assert errors(inst) == [-221], command
+        assert scpi_error_codes(inst) == [-221], command
     assert (number(inst, ":VOLT:HIGH?"), number(inst, ":VOLT:LOW?")) == (0.25, -0.25)  # nothing changed
     assert (number(inst, ":VOLT:HIGH? MAX"), number(inst, ":VOLT? MAX")) == (1.0, 2.0)  # MAX within the limits
     inst.write(":VOLT:HIGH MAX;:VOLT:LOW MIN")  # up to the limits
-    assert errors(inst) == [] and number(inst, ":VOLT?") == 2.0
+    assert scpi_error_codes(inst) == [] and number(inst, ":VOLT?") == 2.0
     inst.write(":VOLT:LIM:HIGH 0.5")  # the present levels would violate it
-    assert errors(inst) == [-221] and number(inst, ":VOLT:LIM?") == 1.0
+    assert scpi_error_codes(inst) == [-221] and number(inst, ":VOLT:LIM?") == 1.0
     inst.write(":VOLT:LIM:STAT OFF;:VOLT:LIM:HIGH 0.5;:VOLT:LIM:STAT ON")  # cannot be switched on over the levels
-    assert errors(inst) == [-221] and inst.query(":VOLT:LIM:STAT?") == "0"
+    assert scpi_error_codes(inst) == [-221] and inst.query(":VOLT:LIM:STAT?") == "0"
     inst.write(":VOLT:LIM:LOW 2")  # not below the high limit
-    assert errors(inst) == [-221]
+    assert scpi_error_codes(inst) == [-221]
 
 
 def test_width_duty_cycle_and_hold(inst):
@@ -156,7 +148,7 @@ def test_width_duty_cycle_and_hold(inst):
     assert number(inst, ":PULS:WIDT?") == pytest.approx(1.5e-6)
     inst.write(":PULS:WIDT 6us")
     inst.write(":PULS:DCYC 100")
-    assert errors(inst) == [-221, -221]
+    assert scpi_error_codes(inst) == [-221, -221]
     assert number(inst, ":PULS:DCYC? MAX") == pytest.approx(100 * (1 - 1.5e-9 / 5e-6))
 
 
@@ -168,7 +160,7 @@ def test_edges_are_coupled_unless_uncoupled(inst):
     assert number(inst, ":PULS:TRAN:TRA?") == pytest.approx(20e-9)
     assert number(inst, ":PULS:TRAN?") == pytest.approx(5e-9)
     assert number(inst, ":FUNC:PULS:TRAN? MIN") == 1e-9
-    assert errors(inst) == []
+    assert scpi_error_codes(inst) == []
 
 
 def test_amplitude_units(inst):
@@ -181,7 +173,7 @@ def test_amplitude_units(inst):
     inst.write(":VOLT:UNIT VPP")
     assert number(inst, ":VOLT?") == pytest.approx(2 * math.sqrt(2) * math.sqrt(0.01 * 50))
     inst.write(":FUNC PULS;:VOLT:UNIT VRMS")  # a pulse has no rms value here
-    assert errors(inst) == [-221] and inst.query(":VOLT:UNIT?") == "VPP"
+    assert scpi_error_codes(inst) == [-221] and inst.query(":VOLT:UNIT?") == "VPP"
 
 
 def test_apply_forms_and_their_query(inst):
@@ -194,7 +186,7 @@ def test_apply_forms_and_their_query(inst):
     inst.write(":APPL2:DC DEF, DEF, -2.5")
     assert inst.query(":FUNC2?") == "DC" and number(inst, ":VOLT2:OFFS?") == -2.5
     inst.write(":APPL2:RAMP 10MHZ, 1, 0")  # beyond the ramp's 5 MHz: nothing applied
-    assert errors(inst) == [-222] and inst.query(":FUNC2?") == "DC"
+    assert scpi_error_codes(inst) == [-222] and inst.query(":FUNC2?") == "DC"
     assert inst.query(":FUNC1?") == "SIN"  # the other channel is untouched
 
 
@@ -207,17 +199,17 @@ def test_waveform_catalogue(inst):
     assert inst.query(":DATA:NVOL:CAT?") == '"ONE","TWO","THREE","FOUR"' and inst.query(":DATA:NVOL:FREE?") == "0"
     inst.write(":DATA:COPY FIVE")
     inst.write(":DATA:COPY 5TH")
-    assert errors(inst) == [-225, -224]
+    assert scpi_error_codes(inst) == [-225, -224]
     inst.write(":FUNC:USER TWO;:FUNC USER")
     assert inst.query(":FUNC:USER?") == "TWO" and inst.query(":DATA:ATTR:POIN?") == "4"
     assert inst.query(":DATA:ATTR:POIN? SINC") == "16384"
     inst.write(":DATA:DEL TWO;:DATA:DEL SINC;:DATA:DEL:ALL")  # playing, built-in, one of them playing
-    assert errors(inst) == [-221, -221, -221]
+    assert scpi_error_codes(inst) == [-221, -221, -221]
     inst.write(":FUNC SIN;:DATA:DEL:ALL")
     assert inst.query(":DATA:CAT?") == '"EXP_RISE","EXP_FALL","NEG_RAMP","SINC"'
     assert inst.query(":FUNC:USER?") == "EXP_RISE"
     inst.write(":FUNC:USER TWO")
-    assert errors(inst) == [-224]
+    assert scpi_error_codes(inst) == [-224]
 
 
 def test_an_upload_takes_its_time_on_the_virtual_clock(inst, bench):
@@ -253,7 +245,7 @@ def test_a_delayed_pulse_and_the_load_as_external_impedance(inst, server):
     np.testing.assert_allclose(levels, [0.0, 1.0, 0.0])
     np.testing.assert_allclose(durations, [3e-6, 2e-6, 5e-6])
     inst.write(":PULS:WIDT 8us;:OUTP:IMP 5")  # beyond the delayed period; a 5 ohm source is not emulated
-    assert errors(inst) == [-221, -221]
+    assert scpi_error_codes(inst) == [-221, -221]
 
 
 def test_channel_coupling_copies_the_signal_both_ways(inst):
@@ -262,15 +254,15 @@ def test_channel_coupling_copies_the_signal_both_ways(inst):
     inst.write(":VOLT2:OFFS 0.3")  # coupled: a change to either channel applies to both
     assert number(inst, ":VOLT1:OFFS?") == pytest.approx(0.3)
     inst.write(":TRAC:CHAN2 ON")  # only one channel leads
-    assert errors(inst) == [-221]
+    assert scpi_error_codes(inst) == [-221]
     inst.write(":OUTP1 ON")  # the output state is not copied
     assert inst.query(":OUTP2?") == "0"
     inst.write(":VOLT2:LIM:HIGH 1;:VOLT2:LIM:LOW -1;:VOLT2:LIM:STAT ON;:VOLT1 2.5")  # channel 2's limits apply
-    assert errors(inst) == [-221] and number(inst, ":VOLT1?") == pytest.approx(1.2)  # undone on channel 1 too
+    assert scpi_error_codes(inst) == [-221] and number(inst, ":VOLT1?") == pytest.approx(1.2)  # undone on channel 1 too
     inst.write(":TRAC:CHAN1 OFF;:VOLT1 2.5")
     assert number(inst, ":VOLT2?") == pytest.approx(1.2)
     inst.write(":TRAC:CHAN1 ON")  # channel 1's levels do not fit channel 2's limits: not coupled
-    assert errors(inst) == [-221] and inst.query(":TRAC:CHAN1?") == "0"
+    assert scpi_error_codes(inst) == [-221] and inst.query(":TRAC:CHAN1?") == "0"
 
 
 def test_error_codes_and_the_event_status_register(inst):
@@ -278,9 +270,9 @@ def test_error_codes_and_the_event_status_register(inst):
     assert int(inst.query("*ESR?")) == 32
     inst.write(":FREQ 1e12")  # execution error
     assert int(inst.query("*ESR?")) == 16 and int(inst.query("*STB?")) & 4  # the queue holds errors
-    assert errors(inst) == [-113, -222] and int(inst.query("*STB?")) == 0
+    assert scpi_error_codes(inst) == [-113, -222] and int(inst.query("*STB?")) == 0
     inst.write(":ARM:SOUR SOMETIMES;:FUNC:USER NOSUCH")
-    assert errors(inst) == [-224, -224]
+    assert scpi_error_codes(inst) == [-224, -224]
     inst.write("*ESE 16;*SRE 32;:VOLT 20")
     assert int(inst.query("*STB?")) == 4 | 32 | 64  # EAV, ESB, MSS
     inst.write("*CLS")
@@ -307,7 +299,7 @@ def test_operation_and_questionable_status(inst):
     assert inst.query(":STAT:QUES:COND?") == "0" and inst.query(":STAT:QUES?") == "32"
     inst.write(":STAT:PRES")
     assert inst.query(":STAT:OPER:ENAB?") == "0" and inst.query(":STAT:OPER:PTR?") == "32767"
-    assert errors(inst) == []
+    assert scpi_error_codes(inst) == []
 
 
 def test_display_system_and_options(inst):
@@ -316,7 +308,7 @@ def test_display_system_and_options(inst):
     inst.write(":DISP:TEXT:CLE;:SYST:BEEP")
     assert inst.query(":DISP:TEXT?") == '""' and inst.query(":SYST:VERS?") == "1999.0"
     assert inst.query("*OPT?") == "002" and inst.query("*TST?") == "0"
-    assert errors(inst) == []
+    assert scpi_error_codes(inst) == []
 
 
 def test_long_forms_and_the_source_root(inst):
@@ -324,7 +316,7 @@ def test_long_forms_and_the_source_root(inst):
     assert inst.query("SOUR:FUNC1?") == "PULS" and number(inst, ":PULS:FREQ1?") == pytest.approx(5e5)
     assert number(inst, ":SOUR:VOLT1:HIGH?") == 1.0
     inst.write("SOUR1:FUNC SIN")  # the 33500's numbered root is no 81160A header
-    assert errors(inst) == [-113]
+    assert scpi_error_codes(inst) == [-113]
 
 
 @pytest.mark.parametrize(("shape", "segments"), [("SQU", 2), ("SIN", 64), ("RAMP", 64), ("DC", 1)])
@@ -335,4 +327,4 @@ def test_the_standard_functions_reach_the_bench_on_a_trigger(inst, server, shape
     assert levels.size == segments and durations.sum() == pytest.approx(1e-5)
     assert levels.max() <= 0.5 + 1e-12 and levels.min() >= -0.5 - 1e-12
     inst.write(":FUNC NOIS;*TRG")  # noise is not played (an emulation limit)
-    assert errors(inst) == [-200]
+    assert scpi_error_codes(inst) == [-200]

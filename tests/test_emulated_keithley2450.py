@@ -7,7 +7,6 @@ the bench (what the emulated switch matrix does) and plays waveforms into it wit
 
 import numpy as np
 import pytest
-import pyvisa
 import torch
 from pymeasure.instruments.keithley import Keithley2450 as StockKeithley2450
 
@@ -19,7 +18,7 @@ from sim_backend.emulated import trigger_model
 from sim_backend.emulated.keithley2450_emulator import BUFFER_MEMORY, OVERFLOW, EmulatedKeithley2450
 from sim_backend.emulated.server import InstrumentServer
 from tests.emulation import connect as connect_driver
-from tests.emulation import station_bench
+from tests.emulation import open_raw, station_bench
 
 STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
 IDN = "KEITHLEY INSTRUMENTS,MODEL 2450,04096331,1.7.12b"
@@ -73,8 +72,7 @@ def pulse_v(bench, current_a, device=DEVICE):
 
 def test_raw_pyvisa_session_identifies_the_2450_and_accepts_short_and_long_forms(emulated):
     _, server = emulated
-    resource = pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
-                                                           write_termination="\n", timeout=2000)
+    resource = open_raw(server, timeout_ms=2000)
     try:
         assert resource.query("*IDN?") == IDN
         resource.write(":source:function current")

@@ -11,7 +11,7 @@ from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.emulated.keithley707b_emulator import RELAY_SETTLE_S, EmulatedKeithley707B
 from sim_backend.emulated.server import InstrumentServer
 from tests.emulation import connect as connect_driver
-from tests.emulation import station_bench
+from tests.emulation import open_raw, station_bench
 
 STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
 
@@ -39,8 +39,7 @@ def round_trip(matrix):
 
 def test_raw_pyvisa_session_identifies_the_707b(emulated):
     _, server = emulated
-    resource = pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
-                                                           write_termination="\n", timeout=2000)
+    resource = open_raw(server, timeout_ms=2000)
     try:
         assert resource.query("*IDN?") == "Keithley Instruments Inc., Model 707B, 04110429, 1.0.2"
         assert resource.query('print(channel.getclose("allslots"))') == "nil"

@@ -13,7 +13,7 @@ from sim_backend.emulated.bench import SOURCE_IMPEDANCE_OHM
 from sim_backend.emulated.keysight81160a_emulator import PLAYED_KEPT, EmulatedKeysight81160A, upload_time_s
 from sim_backend.emulated.server import LOG_KEPT, Faults, InstrumentServer, garble
 from tests.emulation import connect as connect_driver
-from tests.emulation import station_bench
+from tests.emulation import open_raw, station_bench
 
 STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
 IDN = "Agilent Technologies,81160A,MY52500180,2.0.0.0-2.6"
@@ -38,8 +38,7 @@ def connect(server, cls=Keysight81160A):
 
 def test_raw_pyvisa_session_identifies_the_81160a(emulated):
     _, server = emulated
-    resource = pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
-                                                           write_termination="\n", timeout=2000)
+    resource = open_raw(server, timeout_ms=2000)
     try:
         assert resource.query("*IDN?") == IDN
         assert resource.query(":SYST:ERR?") == '0,"No error"'
@@ -303,10 +302,6 @@ def test_a_burst_beyond_the_emulation_limit_is_refused_with_an_execution_error(e
 
 # -- injected faults ---------------------------------------------------------------------------------
 
-
-def open_raw(server, timeout_ms=2000):
-    return pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
-                                                       write_termination="\n", timeout=timeout_ms)
 
 
 def test_a_reply_delay_armed_after_n_messages_delays_that_reply_once(emulated):

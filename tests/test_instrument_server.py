@@ -17,7 +17,7 @@ from sim_backend.emulated.bench import Bench
 from sim_backend.emulated.scpi_values import numeric, queried
 from sim_backend.emulated.server import InstrumentServer, ScpiInstrument
 from sim_backend.emulated.status_model import EAV, ESB, MSS, OPC, PON
-from tests.emulation import station_bench
+from tests.emulation import open_raw, station_bench
 
 
 class OverlappedInstrument(ScpiInstrument):
@@ -54,8 +54,7 @@ def server():
 
 @pytest.fixture()
 def inst(server):
-    rm = pyvisa.ResourceManager("@py")
-    resource = rm.open_resource(server.address, read_termination="\n", write_termination="\n", timeout=2000)
+    resource = open_raw(server)
     resource.write("*RST;*CLS;*ESE 0;*SRE 0")
     server.instrument.running = False
     yield resource
@@ -64,8 +63,7 @@ def inst(server):
 
 def test_power_on_is_reported_once_and_rst_keeps_the_status_registers():
     with InstrumentServer(OverlappedInstrument()) as fresh:
-        rm = pyvisa.ResourceManager("@py")
-        resource = rm.open_resource(fresh.address, read_termination="\n", write_termination="\n", timeout=2000)
+        resource = open_raw(fresh)
         try:
             resource.write("*ESE 36")
             resource.write("*RST")
@@ -119,8 +117,7 @@ def test_opc_completes_when_the_overlapped_operation_ends(inst, server):
 
 def test_opc_query_waits_for_an_operation_another_connection_ends(inst, server):
     inst.write(":RUN")
-    rm = pyvisa.ResourceManager("@py")
-    other = rm.open_resource(server.address, read_termination="\n", write_termination="\n", timeout=2000)
+    other = open_raw(server)
     ender = threading.Timer(0.2, lambda: other.write(":FIN"))
     try:
         ender.start()
@@ -136,8 +133,7 @@ def test_opc_query_during_a_pending_operation_times_out_and_the_late_reply_follo
     inst.timeout = 200
     with pytest.raises(pyvisa.errors.VisaIOError):
         inst.query("*OPC?")  # the parser waits: a later command on this connection would wait behind it
-    rm = pyvisa.ResourceManager("@py")
-    other = rm.open_resource(server.address, read_termination="\n", write_termination="\n", timeout=2000)
+    other = open_raw(server)
     try:
         other.write(":FIN")
         other.query("*IDN?")
@@ -173,8 +169,7 @@ def test_realtime_makes_every_message_take_the_instruments_command_time():
     instrument = OverlappedInstrument(Bench(station_bench().chip, realtime=True))
     instrument.command_time_s = 0.02
     with InstrumentServer(instrument) as served:
-        rm = pyvisa.ResourceManager("@py")
-        resource = rm.open_resource(served.address, read_termination="\n", write_termination="\n", timeout=2000)
+        resource = open_raw(served)
         try:
             start = time.perf_counter()
             for _ in range(10):

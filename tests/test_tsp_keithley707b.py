@@ -4,12 +4,12 @@ forbidden channels, print, the error queue, and refusals that never leave a clie
 
 
 import pytest
-import pyvisa
 
 from sim_backend.emulated.bench import Bench
 from sim_backend.emulated.keithley707b_emulator import FORBIDDEN_ERROR, RELAY_SETTLE_S, EmulatedKeithley707B
 from sim_backend.emulated.server import InstrumentServer
 from sim_backend.emulated.tsp_interpreter import MAX_MESSAGE_CHARS
+from tests.emulation import open_raw
 
 IDN = "Keithley Instruments Inc., Model 707B, 04110429, 1.0.2"
 
@@ -31,8 +31,7 @@ def served():
     bench = RecordingBench()
     instrument = EmulatedKeithley707B(bench)
     with InstrumentServer(instrument) as server:
-        resource = pyvisa.ResourceManager("@py").open_resource(server.address, read_termination="\n",
-                                                               write_termination="\n", timeout=2000)
+        resource = open_raw(server, timeout_ms=2000)
         try:
             yield instrument, server, resource, bench
         finally:
