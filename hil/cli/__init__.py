@@ -19,7 +19,8 @@ from pathlib import Path
 from hil import __version__
 from instruments.failures import UserFacingError
 
-COMMANDS = ("demo", "emulate", "characterize", "info", "report", "replay", "calibrate", "train", "experiment")
+COMMANDS = ("demo", "emulate", "characterize", "info", "report", "replay", "calibrate", "train", "experiment",
+            "watch")
 EXIT_USER, EXIT_INSTRUMENT, EXIT_INTERRUPTED = 2, 3, 130
 
 

@@ -1,0 +1,62 @@
+"""``hil watch``: follow a session in the browser while it is being written (the live view, ``hil/live/``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from instruments.failures import UserFacingError
+
+DEFAULT_PORT = 8765
+
+
+class WatchError(UserFacingError):
+    """``hil watch`` was asked for something it cannot serve."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("watch", help="follow a session live in the browser while it is being written",
+                       description="Serve a page that follows a session file while another process writes it: "
+                       "P(I) points with Wilson intervals and the running logistic fit per device, hysteresis "
+                       "loops, progress with rate and ETA per run, training curves, other record tables, and the "
+                       "instrument errors recorded. Loopback only unless --host says otherwise (then the URL "
+                       "carries a random token). Serves until Ctrl-C.")
+    p.add_argument("file", help="session file (.h5) being written, or written")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT}; 0: any "
+                   "free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this machine only; "
+                   "any other address needs the printed token)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between the page's updates (default 1)")
+    p.add_argument("--pending", action="store_true", help="the file may not exist yet: serve at once, and show the "
+                   "session once the run creates it (how --live of the measuring commands starts it)")
+    p.set_defaults(func=run)
+
+
+def check_file(path: Path) -> None:
+    if not path.is_file():
+        raise WatchError(f"{path}: no such session file; give the .h5 file a run is writing (hil characterize/train "
+                         "--out)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise WatchError(f"--port {args.port}: a port from 0 to 65535")
+    if not args.interval > 0:
+        raise WatchError(f"--interval {args.interval}: a positive number of seconds")
+    if not args.pending:
+        check_file(Path(args.file))
+    # the file is read while another process writes it: this process must not take HDF5's file lock (read
+    # before h5py is first imported)
+    os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
+    from hil.live.server import watch
+
+    def announce(url: str) -> None:
+        print(f"hil watch: {args.file} live at {url} (Ctrl-C to stop)", flush=True)
+
+    try:
+        watch(args.file, args.host, args.port, args.interval, announce)
+    except KeyboardInterrupt:
+        print("hil watch: stopped", file=sys.stderr)
+    return 0
