@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     # the file is read while another process writes it: this process must not take HDF5's file lock (read
     # before h5py is first imported)
     os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
-    from hil.live.server import watch
+    from hil.live.page_server import watch
 
     def announce(url: str) -> None:
         print(f"hil watch: {args.file} live at {url} (Ctrl-C to stop)", flush=True)
