@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy import stats
 
 from protocols.fits import FitError, LogisticFit, fit_logistic, fit_neel_brown, wilson_interval
 
@@ -81,7 +82,7 @@ def loop_switching(current_a: np.ndarray, reading_ohm: np.ndarray) -> tuple[floa
     current of the rising branch that reads high, ``i_down`` the first of the falling branch that reads
     low.
     """
-    finite = np.isfinite(reading_ohm) & (np.abs(reading_ohm) < 1e30)
+    finite = readable(reading_ohm)
     if finite.sum() < 4:
         return None
     low, high = np.percentile(reading_ohm[finite], [10, 90])
@@ -95,6 +96,12 @@ def loop_switching(current_a: np.ndarray, reading_ohm: np.ndarray) -> tuple[floa
     if up_hits.size == 0 or down_hits.size == 0:
         return None
     return float(current_a[rising][up_hits[0]]), float(current_a[falling][down_hits[0]]), float(low), float(high)
+
+
+def readable(reading_ohm: np.ndarray) -> np.ndarray:
+    """Which readings are values: not NaN/inf, nor an instrument's overflow (≥ 1e30 Ω, e.g. R = V/I at I = 0)."""
+    reading_ohm = np.asarray(reading_ohm, dtype=np.float64)
+    return np.isfinite(reading_ohm) & (np.abs(reading_ohm) < 1e30)
 
 
 def loops_of(steps: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -128,6 +135,38 @@ def loop_widths(steps: np.ndarray) -> np.ndarray:
         i_up, i_down, low, high = np.mean(np.array(values), axis=0)
         out[i] = (device, (i_up - i_down) / 2, i_up, i_down, low, high)
     return out
+
+
+def loop_width_intervals(steps: np.ndarray, confidence: float = 0.95) -> dict[str, dict[str, float]]:
+    """Per device: its loop half-width (A, mean over its loops) and an interval for it.
+
+    The interval is the ``confidence`` Student-t interval of the mean over the device's repeated loops (none
+    for a single loop), widened below by one current step: a loop reads a switch at the first step after
+    it happened, so each switching current lies within the step before the one recorded.
+    """
+    out = {}
+    for device, widths in loop_widths_per_loop(steps).items():
+        values = np.array([w for w in widths if np.isfinite(w)])
+        if values.size == 0:
+            continue
+        mean = float(values.mean())
+        half = (float(stats.t.ppf(0.5 + confidence / 2.0, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+                if values.size > 1 else 0.0)
+        step = step_current(steps, device)
+        out[device] = {"loop_width_a": mean, "low_a": mean - half - step, "high_a": mean + half,
+                       "n_loops": int(values.size), "step_a": step}
+    return out
+
+
+def width_statistics(values: dict[str, float], widths_m: dict[str, float], key: str) -> list[dict[str, Any]]:
+    """Per device width: mean and spread (sample std) over its devices of one value per device."""
+    groups: dict[float, list[float]] = defaultdict(list)
+    for device, value in values.items():
+        if device in widths_m:
+            groups[round(widths_m[device], 12)].append(value)
+    return [{"width_m": width, f"{key}_mean": float(np.mean(items)),
+             f"{key}_std": float(np.std(items, ddof=1)) if len(items) > 1 else 0.0, "n_devices": len(items)}
+            for width, items in sorted(groups.items())]
 
 
 def size_summary(fits: dict[str, dict[str, Any]], widths_m: dict[str, float],

@@ -184,3 +184,55 @@ def wilson_interval(n_switched: np.ndarray | int, n_trials: np.ndarray | int,
         centre = (p + zq**2 / (2 * n)) / denom
         half = zq * np.sqrt(p * (1 - p) / n + zq**2 / (4 * n**2)) / denom
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """``y = prefactor·(x/x_ref)^exponent``, a straight line fitted by least squares in log-log.
+
+    ``exponent_low``/``exponent_high`` bound the exponent at ``confidence`` (Student t with n − 2 degrees of
+    freedom on the slope's standard error from the fit's covariance, i.e. from the scatter about the line);
+    ``prefactor`` is in the unit of ``y``.
+    """
+
+    exponent: float
+    exponent_err: float
+    exponent_low: float
+    exponent_high: float
+    prefactor: float
+    x_ref: float
+    confidence: float
+    n_points: int
+    mean_log_x: float
+    sxx: float
+    residual_sd: float
+
+    def value(self, x: np.ndarray | float) -> np.ndarray:
+        return self.prefactor * (np.asarray(x, dtype=np.float64) / self.x_ref) ** self.exponent
+
+    def band(self, x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """The ``confidence`` band of the fitted line (not of single devices) at ``x``."""
+        u = np.log(np.asarray(x, dtype=np.float64))
+        se = self.residual_sd * np.sqrt(1.0 / self.n_points + (u - self.mean_log_x) ** 2 / self.sxx)
+        t = stats.t.ppf(0.5 + self.confidence / 2.0, self.n_points - 2)
+        return self.value(x) * np.exp(-t * se), self.value(x) * np.exp(t * se)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def fit_power_law(x: np.ndarray, y: np.ndarray, x_ref: float = 1.0, confidence: float = 0.95) -> PowerLawFit:
+    """Least-squares fit of ``ln y = ln A + α·ln(x/x_ref)`` (every point weighted alike: with devices the
+    scatter between devices, not each one's fit error, sets how well ``α`` is known)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    x, y = x[keep], y[keep]
+    if x.size < 3 or np.unique(x).size < 2:
+        raise FitError("a power law needs three or more positive points at two or more x values")
+    u, v = np.log(x), np.log(y)
+    line = stats.linregress(u - math.log(x_ref), v)
+    t = stats.t.ppf(0.5 + confidence / 2.0, x.size - 2)
+    sxx = float(np.sum((u - u.mean()) ** 2))
+    return PowerLawFit(float(line.slope), float(line.stderr), float(line.slope - t * line.stderr),
+                       float(line.slope + t * line.stderr), float(np.exp(line.intercept)), x_ref, confidence,
+                       int(x.size), float(u.mean()), sxx, float(line.stderr * math.sqrt(sxx)))
