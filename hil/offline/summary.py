@@ -11,8 +11,9 @@ from typing import Any
 
 from hil.session import RUNNING, Session
 from hil.training.epoch_records import EPOCHS, summarise
-from protocols.analysis import loop_width_by_device
+from protocols.analysis import loop_width_by_device, loop_width_intervals, width_statistics
 from protocols.base import LOST_RESULT
+from protocols.hysteresis_loop import STEPS
 
 
 def _run_entry(run: Any) -> dict[str, Any]:
@@ -85,10 +86,17 @@ def session_info(path: str | Path) -> dict[str, Any]:
             if loops is not None:
                 for name, width in loop_width_by_device(loops).items():
                     device(name)["loop_width_a"] = width
+                for name, interval in loop_width_intervals(run.table(STEPS.name)).items():
+                    device(name).update(loop_width_interval_a=[interval["low_a"], interval["high_a"]],
+                                        n_loops=interval["n_loops"])
             for name, values in (run.analysis("reset") or {}).items():
                 device(name)["reset_success_rate"] = values["reset_success_rate"]
-            for name, r_ch in (run.analysis("channel_resistance") or {}).items():
+            resistances = run.analysis("channel_resistance") or {}
+            for name, r_ch in resistances.items():
                 device(name)["r_ch_ohm"] = r_ch
+            if resistances:
+                widths = {name: d["width_m"] for name, d in devices.items() if "width_m" in d}
+                entry["by_width"] = width_statistics(resistances, widths, "r_ch_ohm")
             summary = run.analysis("summary")
             if summary and "by_width" in summary:
                 entry["by_width"] = summary["by_width"]
@@ -122,20 +130,27 @@ def format_info(info: dict[str, Any]) -> str:
             if "i50_a_mean" in row:
                 parts.append(f"I50 {row['i50_a_mean'] * 1e3:.4f} ± {row['i50_a_std'] * 1e3:.4f} mA,")
                 parts.append(f"w_I {row['w_a_mean'] * 1e6:.2f} ± {row['w_a_std'] * 1e6:.2f} µA")
+            if "r_ch_ohm_mean" in row:
+                parts.append(f"R_ch {row['r_ch_ohm_mean']:.1f} ± {row['r_ch_ohm_std']:.1f} Ω "
+                             f"({row['n_devices']} devices)")
             if "loop_width_a_mean" in row:
                 parts.append(f"loop half-width {row['loop_width_a_mean'] * 1e3:.4f} ± "
                              f"{row['loop_width_a_std'] * 1e3:.4f} mA")
             lines.append(" ".join(parts))
     if any(d.get("fits") or "loop_width_a" in d or "r_ch_ohm" in d for d in info["devices"]):
-        lines.append(f"{'device':10} {'width':>7} {'R_ch (Ω)':>9} {'I50 (mA)':>20} {'w_I (µA)':>16} {'loop (mA)':>10}")
+        lines.append(f"{'device':10} {'width':>7} {'R_ch (Ω)':>9} {'I50 (mA)':>20} {'w_I (µA)':>16} "
+                     f"{'loop half-width (mA)':>26}")
         for d in info["devices"]:
             logistic = d.get("fits", {}).get("logistic")
             i50 = f"{logistic['i50_a'] * 1e3:.4f} ± {logistic['i50_err_a'] * 1e3:.4f}" if logistic else "-"
             w = f"{logistic['w_a'] * 1e6:.2f} ± {logistic['w_err_a'] * 1e6:.2f}" if logistic else "-"
             loop = f"{d['loop_width_a'] * 1e3:.4f}" if "loop_width_a" in d else "-"
+            if "loop_width_interval_a" in d:
+                low, high = d["loop_width_interval_a"]
+                loop += f" [{low * 1e3:.4f}, {high * 1e3:.4f}]"
             r_ch = f"{d['r_ch_ohm']:.1f}" if "r_ch_ohm" in d else "-"
             width = f"{d['width_m'] * 1e6:.1f}µm" if "width_m" in d else "?"
-            lines.append(f"{d['id']:10} {width:>7} {r_ch:>9} {i50:>20} {w:>16} {loop:>10}")
+            lines.append(f"{d['id']:10} {width:>7} {r_ch:>9} {i50:>20} {w:>16} {loop:>26}")
     if "training" in info:
         t = info["training"]
         config = t.get("config") or {}
