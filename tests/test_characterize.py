@@ -126,7 +126,8 @@ def test_info_json_reports_format_runs_devices_fits_and_loops(session):
 def test_report_writes_figures_and_summary(session, tmp_path):
     files = write_report(session, tmp_path)
     names = {f.name for f in files}
-    assert names == {"switching_curves.png", "hysteresis_loops.png", "size_trends.png", "summary.txt"}
+    assert names == {"switching_curves.png", "hysteresis_loops.png", "size_trends.png", "channel_resistance.png",
+                     "summary.txt"}
     for f in files:
         assert f.stat().st_size > 1000
         if f.suffix == ".png":

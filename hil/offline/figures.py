@@ -1,4 +1,9 @@
-"""``hil report``: PNG figures and a text summary of a characterization session."""
+"""``hil report``: the figures and the text summary of a session.
+
+A characterization gives P(I) per device (small multiples by width), the hysteresis loops, the size trends
+with their power-law fits (:mod:`hil.offline.scaling`) and the channel resistances; a training session gives
+its loss and accuracy per epoch. PNG by default, PDF or SVG on request.
+"""
 
 from __future__ import annotations
 
@@ -7,100 +12,221 @@ from typing import Any
 
 import numpy as np
 
+from hil.offline.plot_style import FORMATS, DeviceStyles, pyplot, save, width_label
+from hil.offline.scaling import Series, exponent_text, format_scaling, scaling
 from hil.offline.summary import format_info, session_info
 from hil.outputs import check_outputs
 from hil.session import Session
-from protocols.analysis import curves_by_device, fitted_logistic, loops_of
+from hil.training.epoch_records import EPOCHS
+from instruments.failures import UserFacingError
+from protocols.analysis import curves_by_device, fitted_logistic, loops_of, readable
 from protocols.bias_sweep import BiasSweep
 from protocols.fits import wilson_interval
 from protocols.hysteresis_loop import STEPS, HysteresisLoop
 
-WIDTH_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-FIGURES = ("switching_curves.png", "hysteresis_loops.png", "size_trends.png", "summary.txt")
+FIGURES = ("switching_curves", "hysteresis_loops", "size_trends", "channel_resistance", "training_curves")
+SUMMARY = "summary.txt"
+TREND_PANELS = ("i50", "w_i", "loop")
 
 
-def _save_by_width(plt: Any, fig: Any, ax: Any, colour: dict[float, str], style: str, xlabel: str, ylabel: str,
-                   title: str, path: Path) -> Path:
-    """Label a figure whose curves are coloured by device width, save it as PNG and close it."""
-    for width, c in colour.items():
-        ax.plot([], [], style, color=c, label=f"{width * 1e6:g} um")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(title="device width")
+class ReportFormatError(UserFacingError, ValueError):
+    """A figure format ``hil report`` does not write."""
+
+
+def _small_multiples(plt: Any, styles: DeviceStyles, width: float = 4.2, height: float = 3.6) -> tuple[Any, Any]:
+    n = max(len(styles.groups), 1)
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, sharey=True)
+    return fig, axes[0]
+
+
+def _switching_curves(plt: Any, run: Any, styles: DeviceStyles) -> Any:
+    fits = run.analysis("fits") or {}
+    counts = curves_by_device(run.analysis("curves"))
+    fig, axes = _small_multiples(plt, styles)
+    for ax, (width, devices) in zip(axes, styles.groups.items(), strict=True):
+        for device in devices:
+            c = counts.get(device)
+            if c is None:
+                continue
+            style = styles(device)
+            low, high = wilson_interval(c.n_switched, c.n_trials)
+            logistic = fitted_logistic(fits, device)
+            label = device + (f": $I_{{50}}$ = {logistic.i50_a * 1e3:.3f} mA" if logistic else "")
+            ax.errorbar(c.current_a * 1e3, c.p, yerr=np.clip([c.p - low, high - c.p], 0, None), fmt=style["marker"],
+                        ms=3.5, color=style["color"], capsize=1.5, lw=0.8, label=label)
+            if logistic is not None:
+                grid = np.linspace(c.current_a.min(), c.current_a.max(), 200)
+                ax.plot(grid * 1e3, logistic.probability(grid), color=style["color"], ls=style["linestyle"], lw=1.2)
+        ax.set_title(f"W = {width_label(width)}")
+        ax.set_xlabel("bias current I (mA)")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("switching probability P")
+    n = int(np.median([np.median(c.n_trials) for c in counts.values()])) if counts else 0
+    fig.suptitle(f"P(I) per device: {n} trials per point, 95 % Wilson intervals, logistic ML fits")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def write_report(path: str | Path, out_dir: str | Path, force: bool = False) -> list[Path]:
-    """PNG figures and a text summary of a characterization session into ``out_dir`` (existing files are
-    replaced only with ``force``)."""
-    import matplotlib
+def _hysteresis_loops(plt: Any, run: Any, styles: DeviceStyles, info: dict[str, Any]) -> Any:
+    by_id = {d["id"]: d for d in info["devices"]}
+    fig, axes = _small_multiples(plt, styles)
+    panel = {device: ax for ax, devices in zip(axes, styles.groups.values(), strict=True) for device in devices}
+    labelled: set[str] = set()
+    for device, current, reading in loops_of(run.table(STEPS.name)):
+        ax = panel.get(device)
+        if ax is None:
+            continue
+        ok = readable(reading)
+        style = styles(device)
+        label = None
+        if device not in labelled:
+            labelled.add(device)
+            loop = by_id.get(device, {}).get("loop_width_a")
+            label = device + (f": $I_\\mathrm{{loop}}$ = {loop * 1e3:.2f} mA" if loop is not None else "")
+        ax.plot(current[ok] * 1e3, reading[ok], color=style["color"], ls=style["linestyle"], lw=1.1, label=label)
+    for ax, width in zip(axes, styles.groups, strict=True):
+        ax.set_title(f"W = {width_label(width)}")
+        ax.set_xlabel("DC current I (mA)")
+        ax.axvline(0, color="0.8", lw=0.6)
+        ax.legend(fontsize=7, loc="center left")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Hall resistance $R_{xy}$ (Ω)")
+    fig.suptitle("Current-induced switching loops ($-I_\\max \\to +I_\\max \\to -I_\\max$); "
+                 "$I_\\mathrm{loop}$: loop half-width")
+    fig.tight_layout()
+    return fig
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _trend_panel(ax: Any, series: Series, styles: DeviceStyles) -> None:
+    q = series.quantity
+    for device, w, v, lo, hi in zip(series.devices, series.width_m, series.value, series.low, series.high,
+                                    strict=True):
+        style = styles(device)
+        ax.errorbar([w * 1e6 * styles.offset(device)], [v / q.scale], yerr=[[(v - lo) / q.scale], [(hi - v) / q.scale]],
+                    fmt=style["marker"], color=style["color"], ms=4, capsize=2, lw=0.8)
+    fit = series.fit
+    if fit is not None:
+        grid = np.geomspace(series.width_m.min() / 1.15, series.width_m.max() * 1.15, 100)
+        low, high = fit.band(grid)
+        ax.fill_between(grid * 1e6, low / q.scale, high / q.scale, color="0.6", alpha=0.3, lw=0,
+                        label=f"{fit.confidence * 100:g} % band of the fit")
+        ax.plot(grid * 1e6, fit.value(grid) / q.scale, "k-", lw=1, label=f"{q.tex} ∝ $W^\\alpha$")
+    ax.text(0.04, 0.96, exponent_text(series), transform=ax.transAxes, va="top", fontsize=9,
+            bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("device width W (µm)")
+    ax.set_ylabel(f"{q.tex} ({q.unit})")
+    ax.set_title(q.title)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3, which="both")
+
+
+def _plain_log_axes(ax: Any, widths_m: np.ndarray) -> None:
+    """Log axes labelled in plain numbers: the widths measured on x, ``2``, ``3``... (not ``3×10⁰``) on y."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ticks = sorted({float(w) * 1e6 for w in widths_m})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
+def _device_legend(fig: Any, styles: DeviceStyles, devices: list[str]) -> None:
+    handles = [fig.axes[0].errorbar([], [], fmt=styles(d)["marker"], color=styles(d)["color"], ms=4)
+               for d in devices]
+    fig.legend(handles, devices, loc="center right", fontsize=7, title="device", title_fontsize=8)
+
+
+def _size_trends(plt: Any, trends: dict[str, Series], styles: DeviceStyles) -> Any:
+    keys = [k for k in TREND_PANELS if k in trends]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 4.0), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        _trend_panel(ax, trends[key], styles)
+        _plain_log_axes(ax, trends[key].width_m)
+    notes = []
+    if "i50" in trends or "w_i" in trends:
+        notes.append("I50, w_I: logistic ML fit ± 1 s.e.")
+    if "loop" in trends:
+        notes.append("I_loop: mean over loops, interval widened by one current step")
+    fig.suptitle("Size trends, one point per device" + (f" ({'; '.join(notes)})" if notes else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.91, 1))
+    _device_legend(fig, styles, trends[keys[0]].devices)
+    return fig
+
+
+def _channel_resistance(plt: Any, series: Series, styles: DeviceStyles) -> Any:
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    _trend_panel(ax, series, styles)
+    for width in np.unique(series.width_m):
+        values = series.value[series.width_m == width]
+        spread = values.std(ddof=1) if values.size > 1 else 0.0
+        ax.errorbar([width * 1e6 * 1.12], [values.mean()], yerr=[spread], fmt="_", ms=12, color="k", capsize=3,
+                    lw=1.2)
+    ax.plot([], [], "k_", ms=10, label="mean ± sample std per width")
+    ax.legend(fontsize=7, loc="lower left")
+    _plain_log_axes(ax, series.width_m)
+    ax.set_title("channel resistance per device (two-wire)")
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
+    _device_legend(fig, styles, series.devices)
+    return fig
+
+
+def _training_curves(plt: Any, runs: dict[str, np.ndarray]) -> Any:
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    colours = {"hil": "tab:blue", "deterministic": "tab:green", "stochastic": "tab:orange"}
+    for role, epochs in runs.items():
+        colour = colours.get(role, "k")
+        label = "devices in the loop" if role == "hil" else f"{role} software baseline"
+        loss_ax.plot(epochs["epoch"], epochs["loss"], "o-", color=colour, ms=3, label=label)
+        acc_ax.plot(epochs["epoch"], epochs["train_accuracy"], "--", color=colour, lw=1, label=f"{label}, train")
+        tested = np.isfinite(epochs["test_accuracy"])
+        acc_ax.plot(epochs["epoch"][tested], epochs["test_accuracy"][tested], "o-", color=colour, ms=3,
+                    label=f"{label}, test")
+    loss_ax.set_ylabel("training loss (cross-entropy)")
+    acc_ax.set_ylabel("accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle("Training: loss and accuracy per epoch")
+    fig.tight_layout()
+    return fig
+
+
+def write_report(path: str | Path, out_dir: str | Path, force: bool = False, fmt: str = "png") -> list[Path]:
+    """The figures (``fmt``: png, pdf or svg) and ``summary.txt`` of a session into ``out_dir``; existing files
+    are replaced only with ``force``."""
+    if fmt not in FORMATS:
+        raise ReportFormatError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    plt = pyplot()
     out_dir = Path(out_dir)
     info = session_info(path)
-    check_outputs([out_dir / name for name in FIGURES], force)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    widths = {d["id"]: d.get("width_m", 0.0) for d in info["devices"]}
-    distinct = sorted({w for w in widths.values() if w})
-    colour = {w: WIDTH_COLOURS[i % len(WIDTH_COLOURS)] for i, w in enumerate(distinct)}
-    written: list[Path] = []
+    trends = scaling(info)
+    styles = DeviceStyles({d["id"]: d["width_m"] for d in info["devices"] if d.get("width_m")})
     with Session(path) as session:
         sweeps = [run for run in session.runs_of(BiasSweep.name) if run.analysis("curves") is not None]
-        loops_runs = list(session.runs_of(HysteresisLoop.name))
-        if sweeps:
-            run = sweeps[-1]
-            fits = run.analysis("fits") or {}
-            fig, ax = plt.subplots(figsize=(8, 5))
-            for name, counts in curves_by_device(run.analysis("curves")).items():
-                c = colour.get(widths.get(name), "k")
-                low, high = wilson_interval(counts.n_switched, counts.n_trials)
-                p = counts.p
-                ax.errorbar(counts.current_a * 1e3, p, yerr=np.clip([p - low, high - p], 0, None), fmt="o", ms=3,
-                            color=c, alpha=0.8, capsize=1.5)
-                logistic = fitted_logistic(fits, name)
-                if logistic is not None:
-                    grid = np.linspace(counts.current_a.min(), counts.current_a.max(), 200)
-                    ax.plot(grid * 1e3, logistic.probability(grid), color=c, lw=1)
-            written.append(_save_by_width(plt, fig, ax, colour, "o-", "bias current (mA)", "switching probability",
-                                          "P(I) per device: 95 % Wilson intervals, logistic ML fits",
-                                          out_dir / "switching_curves.png"))
-        if loops_runs:
-            fig, ax = plt.subplots(figsize=(8, 5))
-            for name, current, reading in loops_of(loops_runs[-1].table(STEPS.name)):
-                finite = np.isfinite(reading) & (np.abs(reading) < 1e30)
-                ax.plot(current[finite] * 1e3, reading[finite], "-", lw=1, color=colour.get(widths.get(name), "k"),
-                        alpha=0.8)
-            written.append(_save_by_width(plt, fig, ax, colour, "-", "DC current (mA)", "R_xy (ohm)",
-                                          "Current hysteresis loops", out_dir / "hysteresis_loops.png"))
-    trend = [(d["width_m"], d["fits"]["logistic"], d.get("loop_width_a")) for d in info["devices"]
-             if d.get("fits", {}).get("logistic") and d.get("width_m")]
-    loops_only = [(d["width_m"], d["loop_width_a"]) for d in info["devices"]
-                  if "loop_width_a" in d and d.get("width_m")]
-    if trend or loops_only:
-        fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-        if trend:
-            w = np.array([t[0] for t in trend]) * 1e6
-            axes[0].errorbar(w, [t[1]["i50_a"] * 1e3 for t in trend], yerr=[t[1]["i50_err_a"] * 1e3 for t in trend],
-                             fmt="o")
-            axes[1].errorbar(w, [1e-3 / t[1]["w_a"] for t in trend],
-                             yerr=[1e-3 * t[1]["w_err_a"] / t[1]["w_a"] ** 2 for t in trend], fmt="o")
-        if loops_only:
-            axes[2].plot([x[0] * 1e6 for x in loops_only], [x[1] * 1e3 for x in loops_only], "o")
-        for ax, label in zip(axes, ("I50 (mA)", "slope 1/w_I (1/mA)", "loop half-width (mA)"), strict=True):
-            ax.set_xlabel("device width (um)")
-            ax.set_ylabel(label)
-        fig.suptitle("Size trends: narrower devices switch at lower current, more steeply, with narrower loops")
-        fig.tight_layout()
-        written.append(out_dir / "size_trends.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
-    summary = out_dir / "summary.txt"
-    summary.write_text(format_info(info) + "\n")
-    written.append(summary)
-    return written
+        loops = list(session.runs_of(HysteresisLoop.name))
+        training = {run.parameters.get("role", ""): run.table(EPOCHS.name) for run in session.runs_of("training")}
+        training = {role: epochs for role, epochs in training.items() if epochs.size}
+        draw = {
+            "switching_curves": (lambda: _switching_curves(plt, sweeps[-1], styles)) if sweeps else None,
+            "hysteresis_loops": (lambda: _hysteresis_loops(plt, loops[-1], styles, info)) if loops else None,
+            "size_trends": ((lambda: _size_trends(plt, trends, styles))
+                            if any(k in trends for k in TREND_PANELS) else None),
+            "channel_resistance": (lambda: _channel_resistance(plt, trends["r_ch"], styles)) if "r_ch" in trends
+            else None,
+            "training_curves": (lambda: _training_curves(plt, training)) if training else None,
+        }
+        planned = [out_dir / f"{name}.{fmt}" for name in FIGURES if draw[name] is not None]
+        check_outputs([*planned, out_dir / SUMMARY], force)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = [save(draw[p.stem](), p) for p in planned]
+    summary = out_dir / SUMMARY
+    summary.write_text("\n\n".join(part for part in (format_info(info), format_scaling(trends)) if part) + "\n")
+    return [*written, summary]

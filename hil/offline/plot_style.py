@@ -1,0 +1,71 @@
+"""How every figure of ``hil report`` and ``hil replay`` looks: unit symbols, colour by device width (a
+shade of it per device), a marker and line style per device, and the file formats figures are saved in."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("png", "pdf", "svg")
+WIDTH_COLOURMAPS = ("Blues", "Oranges", "Greens", "Reds", "Purples", "Greys")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+PNG_DPI = 150
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def width_label(width_m: float) -> str:
+    """A device width as printed on figures: ``5 µm``."""
+    return f"{width_m * 1e6:g} µm"
+
+
+def _natural(device: str) -> tuple[Any, ...]:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", device))
+
+
+class DeviceStyles:
+    """One colour family per device width and, within it, a shade, marker and line style per device."""
+
+    def __init__(self, widths_m: dict[str, float]) -> None:
+        plt = pyplot()
+        self.widths_m = dict(widths_m)
+        self.groups: dict[float, list[str]] = {}
+        for device in sorted(widths_m, key=_natural):
+            self.groups.setdefault(widths_m[device], []).append(device)
+        self.groups = dict(sorted(self.groups.items()))
+        self._style: dict[str, dict[str, Any]] = {}
+        for i, (_, devices) in enumerate(self.groups.items()):
+            cmap = plt.get_cmap(WIDTH_COLOURMAPS[i % len(WIDTH_COLOURMAPS)])
+            for j, device in enumerate(devices):
+                shade = 0.85 - 0.4 * j / max(len(devices) - 1, 1)
+                self._style[device] = {"color": cmap(shade), "marker": MARKERS[j % len(MARKERS)],
+                                       "linestyle": LINESTYLES[j % len(LINESTYLES)], "rank": j, "of": len(devices)}
+
+    def __call__(self, device: str) -> dict[str, Any]:
+        """``color``, ``marker`` and ``linestyle`` of a device (black, plain, for a device of unknown width)."""
+        style = self._style.get(device, {"color": "k", "marker": "o", "linestyle": "-"})
+        return {k: style[k] for k in ("color", "marker", "linestyle")}
+
+    def offset(self, device: str, spread: float = 0.06) -> float:
+        """A small multiplicative shift on a log width axis, so devices of one width sit side by side."""
+        style = self._style.get(device)
+        if style is None or style["of"] < 2:
+            return 1.0
+        return float(1.0 + spread * (style["rank"] / (style["of"] - 1) - 0.5))
+
+
+def save(fig: Any, path: Path) -> Path:
+    """Save a figure (format from the suffix; raster at :data:`PNG_DPI`) and close it."""
+    fig.savefig(path, dpi=PNG_DPI if path.suffix == ".png" else None)
+    pyplot().close(fig)
+    return path
