@@ -25,7 +25,14 @@ from hil.outputs import check_outputs
 from hil.session import Session
 from instruments.station import Station
 from instruments.station_config import StationSpec, parse_station
-from protocols.analysis import curves_by_device, loop_width_by_device, loop_widths_per_loop, loops_of, step_current
+from protocols.analysis import (
+    curves_by_device,
+    loop_width_by_device,
+    loop_widths_per_loop,
+    loops_of,
+    readable,
+    step_current,
+)
 from protocols.engine import MemoryStore, RunEngine
 from protocols.fits import wilson_interval
 from protocols.hysteresis_loop import STEPS, HysteresisLoop
@@ -191,21 +198,32 @@ def write_replay_report(result: dict[str, Any], out_dir: str | Path, session_pat
                 sp = np.array([np.nan if x is None else x for x in v["simulated_p"]], dtype=float)
                 ax.plot(amps, sp, "s", ms=3, label="simulated", color="tab:orange", alpha=0.7)
                 ax.plot(amps, v["model_p"], "-", lw=1, label="model P", color="tab:orange")
-                ax.set_xlabel("I (mA)", fontsize=8)
+                ax.set_xlabel("bias current I (mA)", fontsize=8)
+                ax.set_ylabel("switching probability P", fontsize=8)
             else:
                 v = run["devices"].get(device, {"verdict": "no loop"})
+                label = "measured"
                 for name, current, reading in loops_of(measured_steps.get(run["name"], np.zeros(0, STEPS.dtype))):
                     if name == device:
-                        ax.plot(current * 1e3, reading, "-", lw=1, color="tab:blue", label="measured")
+                        ok = readable(reading)
+                        ax.plot(current[ok] * 1e3, reading[ok], "-", lw=1.2, color="tab:blue", label=label)
+                        label = None
                 example = loops["simulated_example"][device]
-                ax.plot(np.array(example["current_a"]) * 1e3, example["reading_ohm"], "--", lw=1, color="tab:orange",
-                        label="simulated")
-                ax.set_xlabel("DC current (mA)", fontsize=8)
+                current, reading = np.array(example["current_a"]), np.array(example["reading_ohm"])
+                ok = readable(reading)
+                ax.plot(current[ok] * 1e3, reading[ok], "--", lw=1.2, color="tab:orange", label="simulated")
+                ax.set_xlabel("DC current I (mA)", fontsize=8)
+                ax.set_ylabel("$R_{xy}$ (Ω)", fontsize=8)
             colour = "k" if v["verdict"] == "agrees" else "tab:red"
-            ax.set_title(f"{device}: {v['verdict']}", fontsize=9, color=colour)
+            title = f"{device}: {v['verdict']}"
+            if "measured_loop_width_a" in v:
+                low, high = v["simulated_range_a"]
+                title += (f"\n$I_\\mathrm{{loop}}$ {v['measured_loop_width_a'] * 1e3:.2f} mA, "
+                          f"simulated 99 %: {low * 1e3:.2f}–{high * 1e3:.2f} mA")
+            ax.set_title(title, fontsize=8, color=colour)
         for ax in axes.ravel()[len(devices):]:
             ax.axis("off")
-        axes[0, 0].legend(fontsize=7)
+        axes[0, 0].legend(fontsize=7, loc="center" if loops and not curves else "best")
         fig.suptitle(f"run {run['name']} ({run['protocol']}): measured vs simulated")
         fig.tight_layout()
         written.append(out_dir / f"replay_{run['name']}_{run['protocol']}.png")
