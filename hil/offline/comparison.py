@@ -21,6 +21,7 @@ import torch
 from scipy import stats
 
 from hil.lab.characterization import station_guard
+from hil.offline.plot_style import natural_order
 from hil.outputs import check_outputs
 from hil.session import Session
 from instruments.station import Station
@@ -184,7 +185,7 @@ def write_replay_report(result: dict[str, Any], out_dir: str | Path, session_pat
         loops = run.get("loops")
         if not curves and not loops:
             continue
-        devices = sorted(curves) if curves else sorted(loops["simulated_example"])
+        devices = natural_order(curves if curves else loops["simulated_example"])
         cols = min(4, len(devices))
         rows = int(np.ceil(len(devices) / cols))
         fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)

@@ -4,6 +4,7 @@ shade of it per device), a marker and line style per device, and the file format
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ def width_label(width_m: float) -> str:
     return f"{width_m * 1e6:g} µm"
 
 
-def _natural(device: str) -> tuple[Any, ...]:
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", device))
+def natural_order(devices: Iterable[str]) -> list[str]:
+    """Device ids sorted as a person reads them: ``w3-2`` before ``w10-1``."""
+    return sorted(devices, key=lambda d: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", d)])
 
 
 class DeviceStyles:
@@ -40,7 +42,7 @@ class DeviceStyles:
         plt = pyplot()
         self.widths_m = dict(widths_m)
         self.groups: dict[float, list[str]] = {}
-        for device in sorted(widths_m, key=_natural):
+        for device in natural_order(widths_m):
             self.groups.setdefault(widths_m[device], []).append(device)
         self.groups = dict(sorted(self.groups.items()))
         self._style: dict[str, dict[str, Any]] = {}
