@@ -4,7 +4,6 @@ Skipped where no Chromium and ChromeDriver are installed (CI installs Debian's `
 
 import contextlib
 import shutil
-import subprocess
 import time
 from argparse import Namespace
 
