@@ -87,6 +87,29 @@ def test_the_state_follows_a_session_while_it_is_written(tmp_path):
     assert final["errors"]["instrument_errors"] == [] and final["errors"]["stopped"] == ""
 
 
+def test_a_training_session_shows_its_loss_and_accuracies_per_epoch(tmp_path):
+    from hil.neurons import SimBackend
+    from hil.neurons.layers import NeuronConfig
+    from hil.training.config import TrainConfig
+    from hil.training.datasets import load_digits
+    from hil.training.training_run import train_to_session
+
+    out = tmp_path / "training.h5"
+    config = TrainConfig(hidden=(12,), epochs=2, eval_samples=1)
+    train_to_session(out, load_digits(seed=0), SimBackend.virtual(12, seed=1), {}, config, NeuronConfig(),
+                     progress=False)
+    with live_view(Namespace(live=0), out) as url:
+        shown = state(url)
+    with Session(out) as s:
+        epochs = s.runs[0].table("epochs")
+    assert shown["kind"] == "training" and len(shown["runs"]) == 1
+    run = shown["runs"][0]
+    assert (run["protocol"], run["role"], run["status"]) == ("training", "hil", "completed")
+    for name in ("epoch", "loss", "train_accuracy", "test_accuracy"):
+        np.testing.assert_allclose(run["epochs"][name], epochs[name])
+    assert run["progress"]["units_done"] == run["progress"]["n_units"] > 0 and run["curves"] == []
+
+
 def test_off_loopback_every_request_needs_the_printed_token():
     with live_view(Namespace(live=0, live_host="0.0.0.0"), EMULATED_SESSION) as url:
         token = url.split("?token=", 1)[1]
