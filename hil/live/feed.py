@@ -32,11 +32,10 @@ import numpy as np
 
 from hil.session import RunView, Session, SessionError
 from protocols.analysis import loops_of, switching_curves, text
-from protocols.fits import FitError, fit_logistic
+from protocols.fits import FitError, fit_logistic, wilson_interval
 
 # tables with a view of their own; every other record table is listed as rows
 TRIALS, STEPS, EPOCHS, LOST = "trials", "steps", "epochs", "lost_devices"
-KNOWN_TABLES = (TRIALS, STEPS, EPOCHS, LOST)
 TABLE_ROWS = 20  # latest rows shown of any other table
 FIT_SAMPLES = 80  # points of a drawn fit curve
 READ_TRIES, READ_PAUSE_S = 5, 0.05
@@ -93,31 +92,49 @@ def progress(run: RunView, now: float) -> dict[str, Any]:
     return out
 
 
-def curves(trials: np.ndarray) -> list[dict[str, Any]]:
-    """P(I) per device and pulse width: points with Wilson intervals, and the logistic fit when it has one."""
-    if not trials.size:
-        return []
-    points = switching_curves(trials)
+def curves(counts: dict[tuple[str, float, float], tuple[int, int]]) -> list[dict[str, Any]]:
+    """P(I) per device and pulse width from ``(device, current, width) → (trials, switched)``: the points
+    with their Wilson intervals, and the logistic fit once it has one."""
     out = []
-    for device, width in sorted({(bytes(d), float(w)) for d, w in zip(points["device"], points["width_s"],
-                                                                     strict=True)}):
-        rows = points[(points["device"] == device) & (points["width_s"] == width)]
-        entry: dict[str, Any] = {"device": text(device), "width_s": width, "current_a": column(rows["amplitude_a"]),
-                                 "p": column(rows["p"]), "ci_low": column(rows["ci_low"]),
-                                 "ci_high": column(rows["ci_high"]), "n_trials": column(rows["n_trials"]),
-                                 "fit": None}
-        if rows.size >= 3 and rows["amplitude_a"].max() > 0:
+    for device, width in sorted({(d, w) for d, _, w in counts}):
+        current = np.array(sorted(a for d, a, w in counts if (d, w) == (device, width)))
+        n, k = (np.array([counts[(device, a, width)][i] for a in current], dtype=float) for i in (0, 1))
+        low, high = wilson_interval(k, n)
+        entry: dict[str, Any] = {"device": device, "width_s": width, "current_a": column(current),
+                                 "p": column(k / n), "ci_low": column(low), "ci_high": column(high),
+                                 "n_trials": [int(v) for v in n], "fit": None}
+        if current.size >= 3 and current.max() > 0:
             try:
-                fit = fit_logistic(rows["amplitude_a"], rows["n_switched"], rows["n_trials"])
+                fit = fit_logistic(current, k, n)
             except FitError:
                 fit = None
             if fit is not None and math.isfinite(fit.i50_a) and math.isfinite(fit.w_a) and fit.w_a > 0:
-                grid = np.linspace(rows["amplitude_a"].min(), rows["amplitude_a"].max(), FIT_SAMPLES)
+                grid = np.linspace(current.min(), current.max(), FIT_SAMPLES)
                 entry["fit"] = {"i50_a": fit.i50_a, "i50_err_a": finite(fit.i50_err_a), "w_a": fit.w_a,
                                 "w_err_a": finite(fit.w_err_a), "current_a": column(grid),
                                 "p": column(fit.probability(grid))}
         out.append(entry)
     return out
+
+
+class SwitchingTally:
+    """The P(I) of a growing ``trials`` table: each committed row is counted once, when it first appears,
+    so a sweep of hundreds of thousands of trials is not recounted at every read."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.counts: dict[tuple[str, float, float], tuple[int, int]] = {}
+
+    def __call__(self, trials: np.ndarray) -> list[dict[str, Any]]:
+        if trials.size < self.rows:  # another file under the same name: start again
+            self.rows, self.counts = 0, {}
+        if trials.size > self.rows:
+            for point in switching_curves(trials[self.rows:]):  # the new rows' counts, reset failures left out
+                key = (text(point["device"]), float(point["amplitude_a"]), float(point["width_s"]))
+                n, k = self.counts.get(key, (0, 0))
+                self.counts[key] = (n + int(point["n_trials"]), k + int(point["n_switched"]))
+            self.rows = int(trials.size)
+        return curves(self.counts)
 
 
 def loops(steps: np.ndarray) -> list[dict[str, Any]]:
@@ -157,16 +174,14 @@ def errors(run: RunView, lost: np.ndarray) -> dict[str, Any]:
                                                                                      strict=True)] if lost.size else []}
 
 
-VIEWS: dict[str, tuple[str, Callable[[np.ndarray], Any]]] = {TRIALS: ("curves", curves), STEPS: ("loops", loops),
-                                                              EPOCHS: ("epochs", epochs)}
-
-
 class SessionFeed:
     """Snapshots of one session file for the live page (see the module docstring)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._derived: dict[tuple[str, str], tuple[int, Any]] = {}  # (run, table) → (rows, view)
+        self._tallies: dict[str, SwitchingTally] = {}  # run → its P(I) counts so far
+        self._identity: tuple[str, str] | None = None  # which file, which start: the caches hold for it only
         self._last: dict[str, Any] | None = None
 
     def snapshot(self) -> dict[str, Any]:
@@ -188,6 +203,11 @@ class SessionFeed:
     def _read(self) -> dict[str, Any]:
         now = time.time()
         with Session(self.path) as session:
+            identity = (str(session.attrs.get("created_utc")), str(session.attrs.get("attempt_log")))
+            if identity != self._identity:  # a file replaced (--force) or continued (--resume): count afresh
+                self._derived.clear()
+                self._tallies.clear()
+                self._identity = identity
             runs = [self._run(index, run, now) for index, run in enumerate(session.runs)]
             return {"file": self.path.name, "kind": session.kind, "created_utc": str(session.attrs.get(
                 "created_utc", "")), "read_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -198,8 +218,11 @@ class SessionFeed:
         out: dict[str, Any] = {"index": index, "name": run.name, "protocol": run.protocol, "status": run.status,
                                "role": str(run.parameters.get("role", "")), "progress": progress(run, now),
                                "curves": [], "loops": [], "epochs": None, "tables": []}
+        views: dict[str, tuple[str, Callable[[np.ndarray], Any]]] = {
+            TRIALS: ("curves", self._tallies.setdefault(run.name, SwitchingTally())), STEPS: ("loops", loops),
+            EPOCHS: ("epochs", epochs)}
         for table, rows in counts.items():
-            key, view = VIEWS.get(table, ("tables", None))
+            key, view = views.get(table, ("tables", None))
             if table == LOST:
                 continue
             cached = self._derived.get((run.name, table))

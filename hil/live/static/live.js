@@ -48,6 +48,10 @@ function progressLine(run) {
   return parts.join(" · ");
 }
 
+function title(text) {  // left, clear of the mode bar on the right
+  return {text: text, x: 0.01, xanchor: "left", font: {size: 14}};
+}
+
 function plotDiv(box, kind) {
   return child(box, `.plot.${kind}`, () => el("div", {class: `plot ${kind}`}));
 }
@@ -76,7 +80,7 @@ function drawCurves(box, run) {
     }
   });
   Plotly.react(plotDiv(box, "pi"), traces, {
-    title: {text: "P(I): points with 95 % Wilson intervals, running logistic fit"},
+    title: title("P(I): points with 95 % Wilson intervals, running logistic fit"),
     xaxis: {title: {text: "bias current I (µA)"}}, yaxis: {title: {text: "switching probability P"}, range: [-0.05, 1.05]},
     margin: {t: 40}, legend: {font: {size: 10}},
   }, {displaylogo: false});
@@ -90,7 +94,7 @@ function drawLoops(box, run) {
     line: {color: PALETTE[devices.indexOf(loop.device) % PALETTE.length], width: 1},
   }));
   Plotly.react(plotDiv(box, "loops"), traces, {
-    title: {text: "Hysteresis loops"}, xaxis: {title: {text: "current I (µA)"}},
+    title: title("Hysteresis loops"), xaxis: {title: {text: "current I (µA)"}},
     yaxis: {title: {text: "R_xy (Ω)"}}, margin: {t: 40}, legend: {font: {size: 10}},
   }, {displaylogo: false});
 }
@@ -104,8 +108,10 @@ function drawEpochs(box, run) {
     {x: e.epoch, y: e.test_accuracy, type: "scatter", mode: "lines+markers", name: "test accuracy", yaxis: "y2",
      line: {color: PALETTE[2]}, connectgaps: true},
   ], {
-    title: {text: `Training${run.role ? " (" + run.role + ")" : ""}`}, xaxis: {title: {text: "epoch"}},
-    yaxis: {title: {text: "loss"}}, yaxis2: {title: {text: "accuracy"}, overlaying: "y", side: "right", range: [0, 1]},
+    title: title(`Training${run.role ? " (" + run.role + ")" : ""}`),
+    xaxis: {title: {text: "epoch"}, dtick: Math.max(1, Math.ceil(e.epoch.length / 10))},
+    yaxis: {title: {text: "loss"}},
+    yaxis2: {title: {text: "accuracy"}, overlaying: "y", side: "right", range: [0, 1], tickmode: "auto"},
     margin: {t: 40}, legend: {orientation: "h", y: -0.2},
   }, {displaylogo: false});
 }
