@@ -131,14 +131,19 @@ def refused(*args):
     return subprocess.Popen([*HIL, "watch", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_a_missing_file_or_a_port_in_use_is_refused_in_one_line(tmp_path):
+def test_a_missing_file_a_file_not_a_session_or_a_port_in_use_is_refused_in_one_line(tmp_path):
+    (tmp_path / "notes.h5").write_text("not a session")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        missing, busy = refused(tmp_path / "nothing.h5"), refused(EMULATED_SESSION, "--port", port)
-        missing.stderr, busy.stderr = missing.communicate()[1], busy.communicate()[1]
+        missing, other = refused(tmp_path / "nothing.h5"), refused(tmp_path / "notes.h5")
+        busy = refused(EMULATED_SESSION, "--port", port)
+        for proc in (missing, other, busy):
+            proc.stderr = proc.communicate()[1]
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
     assert f"{tmp_path / 'nothing.h5'}: no such session file" in missing.stderr
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert f"{tmp_path / 'notes.h5'}: cannot be read as an HDF5 session" in other.stderr
     assert busy.returncode == 2 and busy.stderr.count("\n") == 1, busy.stderr
     assert f"port {port} on 127.0.0.1 is in use; choose another with --port" in busy.stderr

@@ -50,13 +50,19 @@ def run(args: argparse.Namespace) -> int:
     # the file is read while another process writes it: this process must not take HDF5's file lock (read
     # before h5py is first imported)
     os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
+    from hil.live.feed import SessionFeed
     from hil.live.page_server import watch
+
+    feed = SessionFeed(args.file)
+    if not args.pending and (first := feed.snapshot())["stale"]:
+        problem = first["problem"]
+        raise WatchError(problem if args.file in problem else f"{args.file}: {problem}")
 
     def announce(url: str) -> None:
         print(f"hil watch: {args.file} live at {url} (Ctrl-C to stop)", flush=True)
 
     try:
-        watch(args.file, args.host, args.port, args.interval, announce)
+        watch(feed, args.host, args.port, args.interval, announce)
     except KeyboardInterrupt:
         print("hil watch: stopped", file=sys.stderr)
     return 0

@@ -198,7 +198,7 @@ class SessionFeed:
         if not self.path.exists():
             problem = f"{self.path} does not exist (yet)"
         base = self._last or {"file": self.path.name, "kind": "", "runs": []}
-        return {**base, "stale": True, "note": f"showing the last good read: {problem}"}
+        return {**base, "stale": True, "problem": problem, "note": f"showing the last good read: {problem}"}
 
     def _read(self) -> dict[str, Any]:
         now = time.time()

@@ -131,9 +131,9 @@ async def serve(app: web.Application, host: str, port: int, token: str | None,
         await runner.cleanup()
 
 
-def watch(path: str | Path, host: str = "127.0.0.1", port: int = 8765, interval_s: float = 1.0,
+def watch(feed: SessionFeed, host: str = "127.0.0.1", port: int = 8765, interval_s: float = 1.0,
           announce: Callable[[str], None] = print) -> None:
-    """Serve the live view of the session at ``path`` until Ctrl-C (a token unless ``host`` is loopback)."""
+    """Serve the live view of ``feed``'s session until Ctrl-C (a token unless ``host`` is loopback)."""
     token = None if is_loopback(host) else new_token()
-    app = make_app(SessionFeed(path), interval_s, token)
+    app = make_app(feed, interval_s, token)
     asyncio.run(serve(app, host, port, token, announce))
