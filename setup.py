@@ -2,15 +2,15 @@
 
 The shipped ``configs/`` (station, chip and protocol files) and ``data/`` (a recorded session) install as
 the resources ``hil.configs`` and ``hil.data``, found with ``importlib.resources``
-(``instruments/config_files.py``); the live view's page and plotly.js ship in ``hil.live``'s ``static/``.
+(``instruments/config_files.py``); the live view's page and plotly.js as ``hil.live.static``.
 """
 
 from setuptools import find_packages, setup
 
 setup(
     packages=[*find_packages(include=["hil*", "instruments*", "protocols*", "sim_backend*", "benchmarks*"]),
-              "hil.configs", "hil.configs.protocols", "hil.data"],
+              "hil.configs", "hil.configs.protocols", "hil.data", "hil.live.static"],
     package_dir={"hil.configs": "configs", "hil.data": "data"},
     package_data={"hil.configs": ["*.yaml"], "hil.configs.protocols": ["*.yaml"], "hil.data": ["*.h5", "*.md"],
-                  "hil.live": ["static/*.html", "static/*.js", "static/*.css", "static/*.txt"]},
+                  "hil.live.static": ["*.html", "*.js", "*.css", "*.txt"]},
 )

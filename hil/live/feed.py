@@ -15,7 +15,8 @@ units only, as :class:`~hil.session.Session` reads them) and turns each run into
 
 The writer never waits for the reader: a read caught between two of its writes (HDF5 reports a damaged
 object, or a count points past the rows) is retried a few times, and then the last good snapshot is
-served, marked ``stale``. Tables are re-analysed only when their committed row count changed.
+served; it is marked ``stale`` (with the reason) once reads have failed for ``QUIET_S``. Tables are
+re-analysed only when their committed row count changed.
 The process must not lock the file: ``hil watch`` sets ``HDF5_USE_FILE_LOCKING=FALSE`` before h5py loads.
 """
 
@@ -39,6 +40,7 @@ TRIALS, STEPS, EPOCHS, LOST = "trials", "steps", "epochs", "lost_devices"
 TABLE_ROWS = 20  # latest rows shown of any other table
 FIT_SAMPLES = 80  # points of a drawn fit curve
 READ_TRIES, READ_PAUSE_S = 5, 0.05
+QUIET_S = 5.0  # reads failing for longer than this are shown as such ("showing the last good read: why")
 TRANSIENT = (OSError, KeyError, ValueError, RuntimeError, SessionError)
 OPEN_OHM = 1e30  # readings at or above it are an open or over-range (a SCPI meter's 9.9e37), not a resistance
 
@@ -183,13 +185,14 @@ class SessionFeed:
         self._tallies: dict[str, SwitchingTally] = {}  # run → its P(I) counts so far
         self._identity: tuple[str, str] | None = None  # which file, which start: the caches hold for it only
         self._last: dict[str, Any] | None = None
+        self._last_at = -math.inf  # when it was read (monotonic clock)
 
     def snapshot(self) -> dict[str, Any]:
         """The session as the page shows it, read now (or the last good read, marked ``stale``)."""
         problem = ""
         for attempt in range(READ_TRIES):
             try:
-                self._last = self._read()
+                self._last, self._last_at = self._read(), time.monotonic()
                 return self._last
             except TRANSIENT as exc:  # caught between two of the writer's flushes: read again
                 problem = str(exc)
@@ -197,6 +200,8 @@ class SessionFeed:
                     time.sleep(READ_PAUSE_S)
         if not self.path.exists():
             problem = f"{self.path} does not exist (yet)"
+        if self._last is not None and time.monotonic() - self._last_at < QUIET_S:
+            return self._last  # a writer busy committing: its last good state, unremarked for a moment
         base = self._last or {"file": self.path.name, "kind": "", "runs": []}
         return {**base, "stale": True, "problem": problem, "note": f"showing the last good read: {problem}"}
 
