@@ -53,6 +53,9 @@ def test_the_state_follows_a_session_while_it_is_written(tmp_path):
     with live_view(Namespace(live=0), out, interval_s=POLL_S) as url:
         assert url.startswith("http://127.0.0.1:") and "token" not in url
         assert state(url)["stale"]  # the run has not created its file yet: said so, not an error
+        with pytest.raises(urllib.error.HTTPError) as refused:  # a name of another site's (DNS rebinding)
+            get(url + "api/state", {"Host": f"lab.example:{urlsplit(url).port}"})
+        assert refused.value.code == 403
         run = characterize(EMULATED_STATION_FILE, live_sweep(tmp_path), out)
         seen = []  # (trials done, P(I) points, rate, ETA) of every read while the run is running
         while run.poll() is None:

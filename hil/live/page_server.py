@@ -1,9 +1,10 @@
 """The live view's web server (aiohttp): the page, its static assets, and ``api/state``, the session as JSON.
 
 The page (``static/index.html``) polls ``api/state`` every ``interval_s`` and redraws with Plotly.
-Served on loopback by default. On any other address every request must carry the token printed with
-the URL (``?token=…``; the page's first answer also sets it as a same-site cookie, so the assets and
-the polls are accepted without it in their URLs); others are refused with 403.
+Served on loopback by default, and then only to requests addressed to a loopback name or address. On
+any other address every request must carry the token printed with the URL (``?token=…``; the page's
+first answer also sets it as a same-site cookie, so the assets and the polls are accepted without it
+in their URLs); others are refused with 403.
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def token_guard(token: str) -> Callable[..., Any]:
     return guard
 
 
+def loopback_host_guard() -> Callable[..., Any]:
+    """Middleware answering only requests addressed to this machine by its loopback name (a page of another
+    site cannot reach the view through a name of its own that resolves to 127.0.0.1: DNS rebinding)."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        if not is_loopback((request.url.host or "").strip("[]")):
+            raise web.HTTPForbidden(text="hil watch: served to this machine only; open the printed URL\n")
+        return await handler(request)
+
+    return guard
+
+
 class StateCache:
     """One read of the session per half interval, however many pages poll; reads run off the event loop."""
 
@@ -85,7 +99,7 @@ class StateCache:
 
 def make_app(feed: SessionFeed, interval_s: float, token: str | None = None) -> web.Application:
     """The live view of ``feed``'s session; with ``token``, only requests carrying it are served."""
-    app = web.Application(middlewares=[token_guard(token)] if token else [])
+    app = web.Application(middlewares=[token_guard(token) if token else loopback_host_guard()])
     cache = StateCache(feed, interval_s)
     dumps = functools.partial(json.dumps, allow_nan=False)
 
