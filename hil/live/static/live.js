@@ -183,6 +183,10 @@ function draw(state) {
   status.textContent = state.stale ? state.note : `read ${state.read_utc} · ${state.runs.length} run(s)`;
   status.className = state.stale ? "stale" : "";
   drawErrors(state);
+  const shown = new Set(state.runs.map(run => `run-${run.name}`));
+  for (const box of [...document.getElementById("runs").children]) {
+    if (!shown.has(box.id)) box.remove();  // the file was replaced by one with fewer runs
+  }
   state.runs.forEach(drawRun);
 }
 
