@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from hil.session import RunView, Session, SessionError
-from protocols.analysis import loops_of, switching_curves, text
+from protocols.analysis import loops_of, readable, switching_curves, text
 from protocols.fits import FitError, fit_logistic, wilson_interval
 
 # tables with a view of their own; every other record table is listed as rows
@@ -42,7 +42,6 @@ FIT_SAMPLES = 80  # points of a drawn fit curve
 READ_TRIES, READ_PAUSE_S = 5, 0.05
 QUIET_S = 5.0  # reads failing for longer than this are shown as such ("showing the last good read: why")
 TRANSIENT = (OSError, KeyError, ValueError, RuntimeError, SessionError)
-OPEN_OHM = 1e30  # readings at or above it are an open or over-range (a SCPI meter's 9.9e37), not a resistance
 
 
 def finite(value: Any) -> float | None:
@@ -146,7 +145,7 @@ def loops(steps: np.ndarray) -> list[dict[str, Any]]:
     out, count = [], {}
     for device, current, reading in loops_of(steps):
         count[device] = count.get(device, 0) + 1
-        shown = np.where(np.abs(reading) < OPEN_OHM, reading, np.nan)  # an open reading is drawn as a gap
+        shown = np.where(readable(reading), reading, np.nan)  # an overflow reading is drawn as a gap
         out.append({"device": device, "loop": count[device], "current_a": column(current),
                     "reading_ohm": column(shown)})
     return out
