@@ -1,24 +1,29 @@
-"""Progress of long work: trials (or units) done, rate, time left.
+"""Progress of long work: how much is done of how much, at what rate, and the time left.
 
-- :class:`ProgressSink` follows the run engine's document stream: on a terminal a progress bar; off a
-  terminal (a log file, nohup, CI) a plain line every :data:`LOG_EVERY_S` seconds and one at the end, so
-  that long work is never silent.
-- :class:`StepBar` follows a training run step by step on a terminal: steps, loss, accuracy, time left.
+On a terminal a progress bar; off a terminal (a log file, nohup, CI) one plain line every ``every_s``
+seconds (default :data:`LOG_EVERY_S`) with the same figures, and one at the end, so that long work is
+never silent. ``every_s`` 0 shows nothing.
+
+- :class:`ProgressSink` follows the run engine's document stream (a characterization): trials (or units)
+  of each protocol, and, given the work of all protocols, an overall bar and time left too.
+- :class:`TrainingProgress` is a trainer's progress callback: steps of each epoch with the loss and
+  accuracy, and overall the steps of all epochs of all the runs of a session (the baselines included).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import numpy as np
 from tqdm import tqdm
 
-from protocols.engine import BaseSink, RunStart, RunStop, Unit
+from protocols.engine import COMPLETED, BaseSink, RunStart, RunStop, Unit
 
 LOG_EVERY_S = 30.0
+Clock = Callable[[], float]
 
 
 def duration(seconds: float) -> str:
@@ -32,100 +37,257 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def work_of(units: Sequence[Unit]) -> int:
+    """The work of a plan in steps: a unit counts its trials, or 1 if it plays none (a resistance, a loop)."""
+    return int(sum(max(u.n_trials, 1) for u in units))
+
+
+class Meter:
+    """``done`` of ``total`` (in ``what``), the rate since it started counting, and the time left.
+
+    Work done before (a resumed run) is :meth:`skip`-ped: it counts as done but not in the rate.
+    """
+
+    def __init__(self, total: int, what: str, clock: Clock = time.monotonic) -> None:
+        self.total, self.what, self.clock = int(total), what, clock
+        self.done = self.skipped = 0
+        self.started = clock()
+
+    def skip(self, n: int) -> None:
+        self.done += n
+        self.skipped += n
+
+    def add(self, n: int) -> None:
+        self.done += n
+
+    def elapsed_s(self) -> float:
+        return self.clock() - self.started
+
+    def rate(self) -> float:
+        """Work per second since counting started."""
+        elapsed = self.elapsed_s()
+        return (self.done - self.skipped) / elapsed if elapsed > 0 else 0.0
+
+    def left_s(self) -> float:
+        rate = self.rate()
+        return max(self.total - self.done, 0) / rate if rate > 0 else float("inf")
+
+    def fraction(self) -> str:
+        """``"1,200/4,800 trials (25 %)"``."""
+        percent = 100 * self.done / self.total if self.total else 100.0
+        return f"{self.done:,}/{self.total:,} {self.what} ({percent:.0f} %)"
+
+    def status(self) -> str:
+        """The fraction, the rate and the time left, as a log line says them."""
+        rate = self.rate()
+        shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+        return f"{self.fraction()}, {shown} {self.what}/s, about {duration(self.left_s())} left"
+
+    def bar(self, stream: TextIO, desc: str, position: int, leave: bool) -> tqdm:
+        """A terminal bar over the same work."""
+        return tqdm(total=self.total, initial=self.done, desc=desc, unit=self.what.rstrip("s"), file=stream,
+                    dynamic_ncols=True, smoothing=0.1, position=position, leave=leave)
+
+
+class LogLines:
+    """Plain progress lines off a terminal: :meth:`due` says when the next one is (every ``every_s``)."""
+
+    def __init__(self, stream: TextIO, every_s: float, clock: Clock) -> None:
+        self.stream, self.every_s, self.clock = stream, every_s, clock
+        self.last = clock()
+
+    def due(self) -> bool:
+        return self.clock() - self.last >= self.every_s
+
+    def say(self, text: str) -> None:
+        self.last = self.clock()
+        print(text, file=self.stream, flush=True)
+
+
+def _shows(enabled: bool | None, stream: TextIO, every_s: float) -> tuple[bool, bool]:
+    """(shown at all, as a bar): ``enabled`` None means a bar on a terminal and lines elsewhere."""
+    if enabled is False or every_s <= 0:
+        return False, False
+    return True, stream.isatty() if enabled is None else bool(enabled)
+
+
 class ProgressSink(BaseSink):
-    """Shows how far a run is (see the module docstring). ``enabled``: ``None`` shows it on a terminal
-    as a bar and elsewhere as periodic lines; ``False`` shows nothing."""
+    """Shows how far a characterization is (see the module docstring).
+
+    ``enabled``: ``None`` shows a bar on a terminal and lines elsewhere, ``True`` a bar, ``False`` nothing.
+    ``overall_work``: the work (:func:`work_of`) of all the runs to come, for an overall bar and time left.
+    """
 
     def __init__(self, enabled: bool | None = None, stream: TextIO | None = None,
-                 log_every_s: float = LOG_EVERY_S) -> None:
+                 log_every_s: float = LOG_EVERY_S, overall_work: int | None = None,
+                 clock: Clock = time.monotonic) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.bar_mode = self.stream.isatty() if enabled is None else bool(enabled)
-        self.log_every_s = log_every_s
+        self.shown, self.bar_mode = _shows(enabled, self.stream, log_every_s)
+        self.clock = clock
+        self.lines = LogLines(self.stream, log_every_s, clock)
+        self.overall = Meter(overall_work, "steps", clock) if overall_work else None
+        self.overall_bar: tqdm | None = None
         self.bar: tqdm | None = None
         self.name = ""
         self.by_trials = True
-        self.total = self.done = self.start_done = 0
-        self.started = self.last_line = 0.0
+        self.meter = Meter(0, "trials", clock)
 
     def start(self, run: RunStart) -> None:
         self.name = run.name
-        total_trials = run.n_planned_trials
-        self.by_trials = total_trials > 0
-        self.total = total_trials if self.by_trials else len(run.units)
-        self.done = self.start_done = sum(u.n_trials if self.by_trials else 1 for u in run.units
-                                          if u.index in run.done)
-        self.started = self.last_line = time.monotonic()
-        if self.enabled is False:
+        self.by_trials = run.n_planned_trials > 0
+        self.meter = Meter(run.n_planned_trials if self.by_trials else len(run.units),
+                           "trials" if self.by_trials else "units", self.clock)
+        self.meter.skip(sum(u.n_trials if self.by_trials else 1 for u in run.units if u.index in run.done))
+        if self.overall is not None:
+            self.overall.skip(work_of([u for u in run.units if u.index in run.done]))
+        if not self.shown:
             return
         if self.bar_mode:
-            self.bar = tqdm(total=self.total, initial=self.done, desc=run.name, unit="trial" if self.by_trials
-                            else "unit", file=self.stream, dynamic_ncols=True, smoothing=0.1)
-        elif self.done:
-            self._line(f"resuming at {self._fraction()}")
+            if self.overall is not None and self.overall_bar is None:
+                self.overall_bar = self.overall.bar(self.stream, "overall", 0, leave=True)
+            self.bar = self.meter.bar(self.stream, run.name, 1 if self.overall is not None else 0,
+                                      leave=self.overall is None)
+        elif self.meter.done:
+            self._line(f"resuming at {self.meter.fraction()}")
 
     def records(self, unit: Unit, tables: Mapping[str, np.ndarray], state: bytes | None) -> None:
         step = unit.n_trials if self.by_trials else 1
-        self.done += step
+        self.meter.add(step)
+        if self.overall is not None:
+            self.overall.add(max(unit.n_trials, 1))
+        if not self.shown:
+            return
         if self.bar is not None:
             self.bar.update(step)
-        elif self.enabled is not False and time.monotonic() - self.last_line >= self.log_every_s:
-            self._line(self._status())
+            if self.overall_bar is not None:
+                self.overall_bar.update(max(unit.n_trials, 1))
+        elif self.lines.due() and self.meter.done < self.meter.total:  # at the end, the stop line says it
+            overall = f"; overall {self.overall.status()}" if self.overall is not None else ""
+            self._line(self.meter.status() + overall)
 
     def stop(self, stop: RunStop) -> None:
+        if not self.shown:
+            return
+        summary = f"{stop.status}: {self.meter.fraction()} in {duration(self.meter.elapsed_s())}"
         if self.bar is not None:
             self.bar.set_postfix_str(stop.status)
             self.bar.close()
             self.bar = None
-        elif self.enabled is not False:
-            self._line(f"{stop.status}: {self._fraction()} in {duration(time.monotonic() - self.started)}")
+            if self.overall_bar is not None:
+                tqdm.write(f"{self.name}: {summary}", file=self.stream)
+        else:
+            self._line(summary)
+        if self.overall is not None and (stop.status != COMPLETED or self.overall.done >= self.overall.total):
+            self.close()
 
-    def _fraction(self) -> str:
-        what = "trials" if self.by_trials else "units"
-        percent = 100 * self.done / self.total if self.total else 100.0
-        return f"{self.done:,}/{self.total:,} {what} ({percent:.0f} %)"
-
-    def _status(self) -> str:
-        elapsed = time.monotonic() - self.started
-        rate = (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
-        left = (self.total - self.done) / rate if rate > 0 else float("inf")
-        what = "trials" if self.by_trials else "units"
-        return f"{self._fraction()}, {rate:,.0f} {what}/s, about {duration(left)} left"
+    def close(self) -> None:
+        """End the overall bar (the runs are over)."""
+        if self.overall_bar is not None:
+            self.overall_bar.close()
+            self.overall_bar = None
 
     def _line(self, text: str) -> None:
-        self.last_line = time.monotonic()
-        print(f"{self.name}: {text}", file=self.stream, flush=True)
+        self.lines.say(f"{self.name}: {text}")
 
 
-class StepBar:
-    """A progress bar per training epoch (steps, loss, accuracy, time left); a trainer's progress callback.
+class TrainingProgress:
+    """A trainer's progress callback: each epoch's steps, loss and accuracy, and the steps of all the runs.
 
-    ``enabled``: ``None`` shows it on a terminal only.
+    :meth:`plan` gives the runs to come (label, epochs, steps per epoch) so that the overall figures cover
+    them all; a run not planned is added when it first reports. ``enabled`` as for :class:`ProgressSink`.
     """
 
-    def __init__(self, enabled: bool | None = None, stream: TextIO | None = None) -> None:
+    def __init__(self, enabled: bool | None = None, stream: TextIO | None = None,
+                 log_every_s: float = LOG_EVERY_S, clock: Clock = time.monotonic) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else bool(enabled)
-        self.bar: tqdm | None = None
-        self._key: tuple[str, int] | None = None
+        self.shown, self.bar_mode = _shows(enabled, self.stream, log_every_s)
+        self.clock = clock
+        self.lines = LogLines(self.stream, log_every_s, clock)
+        self.offsets: dict[str, int] = {}  # run label → steps of the runs before it
+        self.overall = Meter(0, "steps", clock)
+        self.overall_bar: tqdm | None = None
+        self.epoch_bar: tqdm | None = None
+        self._epoch: tuple[str, int] | None = None
+        self._started_at: dict[str, float] = {}  # run label → when it started (its first step, for the first run)
+        self._last_report: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.shown
+
+    def plan(self, runs: Sequence[tuple[str, int, int]]) -> None:
+        """The runs to come, in order: ``(label, epochs, steps per epoch)``."""
+        for label, epochs, steps in runs:
+            self._add_run(label, epochs * steps)
+
+    def _add_run(self, label: str, steps: int) -> None:
+        self.offsets[label] = self.overall.total
+        self.overall.total += steps
+        if self.overall_bar is not None:
+            self.overall_bar.total = self.overall.total
 
     def __call__(self, progress: Any) -> None:
-        if not self.enabled:
+        """After every training step (a :class:`hil.training.trainer.Progress`)."""
+        if progress.run not in self.offsets:
+            self._add_run(progress.run, progress.epochs * progress.steps)
+        position = self.offsets[progress.run] + (progress.epoch - 1) * progress.steps + progress.step
+        if self.overall.done == 0:  # the rate counts from the first step on (a resumed run: after its checkpoint)
+            self.overall.started = self.lines.last = self.clock()
+            self.overall.skip(position)
+        self._started_at.setdefault(progress.run, self._last_report if self._last_report is not None else self.clock())
+        self._last_report = self.clock()
+        self.overall.add(position - self.overall.done)
+        if not self.shown:
             return
+        last = progress.metrics is not None and progress.epoch == progress.epochs
+        if self.bar_mode:
+            self._show_bars(progress)
+        elif self.lines.due() and not last:
+            self.lines.say(f"training: {self.overall.status()}; {self._where(progress)}")
+        if last:
+            self._say(f"{progress.run}: {progress.epochs} epochs in "
+                      f"{duration(self.clock() - self._started_at[progress.run])}, {self._figures(progress)}; "
+                      f"overall {self.overall.fraction()}")
+
+    def _show_bars(self, progress: Any) -> None:
+        if self.overall_bar is None:
+            self.overall_bar = self.overall.bar(self.stream, "training overall", 0, leave=True)
+        self.overall_bar.update(self.overall.done - self.overall_bar.n)
         key = (progress.run, progress.epoch)
-        if key != self._key:
-            self.close()
-            self.bar = tqdm(total=progress.steps, desc=f"{progress.run} epoch {progress.epoch}/{progress.epochs}",
-                            unit="step", file=self.stream, leave=False)
-            self._key = key
-        assert self.bar is not None
-        self.bar.n = progress.step
+        if key != self._epoch:
+            if self.epoch_bar is not None:
+                self.epoch_bar.close()
+            self.epoch_bar = tqdm(total=progress.steps, desc=f"{progress.run} epoch {progress.epoch}/"
+                                  f"{progress.epochs}", unit="step", file=self.stream, position=1, leave=False,
+                                  dynamic_ncols=True)
+            self._epoch = key
+        assert self.epoch_bar is not None
+        self.epoch_bar.n = progress.step
         postfix = {"loss": f"{progress.loss:.3f}", "acc": f"{progress.accuracy:.3f}"}
         if progress.metrics is not None and progress.metrics.test_accuracy is not None:
             postfix["test"] = f"{progress.metrics.test_accuracy:.3f}"
-        self.bar.set_postfix(postfix, refresh=True)
+        self.epoch_bar.set_postfix(postfix, refresh=True)
+
+    @staticmethod
+    def _where(progress: Any) -> str:
+        return (f"{progress.run} epoch {progress.epoch}/{progress.epochs} step {progress.step}/{progress.steps}, "
+                f"loss {progress.loss:.3f}, accuracy {progress.accuracy:.3f}")
+
+    @staticmethod
+    def _figures(progress: Any) -> str:
+        test = progress.metrics.test_accuracy
+        return f"loss {progress.loss:.3f}, train accuracy {progress.accuracy:.3f}" + (
+            f", test accuracy {test:.4f}" if test is not None else "")
+
+    def _say(self, text: str) -> None:
+        if self.bar_mode:
+            tqdm.write(text, file=self.stream)
+        else:
+            self.lines.say(text)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        for bar in (self.epoch_bar, self.overall_bar):
+            if bar is not None:
+                bar.close()
+        self.epoch_bar = self.overall_bar = None
+        self._epoch = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.display.progress import ProgressSink
+from hil.display.progress import LOG_EVERY_S, ProgressSink, work_of
 from hil.lab.connection import open_station, station_spec
 from hil.lab.provenance import check_instruments, check_resume, mark_resumable, station_identity
 from hil.session.format import SessionError
@@ -25,7 +25,7 @@ from instruments.station import SafeStateReport, Station
 from instruments.station_config import StationSpec
 from instruments.transport import TransportLog
 from protocols.base import lost_devices
-from protocols.engine import Measurement, RunEngine, Unit, check_resumable
+from protocols.engine import COMPLETED, Measurement, RunEngine, Unit, check_resumable
 from protocols.registry import load_protocol
 
 RESUMED_OUTCOME_SEED = 1000  # a resumed emulated run draws the next outcome stream: 1000 + attempt
@@ -42,11 +42,13 @@ class CharacterizeResult:
 def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Path | Mapping[str, Any]],
                  out: str | Path, resume: bool = False, force: bool = False, progress: bool | None = None,
                  chip: str | Path | None = None, seed: int | None = None,
-                 record_transport: bool = False) -> CharacterizeResult:
+                 record_transport: bool = False, progress_every_s: float = LOG_EVERY_S) -> CharacterizeResult:
     """Run ``protocols`` in order on ``station`` into the session ``out`` (continuing it with ``resume``).
 
     ``force`` replaces an existing ``out``; ``record_transport`` puts every command and reply of every
-    instrument into the session too; ``chip``/``seed`` choose the emulated station's chip.
+    instrument into the session too; ``chip``/``seed`` choose the emulated station's chip. ``progress``:
+    ``None`` shows bars on a terminal and a line every ``progress_every_s`` seconds elsewhere (per protocol
+    and, for several, overall), ``False`` nothing.
     """
     out = Path(out)
     spec = station_spec(station)
@@ -74,13 +76,16 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
                 metadata = {**session_metadata(connected, emulated), "identity": identity,
                             "transport_recorded": record_transport}
                 writer = SessionWriter.create(out, "characterization", metadata, overwrite=force)
-            sinks: list[Any] = [ProgressSink(progress)]
-            transport_sink = TransportSink(writer, transport) if transport is not None else None
-            if transport_sink is not None:
-                sinks.append(transport_sink)
             for protocol in loaded:
                 protocol.attach(connected)
             store = SessionStore(writer)
+            finished = {i for i, run in enumerate(store.recorded()) if run.status == COMPLETED} if resume else set()
+            to_run = [p for i, p in enumerate(loaded) if i not in finished]
+            sinks: list[Any] = [ProgressSink(progress, log_every_s=progress_every_s, overall_work=sum(
+                work_of(p.plan()) for p in to_run) if len(to_run) > 1 else None)]
+            transport_sink = TransportSink(writer, transport) if transport is not None else None
+            if transport_sink is not None:
+                sinks.append(transport_sink)
             for index in range(len(writer.runs()) if resume else 0):
                 for device, reason in lost_devices(store.tables(index)).items():
                     connected.mark_lost(device, reason)  # found open in an earlier attempt: stays untouched

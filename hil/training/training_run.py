@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hil import __version__
-from hil.display.progress import ProgressSink, StepBar
+from hil.display.progress import LOG_EVERY_S, TrainingProgress
 from hil.lab.provenance import check_instruments, check_resume, mark_resumable
 from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import NeuronConfig
@@ -123,19 +123,22 @@ def training_identity(dataset: Dataset, backend: str, source: Mapping[str, Any] 
 def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, source: Mapping[str, Any],
                      config: TrainConfig, neuron_config: NeuronConfig, baselines: bool = False,
                      resume: bool = False, force: bool = False, progress: bool | None = None,
-                     steps_per_unit: int | None = None) -> list[str]:
+                     steps_per_unit: int | None = None, progress_every_s: float = LOG_EVERY_S) -> list[str]:
     """Train with ``backend`` (and the software baselines) into the session ``out``; the runs' statuses.
 
     ``resume`` continues ``out`` from its last commit (refused if the backend's source, the dataset, the
-    seed or the software version differ); ``force`` replaces an existing ``out``.
+    seed or the software version differ); ``force`` replaces an existing ``out``. ``progress``: ``None``
+    shows bars on a terminal and a line every ``progress_every_s`` seconds elsewhere (overall steps of
+    all the runs, rate, time left), ``False`` nothing.
     """
     out = Path(out)
     identity = training_identity(dataset, backend.name, source.get("identity"), config)
-    bar = StepBar(progress)
+    bar = TrainingProgress(progress, stream=sys.stderr, log_every_s=progress_every_s)
     runs = [TrainingRun(dataset, backend, config, neuron_config, "hil", steps_per_unit, bar)]
     if baselines:
         runs += [TrainingRun(dataset, role, config, role=role, steps_per_unit=steps_per_unit, progress=bar)
                  for role in ("deterministic", "stochastic")]
+    bar.plan([(run.trainer.run, config.epochs, run.trainer.steps_per_epoch) for run in runs])
     if resume:
         check_resume(out, identity)
         writer = SessionWriter.resume(out)
@@ -159,11 +162,10 @@ def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, 
         if hasattr(backend, "record"):
             hil_run.stage = store.sink(0).stage
             backend.record = hil_run.record_trials  # type: ignore[attr-defined]
-        lines = ProgressSink(False if bar.enabled else progress, stream=sys.stderr)
         chip = source.get("emulated_chip")
         cycles = int(chip.cycles.sum()) if chip is not None else 0
         try:
-            statuses = RunEngine(store, [lines]).run(runs, resume=resume)
+            statuses = RunEngine(store, []).run(runs, resume=resume)
         except BaseException as exc:
             mark_resumable(exc, out)
             raise
