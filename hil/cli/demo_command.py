@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hil.cli.train_command import PROGRESS_EVERY_S, add_progress_option, positive
 from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
 
 PROTOCOLS = [PROTOCOL_FILES / name for name in ("channel-resistance.yaml", "bias-sweep.yaml", "hysteresis-loop.yaml")]
@@ -26,18 +27,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="characterize → fit → report → train with the emulated devices in the loop")
     p.add_argument("--out", default="demo-output", help="folder for the sessions and the report")
     p.add_argument("--force", action="store_true", help="replace an earlier demo's files in --out")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs")
-    p.add_argument("--hidden", type=int, default=48, help="hidden neurons (time-multiplexed on 12 devices)")
+    p.add_argument("--epochs", type=positive, default=8, help="training epochs")
+    p.add_argument("--hidden", type=positive, default=48, help="hidden neurons (time-multiplexed on 12 devices)")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(args.out, epochs=args.epochs, hidden=args.hidden, force=args.force)
+    run_demo(args.out, epochs=args.epochs, hidden=args.hidden, force=args.force, progress_every_s=args.progress_every)
     return 0
 
 
 def run_demo(out_dir: str | Path, epochs: int = 8, hidden: int = 48, progress: bool | None = None,
-             force: bool = False, say: Callable[[str], Any] = print) -> dict[str, Any]:
+             force: bool = False, say: Callable[[str], Any] = print,
+             progress_every_s: float = PROGRESS_EVERY_S) -> dict[str, Any]:
     import shutil
 
     from hil.lab.characterization import characterize
@@ -58,7 +61,8 @@ def run_demo(out_dir: str | Path, epochs: int = 8, hidden: int = 48, progress: b
     session, training = out_dir / "characterization.h5", out_dir / "training.h5"
     start = time.perf_counter()
     say(f"[1/3] characterizing 12 emulated devices ({EMULATED_STATION_FILE.name}) ...")
-    result = characterize(EMULATED_STATION_FILE, PROTOCOLS, session, progress=progress, force=force)
+    result = characterize(EMULATED_STATION_FILE, PROTOCOLS, session, progress=progress, force=force,
+                          progress_every_s=progress_every_s)
     say(f"      {', '.join(f'{k}: {v}' for k, v in result.statuses.items())}; modeled instrument time "
         f"{result.virtual_time_s:.1f} s, wall time {time.perf_counter() - start:.1f} s")
     figures = write_report(session, out_dir / "report")
@@ -74,7 +78,7 @@ def run_demo(out_dir: str | Path, epochs: int = 8, hidden: int = 48, progress: b
         chip = source["emulated_chip"]
         cycles_before, trials_before = int(chip.cycles.sum()), backend.physical_trials
         train_to_session(training, dataset, backend, source, config, NeuronConfig(), baselines=True,
-                         progress=progress, force=force)
+                         progress=progress, force=force, progress_every_s=progress_every_s)
         cycles, trials = int(chip.cycles.sum()) - cycles_before, backend.physical_trials - trials_before
     say(f"      {trials} device trials through the instruments in {time.perf_counter() - start:.1f} s "
         f"({cycles} pulses, resets included, counted by the emulated chip)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+PROGRESS_EVERY_S = 30.0  # hil.display.progress.LOG_EVERY_S, which --help must not import (it brings numpy, tqdm)
+
 
 def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     """The dataset and network options ``hil train`` and ``hil experiment`` share."""
@@ -20,19 +22,52 @@ def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for the network and simulator (cpu, cuda)")
 
 
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """``--progress-every``: the interval of the progress lines off a terminal (0: no progress output)."""
+    parser.add_argument("--progress-every", type=seconds, default=PROGRESS_EVERY_S, metavar="SECONDS",
+                        help="off a terminal (a log file, nohup, CI), a progress line every SECONDS with done/total, "
+                        "rate and time left (on a terminal: bars); 0 shows no progress (default: %(default)g)")
+
+
+def seconds(text: str) -> float:
+    """An argument that must be a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return value
+
+
 def positive(text: str) -> int:
     """An argument that must be a whole number of at least 1."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
 
 
-def train_config(args: argparse.Namespace):  # noqa: ANN201 — TrainConfig, imported lazily
-    from hil.training.config import TrainConfig
+OPTIONS = {"learning_rate": "--lr", "epochs": "--epochs"}  # TrainConfig setting → the option that sets it
 
-    return TrainConfig(hidden=tuple(args.hidden), epochs=args.epochs, batch_size=args.batch_size,
-                       learning_rate=args.lr, seed=args.seed, eval_samples=args.eval_samples)
+
+def train_config(args: argparse.Namespace):  # noqa: ANN201 — TrainConfig, imported lazily
+    """The training configuration of the options, checked: implausible values are warned about on stderr,
+    and a torch ``--device`` this machine cannot use is refused (before any work starts)."""
+    import sys
+
+    from hil.training.config import TrainConfig, check_device
+
+    config = TrainConfig(hidden=tuple(args.hidden), epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.lr, seed=args.seed, eval_samples=args.eval_samples)
+    for key, text in config.warnings().items():
+        print(f"hil {args.command}: warning: {OPTIONS.get(key, key)} {text}", file=sys.stderr)
+    if getattr(args, "device", None) is not None:
+        check_device(args.device)
+    return config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +94,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=positive, default=None, metavar="STEPS",
                    help="commit a checkpoint every STEPS training steps (default: every epoch)")
     add_training_options(p, epochs=20)
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -75,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     from hil.training.datasets import load_dataset
     from hil.training.training_run import train_to_session, training_identity
 
-    dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
     config = train_config(args)
+    dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
     outcome_seed = None
     if args.resume:  # refused before any instrument is touched or any trial played
         check_resume(args.out, training_identity(dataset, args.backend, source_identity(
@@ -91,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
               f"{config.epochs} epochs", file=sys.stderr)
         train_to_session(args.out, dataset, backend, source, config,
                          NeuronConfig(mapping=args.mapping, gradient=args.gradient), baselines=args.baselines,
-                         resume=args.resume, force=args.force, steps_per_unit=args.checkpoint_every)
+                         resume=args.resume, force=args.force, steps_per_unit=args.checkpoint_every,
+                         progress_every_s=args.progress_every)
     training = session_info(args.out)["training"]
     print(f"test accuracy ({training['backend']}): {training['test_accuracy']:.4f}")
     for name in ("deterministic", "stochastic"):

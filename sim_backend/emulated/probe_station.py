@@ -4,13 +4,20 @@ They share one :class:`~sim_backend.emulated.bench.Bench` (chip, virtual clock, 
 line), wired as the station file says: the switch matrix's crosspoints route the file's devices, the
 pulse generator's marker triggers the source meter. ``EmulatedStation(...).spec`` is the station
 spec with the servers' VISA addresses filled in, ready for ``instruments.station.Station.open``.
+
+Ports: any free one by default; fixed ones (:func:`station_ports`) so that a station file can point at a
+running emulator without edits between starts: a base port and the next ones in the file's role order,
+or the ports of the file's own ``TCPIP::host::port::SOCKET`` addresses.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib
 from pathlib import Path
+
+from pyvisa import rname
 
 from instruments.adapters import MODELS
 from instruments.failures import UserFacingError
@@ -29,14 +36,46 @@ def emulation_of(model: str) -> type[EmulatedInstrument]:
 
 
 class EmulatedStationError(UserFacingError, ValueError):
-    """The station file and the chip do not fit together, or a model has no emulation."""
+    """The station file and the chip do not fit together, a model has no emulation, or a port is taken."""
+
+
+def station_ports(spec: StationSpec, base: int | None = None) -> dict[str, int]:
+    """The port of each role: ``base``, ``base + 1``, ... in the file's role order; without ``base``, the
+    port of each address of the file that is a ``TCPIP::host::port::SOCKET`` (others: any free port)."""
+    if base is not None:
+        last = base + len(spec.instruments) - 1
+        if not 1 <= base <= last <= 65535:
+            raise EmulatedStationError(f"base port {base}: the {len(spec.instruments)} instruments need ports "
+                                       f"{base} to {last}, within 1 to 65535")
+        return {role: base + i for i, role in enumerate(spec.instruments)}
+    ports = {}
+    for role, inst in spec.instruments.items():
+        try:
+            resource = rname.parse_resource_name(inst.address)
+        except rname.InvalidResourceName:
+            continue  # "emulated", or not a VISA address at all: any free port
+        if isinstance(resource, rname.TCPIPSocket):
+            ports[role] = int(resource.port)
+    return ports
+
+
+def serve(emulated: EmulatedInstrument, role: str, host: str, port: int) -> InstrumentServer:
+    """A server for ``role`` on ``host:port`` (0: any free port); a port that is taken is one line."""
+    try:
+        return InstrumentServer(emulated, port=port, host=host)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise EmulatedStationError(f"{role}: cannot serve on {host} port {port} ({exc.strerror}): stop what "
+                                       "uses it, or choose other ports") from None
+        raise
 
 
 class EmulatedStation:
     """Start the emulated instruments of a station file; a context manager that stops them."""
 
     def __init__(self, station: StationSpec | str | Path, chip: Chip | str | Path | None = None,
-                 seed: int | None = None, realtime: bool = False, ports: dict[str, int] | None = None) -> None:
+                 seed: int | None = None, realtime: bool = False, ports: dict[str, int] | None = None,
+                 host: str = "127.0.0.1") -> None:
         spec = station if isinstance(station, StationSpec) else load_station_spec(station)
         if not isinstance(chip, Chip):
             chip = load_chip(chip if chip is not None else spec.chip, seed=seed)
@@ -58,7 +97,7 @@ class EmulatedStation:
             for role, inst in spec.instruments.items():
                 emulated = emulation_of(inst.model)(self.bench)
                 self.instruments[role] = emulated
-                self.servers[role] = InstrumentServer(emulated, port=ports.get(role, 0))
+                self.servers[role] = serve(emulated, role, host, ports.get(role, 0))
         except BaseException:
             self.close()
             raise
