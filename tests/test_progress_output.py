@@ -5,6 +5,7 @@ import io
 import re
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 from hil.display.progress import ProgressSink, TrainingProgress, work_of
@@ -27,7 +28,8 @@ def test_a_characterization_prints_a_line_per_interval_with_its_figures_and_over
     clock, stream = FakeClock(), io.StringIO()
     sweep = [Unit(i, "w3-1", {}, 100) for i in range(10)]  # 1,000 trials
     loop = [Unit(i, "w3-1") for i in range(4)]  # units without trials
-    sink = ProgressSink(stream=stream, log_every_s=30, overall_work=work_of(sweep) + work_of(loop), clock=clock)
+    sink = ProgressSink(stream=stream, log_every_s=30, overall_work=work_of(sweep) + work_of(loop), clock=clock,
+                        keep_alive=False)
     sink.start(run_start("bias_sweep", sweep))
     for unit in sweep:
         clock.now += 10  # 10 trials/s
@@ -56,7 +58,7 @@ def test_a_characterization_prints_a_line_per_interval_with_its_figures_and_over
 def test_a_resumed_run_counts_what_was_done_but_not_in_the_rate():
     clock, stream = FakeClock(), io.StringIO()
     units = [Unit(i, "w3-1", {}, 50) for i in range(8)]
-    sink = ProgressSink(stream=stream, log_every_s=5, clock=clock)
+    sink = ProgressSink(stream=stream, log_every_s=5, clock=clock, keep_alive=False)
     sink.start(run_start("bias_sweep", units, done={0, 1, 2, 3}))
     for unit in units[4:6]:
         clock.now += 5
@@ -68,16 +70,17 @@ def test_a_resumed_run_counts_what_was_done_but_not_in_the_rate():
     ]
 
 
-def step(run, epoch, number, epochs=2, steps=10, test_accuracy=None):
-    last = number == steps
+def step(run, epoch, number, epochs=2, steps=10, test_accuracy=None, evaluated=True):
+    """A trainer's report of a step; the epoch's last one carries its metrics once it was evaluated."""
+    last = number == steps and evaluated
     return SimpleNamespace(run=run, epoch=epoch, epochs=epochs, step=number, steps=steps, loss=0.5, accuracy=0.75,
                            metrics=SimpleNamespace(test_accuracy=test_accuracy) if last else None)
 
 
 def test_training_prints_overall_steps_of_all_runs_at_the_interval_and_a_line_per_run():
     clock, stream = FakeClock(), io.StringIO()
-    progress = TrainingProgress(stream=stream, log_every_s=30, clock=clock)
-    progress.plan([("hil (hardware)", 2, 10), ("deterministic", 2, 10)])  # 40 steps in all
+    progress = TrainingProgress(stream=stream, log_every_s=30, clock=clock, keep_alive=False)
+    progress.plan([("hil (hardware)", 2, 10, "devices"), ("deterministic", 2, 10, "software")])  # 40 steps
     for run, seconds in (("hil (hardware)", 6), ("deterministic", 1)):
         for epoch in (1, 2):
             for number in range(1, 11):
@@ -85,24 +88,23 @@ def test_training_prints_overall_steps_of_all_runs_at_the_interval_and_a_line_pe
                     clock.now += seconds
                 progress(step(run, epoch, number, test_accuracy=0.9))
     lines = stream.getvalue().splitlines()
-    assert lines[:3] == [
-        "training: 6/40 steps (15 %), 0.17 steps/s, about 3 min left; "
-        "hil (hardware) epoch 1/2 step 6/10, loss 0.500, accuracy 0.750",
-        "training: 11/40 steps (28 %), 0.17 steps/s, about 3 min left; "
-        "hil (hardware) epoch 2/2 step 1/10, loss 0.500, accuracy 0.750",
-        "training: 16/40 steps (40 %), 0.17 steps/s, about 2 min left; "
-        "hil (hardware) epoch 2/2 step 6/10, loss 0.500, accuracy 0.750",
-    ]
-    assert lines[3] == ("hil (hardware): 2 epochs in 2 min, loss 0.500, train accuracy 0.750, "
-                        "test accuracy 0.9000; overall 20/40 steps (50 %)")
-    assert lines[-1] == ("deterministic: 2 epochs in 20 s, loss 0.500, train accuracy 0.750, test accuracy 0.9000; "
-                         "overall 40/40 steps (100 %)")
-    assert len(lines) == 5  # the baseline's 20 s: no interval line, only its end
+    assert lines == [
+        "training: 6/40 steps (15 %), about 84 s left + deterministic (not timed yet); "
+        "hil (hardware) epoch 1/2 step 6/10, 0.17 steps/s, loss 0.500, accuracy 0.750",
+        "training: 11/40 steps (28 %), about 54 s left + deterministic (not timed yet); "
+        "hil (hardware) epoch 2/2 step 1/10, 0.17 steps/s, loss 0.500, accuracy 0.750",
+        "training: 16/40 steps (40 %), about 24 s left + deterministic (not timed yet); "
+        "hil (hardware) epoch 2/2 step 6/10, 0.17 steps/s, loss 0.500, accuracy 0.750",
+        "hil (hardware): 2 epochs in 2 min, loss 0.500, train accuracy 0.750, test accuracy 0.9000; "
+        "overall 20/40 steps (50 %)",
+        "deterministic: 2 epochs in 20 s, loss 0.500, train accuracy 0.750, test accuracy 0.9000; "
+        "overall 40/40 steps (100 %)",
+    ]  # the baseline's 20 s: no interval line (the hardware run's end line was the last), only its end
 
 
 def test_an_interval_of_zero_shows_no_progress():
     clock, stream = FakeClock(), io.StringIO()
-    progress, sink = TrainingProgress(stream=stream, log_every_s=0, clock=clock), ProgressSink(
+    progress, sink = TrainingProgress(stream=stream, log_every_s=0, clock=clock, keep_alive=False), ProgressSink(
         stream=stream, log_every_s=0, clock=clock)
     sink.start(run_start("bias_sweep", [Unit(0, "w3-1", {}, 10)]))
     for number in range(1, 11):
@@ -113,14 +115,30 @@ def test_an_interval_of_zero_shows_no_progress():
     assert stream.getvalue() == ""
 
 
+def test_lines_keep_coming_while_one_step_takes_long():
+    """A hardware epoch's test evaluation reports no steps: the lines still come every interval."""
+    stream = io.StringIO()
+    progress = TrainingProgress(stream=stream, log_every_s=0.05)
+    progress.plan([("hil (hardware)", 2, 10, "devices")])
+    progress(step("hil (hardware)", 1, 9))
+    progress(step("hil (hardware)", 1, 10, evaluated=False))
+    time.sleep(0.3)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 2, lines
+    where = "; hil (hardware) epoch 1/2 step 10/10 (evaluating on the test split), "
+    assert all(line.startswith("training: 10/20 steps (50 %), about ") and where in line for line in lines), lines
+
+
 def test_hil_train_off_a_terminal_prints_progress_lines_at_the_chosen_interval(tmp_path):
     lines = subprocess.run([sys.executable, "-m", "hil.cli", "train", "--backend", "sim", "--epochs", "2", "--hidden",
                             "16", "--eval-samples", "2", "--baselines", "--out", str(tmp_path / "run.h5"),
                             "--progress-every", "0.02"], capture_output=True, text=True, check=True).stderr.splitlines()
     periodic = [line for line in lines if line.startswith("training: ")]
     assert len(periodic) >= 2, lines
-    figures = re.compile(r"training: (\d+)/132 steps \(\d+ %\), [\d.,]+ steps/s, about .+ left; "
-                         r"(hil \(sim\)|deterministic|stochastic) epoch [12]/2 step \d+/22, loss [\d.]+, accuracy")
+    figures = re.compile(r"training: (\d+)/132 steps \(\d+ %\), (about .+ left|time left not known yet); "
+                         r"(hil \(sim\)|deterministic|stochastic) epoch [12]/2 step \d+/22( \(evaluating on the test "
+                         r"split\))?, [\d.,]+ steps/s, loss [\d.]+, accuracy")
     done = [int(figures.match(line).group(1)) for line in periodic]
     assert done == sorted(done) and done[-1] < 132
     ends = [line for line in lines if re.match(r".+: 2 epochs in \d+ s, loss .+, test accuracy 0\.\d+; overall", line)]

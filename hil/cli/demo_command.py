@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hil.cli.train_command import PROGRESS_EVERY_S, add_progress_option, positive
+from hil.cli.train_command import PROGRESS_EVERY_S, add_progress_option, folder, positive
 from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
 
 PROTOCOLS = [PROTOCOL_FILES / name for name in ("channel-resistance.yaml", "bias-sweep.yaml", "hysteresis-loop.yaml")]
@@ -25,7 +25,7 @@ OUTPUTS = ("characterization.h5", "training.h5", "report")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="characterize → fit → report → train with the emulated devices in the loop")
-    p.add_argument("--out", default="demo-output", help="folder for the sessions and the report")
+    p.add_argument("--out", type=folder, default="demo-output", help="folder for the sessions and the report")
     p.add_argument("--force", action="store_true", help="replace an earlier demo's files in --out")
     p.add_argument("--epochs", type=positive, default=8, help="training epochs")
     p.add_argument("--hidden", type=positive, default=48, help="hidden neurons (time-multiplexed on 12 devices)")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from hil.cli.train_command import add_training_options, train_config
+from hil.cli.train_command import add_training_options, folder, train_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="reproduce a research claim: a table and a PNG")
     p.add_argument("name", choices=["transfer", "bias", "energy"])
     p.add_argument("--chip", help="chip file whose distributions the virtual devices are drawn from")
-    p.add_argument("--out", default="experiments", help="folder for the PNG and JSON")
+    p.add_argument("--out", type=folder, default="experiments", help="folder for the PNG and JSON")
     p.add_argument("--force", action="store_true", help="replace the experiment's files already in --out")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     add_training_options(p, epochs=20)

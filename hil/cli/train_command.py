@@ -54,13 +54,38 @@ def positive(text: str) -> int:
 OPTIONS = {"learning_rate": "--lr", "epochs": "--epochs"}  # TrainConfig setting → the option that sets it
 
 
+def folder(text: str) -> str:
+    """An argument naming a folder to write into: it may not exist yet, but must not be a file."""
+    from pathlib import Path
+
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file: give a folder (it is created if missing)")
+    return text
+
+
+BACKEND_OPTIONS = {"station": ("hardware",), "chip": ("sim", "hardware"), "session": ("replay",)}
+
+
+def check_backend_options(args: argparse.Namespace) -> None:
+    """Refuse an option the chosen ``--backend`` would silently ignore (it is a mistake: the user meant it)."""
+    from hil.training.config import TrainConfigError
+
+    for option, backends in BACKEND_OPTIONS.items():
+        if getattr(args, option) is not None and args.backend not in backends:
+            raise TrainConfigError(f"--{option} is not used by --backend {args.backend} (only by --backend "
+                                   f"{' or '.join(backends)}): leave it out, or choose that backend")
+
+
 def train_config(args: argparse.Namespace):  # noqa: ANN201 — TrainConfig, imported lazily
     """The training configuration of the options, checked: implausible values are warned about on stderr,
     and a torch ``--device`` this machine cannot use is refused (before any work starts)."""
     import sys
 
-    from hil.training.config import TrainConfig, check_device
+    from hil.training.config import TrainConfig, TrainConfigError, check_device
 
+    if args.data_dir is not None and args.dataset != "mnist":
+        raise TrainConfigError(f"--data-dir is for --dataset mnist (the {args.dataset} dataset is embedded): leave it "
+                               "out, or add --dataset mnist")
     config = TrainConfig(hidden=tuple(args.hidden), epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, seed=args.seed, eval_samples=args.eval_samples)
     for key, text in config.warnings().items():
@@ -111,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from hil.training.datasets import load_dataset
     from hil.training.training_run import train_to_session, training_identity
 
+    check_backend_options(args)
     config = train_config(args)
     dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
     outcome_seed = None

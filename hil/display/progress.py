@@ -13,6 +13,7 @@ never silent. ``every_s`` 0 shows nothing.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
@@ -35,6 +36,11 @@ def duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def per_second(rate: float) -> str:
+    """``"1,204"``, ``"3.2"``, ``"0.17"``: a rate to two significant digits or whole."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
 
 
 def work_of(units: Sequence[Unit]) -> int:
@@ -79,9 +85,7 @@ class Meter:
 
     def status(self) -> str:
         """The fraction, the rate and the time left, as a log line says them."""
-        rate = self.rate()
-        shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
-        return f"{self.fraction()}, {shown} {self.what}/s, about {duration(self.left_s())} left"
+        return f"{self.fraction()}, {per_second(self.rate())} {self.what}/s, about {duration(self.left_s())} left"
 
     def bar(self, stream: TextIO, desc: str, position: int, leave: bool) -> tqdm:
         """A terminal bar over the same work."""
@@ -90,18 +94,52 @@ class Meter:
 
 
 class LogLines:
-    """Plain progress lines off a terminal: :meth:`due` says when the next one is (every ``every_s``)."""
+    """Plain progress lines off a terminal, one every ``every_s`` at most.
+
+    :meth:`tick` says a status when one is due; :meth:`keep_alive` also ticks from a timer thread, so that a
+    line still comes every interval while the work is inside one long step (a test evaluation on hardware,
+    a slow unit) and nothing calls :meth:`tick`.
+    """
 
     def __init__(self, stream: TextIO, every_s: float, clock: Clock) -> None:
         self.stream, self.every_s, self.clock = stream, every_s, clock
         self.last = clock()
+        self.lock = threading.RLock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def due(self) -> bool:
         return self.clock() - self.last >= self.every_s
 
     def say(self, text: str) -> None:
-        self.last = self.clock()
-        print(text, file=self.stream, flush=True)
+        with self.lock:
+            self.last = self.clock()
+            print(text, file=self.stream, flush=True)
+
+    def tick(self, status: Callable[[], str | None]) -> None:
+        """Say ``status()`` if a line is due (and it has something to say)."""
+        with self.lock:
+            if self.due() and (text := status()) is not None:
+                self.say(text)
+
+    def keep_alive(self, status: Callable[[], str | None]) -> None:
+        """Tick from a timer thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stopped.clear()
+
+        def run() -> None:
+            while not self._stopped.wait(min(self.every_s, 1.0)):
+                self.tick(status)
+
+        self._thread = threading.Thread(target=run, name="progress lines", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopped.set()
+            self._thread.join()
+            self._thread = None
 
 
 def _shows(enabled: bool | None, stream: TextIO, every_s: float) -> tuple[bool, bool]:
@@ -116,15 +154,17 @@ class ProgressSink(BaseSink):
 
     ``enabled``: ``None`` shows a bar on a terminal and lines elsewhere, ``True`` a bar, ``False`` nothing.
     ``overall_work``: the work (:func:`work_of`) of all the runs to come, for an overall bar and time left.
+    ``keep_alive``: off a terminal, a timer thread keeps the lines coming during a long unit.
     """
 
     def __init__(self, enabled: bool | None = None, stream: TextIO | None = None,
                  log_every_s: float = LOG_EVERY_S, overall_work: int | None = None,
-                 clock: Clock = time.monotonic) -> None:
+                 clock: Clock = time.monotonic, keep_alive: bool = True) -> None:
         self.stream = stream or sys.stderr
         self.shown, self.bar_mode = _shows(enabled, self.stream, log_every_s)
         self.clock = clock
         self.lines = LogLines(self.stream, log_every_s, clock)
+        self.keep_alive = keep_alive
         self.overall = Meter(overall_work, "steps", clock) if overall_work else None
         self.overall_bar: tqdm | None = None
         self.bar: tqdm | None = None
@@ -147,8 +187,11 @@ class ProgressSink(BaseSink):
                 self.overall_bar = self.overall.bar(self.stream, "overall", 0, leave=True)
             self.bar = self.meter.bar(self.stream, run.name, 1 if self.overall is not None else 0,
                                       leave=self.overall is None)
-        elif self.meter.done:
-            self._line(f"resuming at {self.meter.fraction()}")
+        else:
+            if self.meter.done:
+                self._line(f"resuming at {self.meter.fraction()}")
+            if self.keep_alive:
+                self.lines.keep_alive(self._status)
 
     def records(self, unit: Unit, tables: Mapping[str, np.ndarray], state: bytes | None) -> None:
         step = unit.n_trials if self.by_trials else 1
@@ -161,11 +204,17 @@ class ProgressSink(BaseSink):
             self.bar.update(step)
             if self.overall_bar is not None:
                 self.overall_bar.update(max(unit.n_trials, 1))
-        elif self.lines.due() and self.meter.done < self.meter.total:  # at the end, the stop line says it
-            overall = f"; overall {self.overall.status()}" if self.overall is not None else ""
-            self._line(self.meter.status() + overall)
+        else:
+            self.lines.tick(self._status)
+
+    def _status(self) -> str | None:
+        if self.meter.done >= self.meter.total:
+            return None  # the stop line says it
+        overall = f"; overall {self.overall.status()}" if self.overall is not None else ""
+        return f"{self.name}: {self.meter.status()}{overall}"
 
     def stop(self, stop: RunStop) -> None:
+        self.lines.stop()
         if not self.shown:
             return
         summary = f"{stop.status}: {self.meter.fraction()} in {duration(self.meter.elapsed_s())}"
@@ -193,66 +242,110 @@ class ProgressSink(BaseSink):
 class TrainingProgress:
     """A trainer's progress callback: each epoch's steps, loss and accuracy, and the steps of all the runs.
 
-    :meth:`plan` gives the runs to come (label, epochs, steps per epoch) so that the overall figures cover
-    them all; a run not planned is added when it first reports. ``enabled`` as for :class:`ProgressSink`.
+    :meth:`plan` gives the runs to come so that the overall figures cover them all; a run not planned is
+    added when it first reports. The time left adds up each run's steps at its own rate: a run not started
+    yet at the rate of a run of its kind (``"devices"``: trials through instruments; ``"software"``) or,
+    with none measured yet, named as not yet timed (software baselines after a hardware run take seconds,
+    not the hardware's hours). ``enabled`` as for :class:`ProgressSink`.
     """
 
     def __init__(self, enabled: bool | None = None, stream: TextIO | None = None,
-                 log_every_s: float = LOG_EVERY_S, clock: Clock = time.monotonic) -> None:
+                 log_every_s: float = LOG_EVERY_S, clock: Clock = time.monotonic, keep_alive: bool = True) -> None:
         self.stream = stream or sys.stderr
+        self.keep_alive = keep_alive
         self.shown, self.bar_mode = _shows(enabled, self.stream, log_every_s)
         self.clock = clock
         self.lines = LogLines(self.stream, log_every_s, clock)
-        self.offsets: dict[str, int] = {}  # run label → steps of the runs before it
-        self.overall = Meter(0, "steps", clock)
+        self.runs: dict[str, Meter] = {}  # run label → its steps
+        self.kinds: dict[str, str] = {}  # run label → what sets its pace: "devices" or "software"
+        self.started_at: dict[str, float] = {}  # run label → when it started (the first run: its first step)
         self.overall_bar: tqdm | None = None
         self.epoch_bar: tqdm | None = None
         self._epoch: tuple[str, int] | None = None
-        self._started_at: dict[str, float] = {}  # run label → when it started (its first step, for the first run)
         self._last_report: float | None = None
+        self._latest: Any = None  # the last step reported
 
     @property
     def enabled(self) -> bool:
         return self.shown
 
-    def plan(self, runs: Sequence[tuple[str, int, int]]) -> None:
-        """The runs to come, in order: ``(label, epochs, steps per epoch)``."""
-        for label, epochs, steps in runs:
-            self._add_run(label, epochs * steps)
+    def plan(self, runs: Sequence[tuple[str, int, int, str]]) -> None:
+        """The runs to come, in order: ``(label, epochs, steps per epoch, kind)``."""
+        for label, epochs, steps, kind in runs:
+            self._add_run(label, epochs * steps, kind)
 
-    def _add_run(self, label: str, steps: int) -> None:
-        self.offsets[label] = self.overall.total
-        self.overall.total += steps
+    def _add_run(self, label: str, steps: int, kind: str) -> None:
+        self.runs[label] = Meter(steps, "steps", self.clock)
+        self.kinds[label] = kind
         if self.overall_bar is not None:
-            self.overall_bar.total = self.overall.total
+            self.overall_bar.total = self.total
+
+    @property
+    def done(self) -> int:
+        return sum(meter.done for meter in self.runs.values())
+
+    @property
+    def total(self) -> int:
+        return sum(meter.total for meter in self.runs.values())
+
+    def fraction(self) -> str:
+        done, total = self.done, self.total
+        return f"{done:,}/{total:,} steps ({100 * done / total if total else 100:.0f} %)"
+
+    def time_left(self) -> str:
+        """``"about 3 min left"``, naming the runs that could not be timed yet."""
+        seconds, untimed = 0.0, []
+        for label, meter in self.runs.items():
+            if meter.done >= meter.total:
+                continue
+            rates = [meter.rate()] if label in self.started_at else [
+                other.rate() for name, other in self.runs.items()
+                if name in self.started_at and self.kinds[name] == self.kinds[label]]
+            rate = max(rates, default=0.0)
+            if rate > 0:
+                seconds += (meter.total - meter.done) / rate
+            else:
+                untimed.append(label)
+        if untimed and not seconds:
+            return "time left not known yet"
+        return f"about {duration(seconds)} left" + (f" + {', '.join(untimed)} (not timed yet)" if untimed else "")
 
     def __call__(self, progress: Any) -> None:
         """After every training step (a :class:`hil.training.trainer.Progress`)."""
-        if progress.run not in self.offsets:
-            self._add_run(progress.run, progress.epochs * progress.steps)
-        position = self.offsets[progress.run] + (progress.epoch - 1) * progress.steps + progress.step
-        if self.overall.done == 0:  # the rate counts from the first step on (a resumed run: after its checkpoint)
-            self.overall.started = self.lines.last = self.clock()
-            self.overall.skip(position)
-        self._started_at.setdefault(progress.run, self._last_report if self._last_report is not None else self.clock())
-        self._last_report = self.clock()
-        self.overall.add(position - self.overall.done)
+        if progress.run not in self.runs:
+            self._add_run(progress.run, progress.epochs * progress.steps, "software")
+        run = self.runs[progress.run]
+        position = (progress.epoch - 1) * progress.steps + progress.step
+        now = self.clock()
+        if progress.run not in self.started_at:  # the rate counts from its first step on (resumed: after it)
+            self.started_at[progress.run] = self._last_report if self._last_report is not None else now
+            run.started = now
+            run.skip(position)
+            if self._last_report is None:
+                self.lines.last = now
+                if self.shown and not self.bar_mode and self.keep_alive:
+                    self.lines.keep_alive(self._status)
+        else:
+            run.add(position - run.done)
+        self._last_report, self._latest = now, progress
         if not self.shown:
             return
         last = progress.metrics is not None and progress.epoch == progress.epochs
         if self.bar_mode:
             self._show_bars(progress)
-        elif self.lines.due() and not last:
-            self.lines.say(f"training: {self.overall.status()}; {self._where(progress)}")
+        elif not last:
+            self.lines.tick(self._status)
         if last:
-            self._say(f"{progress.run}: {progress.epochs} epochs in "
-                      f"{duration(self.clock() - self._started_at[progress.run])}, {self._figures(progress)}; "
-                      f"overall {self.overall.fraction()}")
+            self._say(f"{progress.run}: {progress.epochs} epochs in {duration(now - self.started_at[progress.run])}, "
+                      f"{self._figures(progress)}; overall {self.fraction()}")
 
     def _show_bars(self, progress: Any) -> None:
         if self.overall_bar is None:
-            self.overall_bar = self.overall.bar(self.stream, "training overall", 0, leave=True)
-        self.overall_bar.update(self.overall.done - self.overall_bar.n)
+            self.overall_bar = tqdm(total=self.total, initial=self.done, desc="training overall", unit="step",
+                                    file=self.stream, position=0, dynamic_ncols=True,
+                                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        self.overall_bar.set_postfix_str(self.time_left(), refresh=False)
+        self.overall_bar.update(self.done - self.overall_bar.n)
         key = (progress.run, progress.epoch)
         if key != self._epoch:
             if self.epoch_bar is not None:
@@ -268,10 +361,17 @@ class TrainingProgress:
             postfix["test"] = f"{progress.metrics.test_accuracy:.3f}"
         self.epoch_bar.set_postfix(postfix, refresh=True)
 
-    @staticmethod
-    def _where(progress: Any) -> str:
-        return (f"{progress.run} epoch {progress.epoch}/{progress.epochs} step {progress.step}/{progress.steps}, "
-                f"loss {progress.loss:.3f}, accuracy {progress.accuracy:.3f}")
+    def _status(self) -> str | None:
+        progress = self._latest
+        if progress is None or self.done >= self.total:
+            return None
+        doing = " (evaluating on the test split)" if progress.step == progress.steps and progress.metrics is None \
+            else ""
+        rate = self.runs[progress.run].rate()
+        return (f"training: {self.fraction()}, {self.time_left()}; {progress.run} epoch {progress.epoch}/"
+                f"{progress.epochs} step {progress.step}/{progress.steps}{doing}, "
+                f"{per_second(rate)} steps/s, loss {progress.loss:.3f}, "
+                f"accuracy {progress.accuracy:.3f}")
 
     @staticmethod
     def _figures(progress: Any) -> str:
@@ -286,6 +386,7 @@ class TrainingProgress:
             self.lines.say(text)
 
     def close(self) -> None:
+        self.lines.stop()
         for bar in (self.epoch_bar, self.overall_bar):
             if bar is not None:
                 bar.close()

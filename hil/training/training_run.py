@@ -138,7 +138,8 @@ def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, 
     if baselines:
         runs += [TrainingRun(dataset, role, config, role=role, steps_per_unit=steps_per_unit, progress=bar)
                  for role in ("deterministic", "stochastic")]
-    bar.plan([(run.trainer.run, config.epochs, run.trainer.steps_per_epoch) for run in runs])
+    bar.plan([(run.trainer.run, config.epochs, run.trainer.steps_per_epoch,
+               "devices" if run is runs[0] and backend.name == "hardware" else "software") for run in runs])
     if resume:
         check_resume(out, identity)
         writer = SessionWriter.resume(out)

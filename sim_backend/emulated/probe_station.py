@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import importlib
+import socket
 from pathlib import Path
 
 from pyvisa import rname
@@ -60,14 +61,19 @@ def station_ports(spec: StationSpec, base: int | None = None) -> dict[str, int]:
 
 
 def serve(emulated: EmulatedInstrument, role: str, host: str, port: int) -> InstrumentServer:
-    """A server for ``role`` on ``host:port`` (0: any free port); a port that is taken is one line."""
+    """A server for ``role`` on ``host:port`` (0: any free port); a port or host that cannot be used is one line."""
     try:
         return InstrumentServer(emulated, port=port, host=host)
+    except socket.gaierror as exc:
+        raise EmulatedStationError(f"host {host!r}: not found ({exc.strerror}): give an address or name of this "
+                                   "machine") from None
     except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-            raise EmulatedStationError(f"{role}: cannot serve on {host} port {port} ({exc.strerror}): stop what "
-                                       "uses it, or choose other ports") from None
-        raise
+        advice = {errno.EADDRINUSE: "stop what uses it, or choose other ports",
+                  errno.EACCES: "ports below 1024 need privileges: choose ports from 1024 up",
+                  errno.EADDRNOTAVAIL: f"{host} is not an address of this machine"}.get(exc.errno)
+        if advice is None:
+            raise
+        raise EmulatedStationError(f"{role}: cannot serve on {host} port {port} ({exc.strerror}): {advice}") from None
 
 
 class EmulatedStation:
