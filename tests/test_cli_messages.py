@@ -47,7 +47,12 @@ def test_an_unavailable_torch_device_is_one_line_naming_the_option(capsys, tmp_p
     (["train", "--backend", "sim", "--lr", "inf"], "learning_rate: must be a positive number, got inf"),
     (["train", "--backend", "sim", "--epochs", "ten"], "argument --epochs: expected a whole number, got 'ten'"),
     (["train", "--backend", "sim", "--progress-every", "-5"], "argument --progress-every: expected 0 or more"),
+    (["train", "--backend", "sim", "--station", str(EMULATED_STATION_FILE)],
+     "--station is not used by --backend sim (only by --backend hardware): leave it out"),
+    (["train", "--backend", "sim", "--data-dir", "."], "--data-dir is for --dataset mnist"),
     (["demo", "--epochs", "0"], "argument --epochs: expected at least 1, got 0"),
+    (["experiment", "bias", "--out", str(EMULATED_STATION_FILE)], "is a file: give a folder"),
+    (["emulate", "--host", "no-such-host.invalid"], "host 'no-such-host.invalid': not found"),
     (["emulate", "--port", "65534"], "base port 65534: the 3 instruments need ports 65534 to 65536"),
     (["emulate", "--port", "http"], "argument --port: expected a port number, got 'http'"),
 ])
@@ -55,7 +60,7 @@ def test_expected_mistakes_are_one_line_and_exit_2(capsys, tmp_path, argv, expec
     if argv[0] == "train":
         argv = [*argv, "--out", str(tmp_path / "t.h5")]
     if argv[0] == "demo":
-        argv = [*argv, "--out", str(tmp_path)]
+        argv = [*argv, "--out", str(tmp_path)]  # refused before anything is written
     assert expected in one_line_error(capsys, argv)
 
 
