@@ -150,3 +150,20 @@ def test_a_missing_file_a_file_not_a_session_or_a_port_in_use_is_refused_in_one_
     assert f"{tmp_path / 'notes.h5'}: cannot be read as an HDF5 session" in other.stderr
     assert busy.returncode == 2 and busy.stderr.count("\n") == 1, busy.stderr
     assert f"port {port} on 127.0.0.1 is in use; choose another with --port" in busy.stderr
+
+
+def test_characterize_live_prints_the_url_of_a_page_that_follows_the_run_and_stops_with_it(tmp_path):
+    out = tmp_path / "run.h5"
+    run = subprocess.Popen([*HIL, "characterize", "--station", str(EMULATED_STATION_FILE), "--protocol",
+                            str(live_sweep(tmp_path)), "--out", str(out), "--live", "--progress-every", "0"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        first = run.stderr.readline()  # printed before the first trial
+        assert first.startswith("live view: http://127.0.0.1:"), first
+        url = first.split()[-1]
+        shown = state(url)  # the page answers while the run goes on
+        assert shown["runs"] == [] or shown["runs"][0]["protocol"] == "bias_sweep"
+    finally:
+        assert run.wait(timeout=120) == 0, run.stderr.read()
+    with pytest.raises(urllib.error.URLError):  # the page went with the run
+        state(url)

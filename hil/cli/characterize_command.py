@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from hil.cli.train_command import add_progress_option
+from hil.live.launch import add_live_option, live_view
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("characterize", help="run characterization protocols into a session file",
@@ -21,14 +24,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="emulated station only: chip seed")
     p.add_argument("--record-transport", action="store_true",
                    help="also record every command and reply into the session (for hil replay --transport)")
+    add_progress_option(p)
+    add_live_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from hil.lab.characterization import characterize
 
-    result = characterize(args.station, args.protocol, args.out, resume=args.resume, force=args.force,
-                          chip=args.chip, seed=args.seed, record_transport=args.record_transport)
+    with live_view(args, args.out):
+        result = characterize(args.station, args.protocol, args.out, resume=args.resume, force=args.force,
+                              chip=args.chip, seed=args.seed, record_transport=args.record_transport,
+                              progress_every_s=args.progress_every)
     for name, status in result.statuses.items():
         print(f"{name}: {status}")
     if result.virtual_time_s is not None:

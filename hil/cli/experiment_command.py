@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hil.cli.train_command import add_training_options, folder, train_config
+from hil.cli.train_command import add_progress_option, add_training_options, folder, train_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,18 +15,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace the experiment's files already in --out")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     add_training_options(p, epochs=20)
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from hil.display.progress import TrainingProgress
     from hil.training.claims import run_experiment
     from hil.training.datasets import load_dataset
 
     dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
-    result = run_experiment(args.name, dataset, train_config(args), chip=args.chip, out_dir=args.out,
-                            device=args.device, force=args.force)
+    progress = TrainingProgress(log_every_s=args.progress_every)
+    try:
+        result = run_experiment(args.name, dataset, train_config(args), chip=args.chip, out_dir=args.out,
+                                device=args.device, force=args.force, progress=progress)
+    finally:
+        progress.close()
     if args.json:
         print(json.dumps(result["table"], indent=2))
     else:

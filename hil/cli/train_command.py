@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hil.live.launch import add_live_option, live_view
+
 PROGRESS_EVERY_S = 30.0  # hil.display.progress.LOG_EVERY_S, which --help must not import (it brings numpy, tqdm)
 
 
@@ -120,6 +122,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="commit a checkpoint every STEPS training steps (default: every epoch)")
     add_training_options(p, epochs=20)
     add_progress_option(p)
+    add_live_option(p)
     p.set_defaults(func=run)
 
 
@@ -147,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
             outcome_seed = RESUMED_OUTCOME_SEED + int(recorded.attrs.get("attempts", 0))
     else:
         check_outputs([args.out], args.force)
-    with open_backend(args.backend, station=args.station, chip=args.chip, session=args.session, seed=args.seed,
-                      mode=args.mode, device=args.device, outcome_seed=outcome_seed) as (backend, source):
+    with live_view(args, args.out), open_backend(args.backend, station=args.station, chip=args.chip,
+                                                 session=args.session, seed=args.seed, mode=args.mode,
+                                                 device=args.device, outcome_seed=outcome_seed) as (backend, source):
         print(f"{backend!r} on {dataset.describe().get('name')}: {config.hidden} hidden neurons, "
               f"{config.epochs} epochs", file=sys.stderr)
         train_to_session(args.out, dataset, backend, source, config,

@@ -22,6 +22,7 @@ from hil.outputs import check_outputs
 from hil.training.config import TrainConfig
 from hil.training.datasets import Dataset
 from hil.training.experiments import bias_experiment, energy_experiment, transfer_experiment
+from hil.training.trainer import ProgressCallback
 from instruments.config_files import CONFIGS
 
 TRANSFER_CHIP = CONFIGS / "chip.varied.yaml"
@@ -39,8 +40,10 @@ def _plt() -> Any:
 
 
 def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str | Path | None = None,
-                   out_dir: str | Path = "experiments", device: str = "cpu", force: bool = False) -> dict[str, Any]:
-    """Run one experiment; returns ``{"table", "text", "files", "result"}`` and writes PNG + JSON."""
+                   out_dir: str | Path = "experiments", device: str = "cpu", force: bool = False,
+                   progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Run one experiment; returns ``{"table", "text", "files", "result"}`` and writes PNG + JSON.
+    ``progress`` is called with each training step of every network the experiment trains."""
     out_dir = Path(out_dir)
     check_outputs([out_dir / f"{name}.png", out_dir / f"{name}.json"], force)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +52,8 @@ def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str |
     if name == "transfer":
         backend = SimBackend.virtual(n_neurons, TRANSFER_WIDTH_M, chip=chip or TRANSFER_CHIP, seed=config.seed + 10,
                                      device=device)
-        result = transfer_experiment(dataset, backend, config, mapping="nominal", deterministic=True)
+        result = transfer_experiment(dataset, backend, config, mapping="nominal", deterministic=True,
+                                     progress=progress)
         table = result.table()
         text = "\n".join(f"{row['network']:48} {row['accuracy']:.4f}" for row in table)
         fig, ax = plt.subplots(figsize=(8, 4))
@@ -60,7 +64,7 @@ def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str |
                      f"{TRANSFER_WIDTH_M * 1e6:g} um devices")
     elif name == "bias":
         backend = SimBackend.virtual(3 * n_neurons, chip=chip, seed=config.seed + 20, device=device)
-        result = bias_experiment(dataset, backend, BIAS_ERRORS_A, config)
+        result = bias_experiment(dataset, backend, BIAS_ERRORS_A, config, progress=progress)
         table = result.table()
         lines = [f"{'width':>8} " + " ".join(f"{e * 1e6:7.0f}uA" for e in result.bias_errors_a)]
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -74,7 +78,7 @@ def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str |
         ax.legend(title="device width")
     elif name == "energy":
         backend = SimBackend.virtual(3 * n_neurons, chip=chip, seed=config.seed + 20, device=device)
-        result = energy_experiment(dataset, backend, config)
+        result = energy_experiment(dataset, backend, config, progress=progress)
         table = result.table()
         text = "\n".join(f"{row['width_m'] * 1e6:6.0f}um  {row['energy_per_inference_j']:.4g} J per inference "
                          f"({row['pulses_per_inference']:.0f} pulses, {row['reset_energy_fraction']:.0%} in resets), "
