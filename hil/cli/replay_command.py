@@ -11,6 +11,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chip", help="chip file to replay against (default: the embedded chip; or a calibrated one)")
     p.add_argument("--out", help="folder for the PNG figures and replay.json")
     p.add_argument("--force", action="store_true", help="replace files already in --out")
+    p.add_argument("--format", default="png", choices=("png", "pdf", "svg"),
+                   help="figure format: png (default), or vector pdf/svg")
     p.add_argument("--transport", action="store_true", help="instead: replay the recorded instrument commands "
                    "and replies through the drivers and protocols, offline, and check the records are identical")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserFacingError("--out DIR is needed for the comparison figures")
     check_outputs([f"{args.out}/replay.json"], args.force)
     result = replay(args.file, chip=args.chip)
-    files = write_replay_report(result, args.out, session_path=args.file, force=args.force)
+    files = write_replay_report(result, args.out, session_path=args.file, force=args.force, fmt=args.format)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "runs"} | {
             "runs": [{"name": r["name"], "protocol": r["protocol"],

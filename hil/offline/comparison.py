@@ -21,7 +21,7 @@ import torch
 from scipy import stats
 
 from hil.lab.characterization import station_guard
-from hil.offline.plot_style import natural_order
+from hil.offline.plot_style import checked_format, natural_order, save
 from hil.outputs import check_outputs
 from hil.session import Session
 from instruments.station import Station
@@ -162,17 +162,19 @@ def _first_loops(steps: np.ndarray) -> dict[str, dict[str, list[float]]]:
 
 
 def write_replay_report(result: dict[str, Any], out_dir: str | Path, session_path: str | Path | None = None,
-                        force: bool = False) -> list[Path]:
-    """``replay.json`` and one PNG per run comparing measured and simulated curves or loops."""
+                        force: bool = False, fmt: str = "png") -> list[Path]:
+    """``replay.json`` and one figure per run (``fmt``: png, pdf or svg) comparing measured and simulated
+    curves or loops."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
-    pngs = [out_dir / f"replay_{run['name']}_{run['protocol']}.png" for run in result["runs"]
-            if run.get("devices") or run.get("loops")]
-    check_outputs([out_dir / "replay.json", *pngs], force)
+    checked_format(fmt)
+    figures = [out_dir / f"replay_{run['name']}_{run['protocol']}.{fmt}" for run in result["runs"]
+               if run.get("devices") or run.get("loops")]
+    check_outputs([out_dir / "replay.json", *figures], force)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "replay.json"]
     written[0].write_text(json.dumps({k: v for k, v in result.items()}, indent=2))
@@ -227,7 +229,5 @@ def write_replay_report(result: dict[str, Any], out_dir: str | Path, session_pat
         axes[0, 0].legend(fontsize=7, loc="center" if loops and not curves else "best")
         fig.suptitle(f"run {run['name']} ({run['protocol']}): measured vs simulated")
         fig.tight_layout()
-        written.append(out_dir / f"replay_{run['name']}_{run['protocol']}.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(save(fig, out_dir / f"replay_{run['name']}_{run['protocol']}.{fmt}"))
     return written

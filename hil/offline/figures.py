@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from hil.offline.plot_style import FORMATS, DeviceStyles, pyplot, save, width_label
+from hil.offline.plot_style import DeviceStyles, checked_format, pyplot, save, width_label
 from hil.offline.scaling import Series, exponent_text, format_scaling, scaling
 from hil.offline.summary import format_info, session_info
 from hil.outputs import check_outputs
 from hil.session import Session
 from hil.training.epoch_records import EPOCHS
-from instruments.failures import UserFacingError
 from protocols.analysis import curves_by_device, fitted_logistic, loops_of, readable
 from protocols.bias_sweep import BiasSweep
 from protocols.fits import wilson_interval
@@ -27,10 +26,6 @@ from protocols.hysteresis_loop import STEPS, HysteresisLoop
 FIGURES = ("switching_curves", "hysteresis_loops", "size_trends", "channel_resistance", "training_curves")
 SUMMARY = "summary.txt"
 TREND_PANELS = ("i50", "w_i", "loop")
-
-
-class ReportFormatError(UserFacingError, ValueError):
-    """A figure format ``hil report`` does not write."""
 
 
 def _small_multiples(plt: Any, styles: DeviceStyles, width: float = 4.2, height: float = 3.6) -> tuple[Any, Any]:
@@ -202,8 +197,7 @@ def _training_curves(plt: Any, runs: dict[str, np.ndarray]) -> Any:
 def write_report(path: str | Path, out_dir: str | Path, force: bool = False, fmt: str = "png") -> list[Path]:
     """The figures (``fmt``: png, pdf or svg) and ``summary.txt`` of a session into ``out_dir``; existing files
     are replaced only with ``force``."""
-    if fmt not in FORMATS:
-        raise ReportFormatError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    checked_format(fmt)
     plt = pyplot()
     out_dir = Path(out_dir)
     info = session_info(path)

@@ -8,11 +8,24 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from instruments.failures import UserFacingError
+
 FORMATS = ("png", "pdf", "svg")
 WIDTH_COLOURMAPS = ("Blues", "Oranges", "Greens", "Reds", "Purples", "Greys")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":")
 PNG_DPI = 150
+
+
+class FigureFormatError(UserFacingError, ValueError):
+    """A figure format the reports do not write."""
+
+
+def checked_format(fmt: str) -> str:
+    """``fmt`` if figures can be saved in it (``--format``), else a one-line refusal."""
+    if fmt not in FORMATS:
+        raise FigureFormatError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    return fmt
 
 
 def pyplot() -> Any:
