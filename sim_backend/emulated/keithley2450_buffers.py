@@ -24,6 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,9 +48,8 @@ def nr3(value: float) -> str:
     return f"{value:.9e}"
 
 
-@dataclass(slots=True, frozen=True)
-class Reading:
-    """One stored reading (slots: a full 6.875-million-reading memory stays about a gigabyte)."""
+class Reading(NamedTuple):
+    """One stored reading (a tuple: made fast, and a full 6.875-million-reading memory stays about a gigabyte)."""
 
     value: float
     source: float
@@ -160,11 +160,13 @@ class BufferCommands:
         return keys or ["READ"]
 
     def format_readings(self, buffer: ReadingBuffer, readings: list[Reading], elements: list[str]) -> str:
+        if elements == ["READ"]:  # the common case, kept quick: a triggered acquisition fetches thousands
+            return ",".join([nr3(reading.value) for reading in readings])
         first_time = buffer.readings[0].time_s if buffer.readings else 0.0
         out = []
         for reading in readings:
-            stamp = datetime.fromtimestamp(self.clock_epoch_s + reading.time_s, tz=UTC)
             seconds = self.clock_epoch_s + reading.time_s
+            stamp = datetime.fromtimestamp(seconds, tz=UTC)
             for element in elements:
                 out.append(self._element(element, reading, first_time, stamp, seconds))
         return ",".join(out)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -394,9 +395,10 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
                 sources = np.full(len(values), self.source_value())
         unit = self._unit_text()
         source_unit = UNIT_TEXT["AMP" if self.source_function == "CURR" else "VOLT"]
-        readings = [Reading(float(v), float(s), float(t), unit, source_unit)
-                    for v, s, t in zip(np.asarray(values).tolist(), np.asarray(sources).tolist(),
-                                       np.asarray(times_s).tolist(), strict=True)]
+        values, sources, times_s = (np.asarray(a, dtype=np.float64).tolist() for a in (values, sources, times_s))
+        if not len(values) == len(sources) == len(times_s):
+            raise ValueError("one source value and one time per reading")
+        readings = list(map(Reading, values, sources, times_s, itertools.repeat(unit), itertools.repeat(source_unit)))
         self.buffers[buffer].store_many(readings)
         return readings
 
