@@ -24,7 +24,6 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 import numpy as np
 
@@ -48,14 +47,11 @@ def nr3(value: float) -> str:
     return f"{value:.9e}"
 
 
-class Reading(NamedTuple):
-    """One stored reading (a tuple: made fast, and a full 6.875-million-reading memory stays about a gigabyte)."""
-
-    value: float
-    source: float
-    time_s: float  # on the bench's virtual clock
-    unit: str
-    source_unit: str
+# One stored reading: (value, source value, time on the bench's virtual clock in s, unit, source unit). A plain
+# tuple, indexed with these: a long acquisition makes millions (a tuple class's constructor would cost several
+# times more), and a full 6.875-million-reading memory stays about a gigabyte.
+Reading = tuple[float, float, float, str, str]
+VALUE, SOURCE, TIME, UNIT, SOURCE_UNIT = range(5)
 
 
 @dataclass
@@ -98,7 +94,7 @@ class ReadingBuffer:
         """The readings the statistics cover: those stored since the statistics were cleared."""
         n = min(len(self.readings), self.stored - self.statistics_from)
         recent = itertools.islice(self.readings, len(self.readings) - n, None)
-        return np.fromiter((r.value for r in recent), dtype=np.float64, count=n)
+        return np.fromiter((r[VALUE] for r in recent), dtype=np.float64, count=n)
 
 
 class BufferCommands:
@@ -161,11 +157,11 @@ class BufferCommands:
 
     def format_readings(self, buffer: ReadingBuffer, readings: list[Reading], elements: list[str]) -> str:
         if elements == ["READ"]:  # the common case, kept quick: a triggered acquisition fetches thousands
-            return ",".join([nr3(reading.value) for reading in readings])
-        first_time = buffer.readings[0].time_s if buffer.readings else 0.0
+            return ",".join([nr3(reading[VALUE]) for reading in readings])
+        first_time = buffer.readings[0][TIME] if buffer.readings else 0.0
         out = []
         for reading in readings:
-            seconds = self.clock_epoch_s + reading.time_s
+            seconds = self.clock_epoch_s + reading[TIME]
             stamp = datetime.fromtimestamp(seconds, tz=UTC)
             for element in elements:
                 out.append(self._element(element, reading, first_time, stamp, seconds))
@@ -174,19 +170,19 @@ class BufferCommands:
     @staticmethod
     def _element(element: str, reading: Reading, first_time: float, stamp: datetime, seconds: float) -> str:
         if element == "READ":
-            return nr3(reading.value)
+            return nr3(reading[VALUE])
         if element == "SOUR":
-            return nr3(reading.source)
+            return nr3(reading[SOURCE])
         if element == "REL":
-            return nr3(reading.time_s - first_time)
+            return nr3(reading[TIME] - first_time)
         if element == "SEC":
             return str(int(seconds))
         if element == "FRAC":
             return f"{seconds - int(seconds):.9f}"
         if element == "UNIT":
-            return reading.unit
+            return reading[UNIT]
         if element == "SOURUNIT":
-            return reading.source_unit
+            return reading[SOURCE_UNIT]
         day, clock = stamp.strftime("%m/%d/%Y"), stamp.strftime("%H:%M:%S") + f"{seconds - int(seconds):.9f}"[1:]
         return {"TST": f"{day} {clock}", "DATE": day, "TIME": clock}[element]
 

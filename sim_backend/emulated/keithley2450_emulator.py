@@ -43,7 +43,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim_backend.emulated.keithley2450_buffers import BUFFER_MEMORY, BufferCommands, Reading, ReadingBuffer, nr3
+from sim_backend.emulated.keithley2450_buffers import (
+    BUFFER_MEMORY,
+    VALUE,
+    BufferCommands,
+    Reading,
+    ReadingBuffer,
+    nr3,
+)
 from sim_backend.emulated.keithley2450_parameters import params
 from sim_backend.emulated.keithley2450_status import TRIGGER_MODEL_IDLED, TRIGGER_MODEL_INITIATED, StatusCommands
 from sim_backend.emulated.keithley2450_sweeps import SweepCommands
@@ -398,7 +405,7 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         values, sources, times_s = (np.asarray(a, dtype=np.float64).tolist() for a in (values, sources, times_s))
         if not len(values) == len(sources) == len(times_s):
             raise ValueError("one source value and one time per reading")
-        readings = list(map(Reading, values, sources, times_s, itertools.repeat(unit), itertools.repeat(source_unit)))
+        readings = list(zip(values, sources, times_s, itertools.repeat(unit), itertools.repeat(source_unit)))
         self.buffers[buffer].store_many(readings)
         return readings
 
@@ -419,11 +426,12 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         n, _ = self._filter()
         return self.filter_windows.setdefault(self.sense_function, deque(maxlen=n))
 
-    def conversions(self, count: int, first: bool = True) -> np.ndarray:
+    def conversions(self, count: int, first: bool = True) -> list[int]:
         """Conversions each of the next ``count`` readings takes: N a reading with a repeating filter; with a
-        moving one, one a reading, and (``first``: these are the next readings) what fills its window first."""
+        moving one, one a reading, and (``first``: these are the next readings) what fills its window first.
+        (A list: the trigger model asks for every measure block it runs, millions in a long acquisition.)"""
         n, moving = self._filter()
-        counts = np.full(count, 1 if moving else n, dtype=np.int64)
+        counts = [1 if moving else n] * count
         if moving and count and first:
             counts[0] = max(n - len(self._window()), 1)
         return counts
@@ -435,7 +443,7 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         ``convert(rxy, reading index)`` turns conversions into values (default: at the present source level)."""
         times = np.asarray(times_s, dtype=np.float64)
         n, moving = self._filter()
-        counts = self.conversions(times.size)
+        counts = np.asarray(self.conversions(times.size), dtype=np.int64)
         starts = np.cumsum(counts) - counts
         offsets = np.arange(int(counts.sum())) - np.repeat(starts, counts)
         rxy = rxy_at(np.repeat(times, counts) + self.aperture_s * offsets)
@@ -456,14 +464,14 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         """``count`` readings now (each through the averaging filter), stored in ``buffer``; the last one
         (also when a full fill-once buffer stores no more)."""
         start = self.clock()
-        durations = self.conversions(count) * self.aperture_s
+        durations = np.asarray(self.conversions(count), dtype=np.float64) * self.aperture_s
         times = start + np.cumsum(durations) - durations
         values = self.filtered_values(times, lambda ts: self.rxy_now(ts.size))
         self.advance(float(durations.sum()))
         readings = self.store_readings(buffer, values, times)
         function = self.sense_function
         if self.settings[f"SENS:{function}:RANG:AUTO"]:
-            self.sense_ranges[function] = self._best_range(SENSE_RANGES[function], abs(readings[-1].value))
+            self.sense_ranges[function] = self._best_range(SENSE_RANGES[function], abs(readings[-1][VALUE]))
         return readings[-1]
 
     def reading_count(self) -> int:
@@ -633,7 +641,7 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
             if tripped.size:
                 levels = levels[:tripped[0] + 1]
         self.output_on = True
-        reading_s = int(self.conversions(1, first=False)[0]) * self.aperture_s
+        reading_s = self.conversions(1, first=False)[0] * self.aperture_s
         currents, _ = self._operating_points(levels, r_ch)
         if self.bench is None:
             rxy, times = np.full(levels.shape, math.inf), np.zeros(levels.shape)

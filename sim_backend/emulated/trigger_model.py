@@ -97,7 +97,7 @@ class Meter(Protocol):
 
     def rxy_now(self, n: int) -> np.ndarray: ...
 
-    def conversions(self, count: int, first: bool = True) -> np.ndarray: ...
+    def conversions(self, count: int, first: bool = True) -> list[int]: ...
 
     def filtered_values(self, times_s: np.ndarray, rxy_at: Callable[[np.ndarray], np.ndarray]) -> np.ndarray: ...
 
@@ -213,6 +213,7 @@ class TriggerModel:
         ``triggered``: the event the present wait block waits for has happened.
         """
         meter = self.meter
+        aperture_s = meter.aperture_s  # settings cannot change while the model runs
         if self.listening and meter.bench is not None:
             meter.bench.remove_trigger_listener(self.on_trigger)
         self.listening = False
@@ -249,9 +250,9 @@ class TriggerModel:
                     self._fail(f"more than {MAX_READINGS_PER_RUN} readings")
                     break
                 # each reading takes its conversions (the averaging filter's), one aperture each
-                for conversions in meter.conversions(count, first=reads_end is None).tolist():
+                for conversions in meter.conversions(count, first=reads_end is None):
                     ops.append(("read", buffer, t))
-                    t += conversions * meter.aperture_s
+                    t += conversions * aperture_s
                 reads_end = t
                 self.pc += 1
             elif kind == "counter":
@@ -311,7 +312,7 @@ class TriggerModel:
 
     def _loop_period(self) -> float:
         assert self.loop is not None
-        return self.loop.delay_s + int(self.meter.conversions(1, first=False)[0]) * self.meter.aperture_s
+        return self.loop.delay_s + self.meter.conversions(1, first=False)[0] * self.meter.aperture_s
 
     def _loop_readings_by(self, time_s: float) -> int:
         """How many loop readings have been taken (begun) by ``time_s``."""
