@@ -25,8 +25,9 @@ def read_protocol(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise ProtocolConfigError(f"{where}: expected a mapping of keys (protocol: bias_sweep, ...), "
                                   f"got {'an empty file' if raw is None else type(raw).__name__}")
-    if raw.get("protocol") not in PROTOCOLS:
-        raise ProtocolConfigError(f"{where}: protocol: {raw.get('protocol')!r} is not a protocol "
+    name = raw.get("protocol")
+    if not isinstance(name, str) or name not in PROTOCOLS:
+        raise ProtocolConfigError(f"{where}: protocol: {name!r} is not a protocol "
                                   f"(known: {', '.join(PROTOCOLS)})")
     return dict(raw)
 

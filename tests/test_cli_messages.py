@@ -149,3 +149,14 @@ def test_emulate_on_fixed_ports_serves_a_station_file_pointing_at_it(tmp_path, c
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "stopped; virtual clock at" in out
+
+
+@pytest.mark.parametrize(("text", "expected"), [("", "got an empty file"), ("- bias_sweep\n", "got list"),
+                                                ("protocol: [1, 2]\n", "protocol")])
+def test_an_empty_or_list_valued_protocol_file_is_one_line_naming_the_file(capsys, tmp_path, text, expected):
+    protocol = tmp_path / "protocol.yaml"
+    protocol.write_text(text)
+    line = one_line_error(capsys, ["characterize", "--station", str(EMULATED_STATION_FILE), "--protocol",
+                                   str(protocol), "--out", str(tmp_path / "run.h5")])
+    assert f"protocol file '{protocol}'" in line and expected in line
+    assert not (tmp_path / "run.h5").exists()
