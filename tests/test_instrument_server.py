@@ -17,14 +17,15 @@ from sim_backend.emulated.bench import Bench
 from sim_backend.emulated.scpi_values import numeric, queried
 from sim_backend.emulated.server import InstrumentServer, ScpiInstrument
 from sim_backend.emulated.status_model import EAV, ESB, MSS, OPC, PON
-from tests.emulation import open_raw, station_bench
+from tests.emulation import open_raw, scpi_error_codes, station_bench
 
 
 class OverlappedInstrument(ScpiInstrument):
     """``:RUN`` starts an operation that ``:FIN`` ends; ``:LEV`` is a level in 0…10 (default 1)."""
 
     idn = "TEST,OVERLAPPED,0,1"
-    COMMANDS = [(":RUN", "_run"), (":FIN", "_fin"), (":LEVel?", "_level_q"), (":LEVel", "_level")]
+    COMMANDS = [(":RUN", "_run"), (":FIN", "_fin"), (":LEVel?", "_level_q"), (":LEVel", "_level"),
+                (":BROKen", "_broken")]
 
     def reset_state(self) -> None:
         self.running = False
@@ -44,6 +45,9 @@ class OverlappedInstrument(ScpiInstrument):
 
     def _level(self, args: str) -> None:
         self.level = numeric(args, 0.0, 10.0, 1.0, "level")
+
+    def _broken(self, args: str) -> None:
+        raise RuntimeError("a defect of the emulation")
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +181,17 @@ def test_realtime_makes_every_message_take_the_instruments_command_time():
             assert time.perf_counter() - start >= 10 * 0.02
         finally:
             resource.close()
+
+
+def test_numbers_beyond_a_doubles_range_are_out_of_range_not_a_failure(inst):
+    inst.write(":LEV 1e999")
+    inst.write("*ESE 1e999")
+    assert scpi_error_codes(inst) == [-222, -222]
+    assert float(inst.query(":LEV?")) == 1 and inst.query("*ESE?") == "0"
+
+
+def test_an_emulation_defect_is_queued_as_an_execution_error_and_the_connection_stays(inst):
+    inst.write(":BROK")
+    assert inst.query("*IDN?") == OverlappedInstrument.idn
+    code, _, message = inst.query("SYST:ERR?").partition(",")
+    assert code == "-200" and "emulation fault: RuntimeError: a defect of the emulation" in message

@@ -219,8 +219,11 @@ def test_error_queue_reads_counts_and_clears(tsp):
     ("channel = nil", -286, "cannot be assigned"),
     ("localnode.model = '2450'", -286, "cannot set read-only attribute `model'"),
     ("x" * (MAX_MESSAGE_CHARS + 1), -285, "longer than"),
+    ("format.asciiprecision = 0x" + "F" * 300, -285, "malformed number"),  # beyond a double
+    ("channel.close('\\\u00b2')", -285, "invalid escape sequence"),  # "²" is a digit to str.isdigit, not to Lua
 ])
 def test_outside_the_subset_is_the_instruments_error_and_the_next_query_answers(tsp, statement, code, text):
+    tsp.encoding = "latin-1"  # a message may carry a non-ASCII byte, and the error message quotes it
     tsp.write(statement)
     assert tsp.query("*IDN?") == IDN  # no hang
     found = errors(tsp)

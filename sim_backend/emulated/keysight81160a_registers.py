@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim_backend.emulated.scpi_values import OutOfRange
+from sim_backend.emulated.scpi_values import register_value
 
 ALL_BITS = 0x7FFF  # 15 usable bits
 
 
 def register_mask(text: str) -> int:
     """A register argument: an integer 0 … 32767."""
-    value = round(float(text))
-    if not 0 <= value <= ALL_BITS:
-        raise OutOfRange(f"register value {value} outside 0 to {ALL_BITS}")
-    return value
+    return register_value(text, ALL_BITS)
 
 
 @dataclass

@@ -9,6 +9,7 @@ range"), anything else unparsable a ``ValueError`` (``-224``). A query ``…? MI
 
 from __future__ import annotations
 
+import math
 import re
 
 _KEYWORDS = {"MIN": re.compile(r"^MIN(IMUM)?$", re.I), "MAX": re.compile(r"^MAX(IMUM)?$", re.I),
@@ -49,11 +50,23 @@ def _suffix_scale(suffix: str) -> float:
 
 
 def number(text: str) -> float:
-    """An NRf number with an optional suffix (``"10us"`` → 1e-05)."""
+    """An NRf number with an optional suffix (``"10us"`` → 1e-05); one beyond a double's range (``1e999``) is
+    out of range, as on the instruments."""
     match = _NUMBER.match(text.strip())
     if match is None:
         raise ValueError(f"not a number: {text.strip()[:30]!r}")
-    return float(match.group(1)) * _suffix_scale(match.group(2))
+    value = float(match.group(1)) * _suffix_scale(match.group(2))
+    if not math.isfinite(value):
+        raise OutOfRange(f"{text.strip()[:30]!r} is beyond any range")
+    return value
+
+
+def register_value(text: str, high: int) -> int:
+    """A status-register argument (``*ESE``, ``*SRE``, ``:STAT:…:ENAB``): an integer (NRf, rounded) in 0 … high."""
+    value = round(number(text))
+    if not 0 <= value <= high:
+        raise OutOfRange(f"register value {value} outside 0 to {high}")
+    return value
 
 
 def numeric(text: str, low: float, high: float, default: float | None = None, what: str = "value") -> float:

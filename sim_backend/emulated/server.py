@@ -238,6 +238,17 @@ class EmulatedInstrument:
         """What the instrument replies to a message it rejects: nothing."""
         return None
 
+    def fault(self, message: str, exc: Exception) -> str | None:
+        """A message the emulation failed on (a defect of the emulator, not of the client): it lands in the
+        error queue as an execution error naming the failure, and is answered as a rejected message."""
+        error = (self.fault_error[0], f"{self.fault_error[1]}; emulation fault: {type(exc).__name__}: {exc}")
+        if self.bench is not None:
+            with self.bench.lock:
+                self.push_error(*error)
+        else:
+            self.push_error(*error)
+        return self.rejected_reply(message)
+
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _BLOCK_START = re.compile(rb"[ ,]#([1-9])")
@@ -325,7 +336,10 @@ class _Handler(socketserver.BaseRequestHandler):
                     faults.error_next_message = False
                     reply = instrument.reject(message, faults.error)
                 else:
-                    reply = instrument.receive(message)
+                    try:
+                        reply = instrument.receive(message)
+                    except Exception as exc:  # an emulation fault must not cost the client its connection
+                        reply = instrument.fault(message, exc)
                 bench = instrument.bench
                 if bench is not None and bench.realtime and instrument.command_time_s > 0:
                     time.sleep(instrument.command_time_s)
@@ -360,6 +374,9 @@ class InstrumentServer(socketserver.ThreadingTCPServer):
     def __init__(self, instrument: EmulatedInstrument, port: int = 0, host: str = "127.0.0.1") -> None:
         self.instrument = instrument
         self.closing = threading.Event()
+        stopping = getattr(instrument, "stopping", None)
+        if stopping is not None:
+            stopping.clear()  # served again after an earlier server closed: *OPC? waits again
         super().__init__((host, port), _Handler)
         self._thread = threading.Thread(target=self.serve_forever, name=f"emulated {instrument.model}",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -472,7 +489,7 @@ class ScpiInstrument(EmulatedInstrument):
                     except OutOfRange as exc:
                         self.push_error(SCPI_DATA_OUT_OF_RANGE, f"Data out of range; {exc}")
                         reply = None
-                    except ValueError as exc:
+                    except (ValueError, ArithmeticError) as exc:
                         self.push_error(SCPI_ILLEGAL_PARAMETER, f"Illegal parameter value; {exc}")
                         reply = None
                     if reply is not None:

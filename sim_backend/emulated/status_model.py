@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sim_backend.emulated.scpi_values import OutOfRange
+from sim_backend.emulated.scpi_values import register_value
 
 OPC, QYE, DDE, EXE, CME, PON = 1, 4, 8, 16, 32, 128  # ESR bits
 EAV, MAV, ESB, MSS = 4, 16, 32, 64  # STB bits
@@ -92,7 +92,4 @@ class StatusModel:
     @staticmethod
     def register_value(text: str) -> int:
         """A ``*ESE``/``*SRE`` argument: an integer (NRf rounded) in 0…255."""
-        value = round(float(text))
-        if not REGISTER_RANGE[0] <= value <= REGISTER_RANGE[1]:
-            raise OutOfRange(f"register value {value} outside 0 to 255")
-        return value
+        return register_value(text, REGISTER_RANGE[1])

@@ -118,8 +118,8 @@ def _unescape(body: str, line: int) -> str:
         if escape in _ESCAPES:
             out.append(_ESCAPES[escape])
             i += 2
-        elif escape.isdigit():
-            digits = re.match(r"\d{1,3}", body[i + 1:]).group()
+        elif escape in "0123456789":  # ASCII digits only (``isdigit`` takes "²" too)
+            digits = re.match(r"[0-9]{1,3}", body[i + 1:]).group()
             if int(digits) > 255:
                 raise TspSyntaxError(f"escape sequence too large near `\\{digits}'", line)
             out.append(chr(int(digits)))
@@ -144,7 +144,10 @@ def tokenize(text: str) -> list[Token]:
         elif kind == "number":
             if match.group("tail"):
                 raise TspSyntaxError(f"malformed number near `{lexeme}'", line)
-            value = float(int(lexeme, 16)) if lexeme[:2].lower() == "0x" else float(lexeme)
+            try:
+                value = float(int(lexeme, 16)) if lexeme[:2].lower() == "0x" else float(lexeme)
+            except OverflowError:
+                raise TspSyntaxError(f"malformed number near `{lexeme[:20]}'", line) from None
             tokens.append(Token("number", value, lexeme, line))
         elif kind == "name":
             tokens.append(Token("name", lexeme, lexeme, line))
