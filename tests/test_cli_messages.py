@@ -51,6 +51,7 @@ def test_an_unavailable_torch_device_is_one_line_naming_the_option(capsys, tmp_p
      "--station is not used by --backend sim (only by --backend hardware): leave it out"),
     (["train", "--backend", "sim", "--data-dir", "."], "--data-dir is for --dataset mnist"),
     (["demo", "--epochs", "0"], "argument --epochs: expected at least 1, got 0"),
+    (["train", "--backend", "sim", "--live", "99999"], "argument --live: a port from 0 to 65535, got 99999"),
     (["experiment", "bias", "--out", str(EMULATED_STATION_FILE)], "is a file: give a folder"),
     (["emulate", "--host", "no-such-host.invalid"], "host 'no-such-host.invalid': not found"),
     (["emulate", "--port", "65534"], "base port 65534: the 3 instruments need ports 65534 to 65536"),

@@ -167,3 +167,21 @@ def test_characterize_live_prints_the_url_of_a_page_that_follows_the_run_and_sto
         assert run.wait(timeout=120) == 0, run.stderr.read()
     with pytest.raises(urllib.error.URLError):  # the page went with the run
         state(url)
+
+
+def test_the_page_goes_when_a_live_run_is_killed(tmp_path):
+    run = subprocess.Popen([*HIL, "characterize", "--station", str(EMULATED_STATION_FILE), "--protocol",
+                            str(live_sweep(tmp_path)), "--out", str(tmp_path / "run.h5"), "--live",
+                            "--progress-every", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = run.stderr.readline().split()[-1]
+    state(url)
+    run.kill()  # SIGKILL: no finally runs in the measuring process
+    run.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            state(url)
+        except OSError:  # refused (URLError), or cut off mid-reply as the watcher ended
+            return  # the watcher noticed and ended: nothing left serving, the port free
+        time.sleep(0.2)
+    raise AssertionError(f"the live view at {url} still serves after its run was killed")

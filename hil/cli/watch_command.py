@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between the page's updates (default 1)")
     p.add_argument("--pending", action="store_true", help="the file may not exist yet: serve at once, and show the "
                    "session once the run creates it (how --live of the measuring commands starts it)")
+    p.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)  # --live: end when that process ends
     p.set_defaults(func=run)
 
 
@@ -58,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         problem = first["problem"]
         raise WatchError(problem if args.file in problem else f"{args.file}: {problem}")
 
+    if args.parent is not None:
+        follow_parent(args.parent)
+
     def announce(url: str) -> None:
         print(f"hil watch: {args.file} live at {url} (Ctrl-C to stop)", flush=True)
 
@@ -66,3 +70,18 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("hil watch: stopped", file=sys.stderr)
     return 0
+
+
+def follow_parent(pid: int, every_s: float = 1.0) -> None:
+    """End this watcher once the process that started it is gone, however it ended (a killed ``hil
+    characterize --live`` must not leave its page serving and its port taken). It only reads, so it simply
+    exits (not by a signal: a process started in the background may ignore SIGINT)."""
+    import threading
+    import time
+
+    def watch_parent() -> None:
+        while os.getppid() == pid:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, name="parent watch", daemon=True).start()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,7 @@ class LiveStartError(UserFacingError):
 
 def add_live_option(parser: argparse.ArgumentParser) -> None:
     """``--live [PORT]``, ``--live-host ADDR``: follow the run in the browser (``hil watch`` beside it)."""
-    parser.add_argument("--live", nargs="?", type=int, const=0, default=None, metavar="PORT",
+    parser.add_argument("--live", nargs="?", type=live_port, const=0, default=None, metavar="PORT",
                         help="follow the run live in the browser: prints the page's URL (PORT: the port to serve "
                         "on, default any free one)")
     parser.add_argument("--live-host", default="127.0.0.1", metavar="ADDR",
@@ -43,9 +45,21 @@ def add_live_option(parser: argparse.ArgumentParser) -> None:
                         "token)")
 
 
+def live_port(text: str) -> int:
+    """``--live``'s port: 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port from 0 to 65535, got {port}")
+    return port
+
+
 def watch_command(session_path: str | Path, port: int, host: str = "127.0.0.1", interval_s: float = 1.0) -> list[str]:
+    """The watcher's command line; it also ends by itself if this process dies (``--parent``)."""
     return [sys.executable, "-m", "hil.cli", "watch", str(session_path), "--port", str(port), "--host", host,
-            "--interval", str(interval_s), "--pending"]
+            "--interval", str(interval_s), "--pending", "--parent", str(os.getpid())]
 
 
 @contextlib.contextmanager
@@ -85,6 +99,8 @@ def first_url(proc: subprocess.Popen, errors: IO[str]) -> str:
         stop(proc)
         errors.seek(0)
         why = (errors.read().strip().splitlines() or [f"no URL within {START_TIMEOUT_S:.0f} s"])[-1]
+        # the watcher speaks of its own options; the user gave --live and --live-host
+        why = re.sub(r"--host\b", "--live-host", re.sub(r"--port\b", "--live", why))
         raise LiveStartError(f"--live: the live view did not start ({why})")
     return text.split(" live at ", 1)[1].split(" ", 1)[0]
 
