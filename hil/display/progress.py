@@ -230,7 +230,8 @@ class ProgressSink(BaseSink):
             self.close()
 
     def close(self) -> None:
-        """End the overall bar (the runs are over)."""
+        """End the periodic lines and the overall bar (the runs are over)."""
+        self.lines.stop()
         if self.overall_bar is not None:
             self.overall_bar.close()
             self.overall_bar = None
@@ -275,8 +276,9 @@ class TrainingProgress:
             self._add_run(label, epochs * steps, kind)
 
     def _add_run(self, label: str, steps: int, kind: str) -> None:
-        self.runs[label] = Meter(steps, "steps", self.clock)
-        self.kinds[label] = kind
+        with self.lines.lock:  # the keep-alive thread reads the runs under this lock
+            self.runs[label] = Meter(steps, "steps", self.clock)
+            self.kinds[label] = kind
         if self.overall_bar is not None:
             self.overall_bar.total = self.total
 
@@ -317,17 +319,18 @@ class TrainingProgress:
         run = self.runs[progress.run]
         position = (progress.epoch - 1) * progress.steps + progress.step
         now = self.clock()
-        if progress.run not in self.started_at:  # the rate counts from its first step on (resumed: after it)
-            self.started_at[progress.run] = self._last_report if self._last_report is not None else now
-            run.started = now
-            run.skip(position)
-            if self._last_report is None:
-                self.lines.last = now
-                if self.shown and not self.bar_mode and self.keep_alive:
-                    self.lines.keep_alive(self._status)
-        else:
-            run.add(position - run.done)
-        self._last_report, self._latest = now, progress
+        with self.lines.lock:  # consistent for the keep-alive thread's status line
+            if progress.run not in self.started_at:  # the rate counts from its first step on (resumed: after it)
+                self.started_at[progress.run] = self._last_report if self._last_report is not None else now
+                run.started = now
+                run.skip(position)
+                if self._last_report is None:
+                    self.lines.last = now
+                    if self.shown and not self.bar_mode and self.keep_alive:
+                        self.lines.keep_alive(self._status)
+            else:
+                run.add(position - run.done)
+            self._last_report, self._latest = now, progress
         if not self.shown:
             return
         last = progress.metrics is not None and progress.epoch == progress.epochs

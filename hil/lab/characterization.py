@@ -81,8 +81,9 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
             store = SessionStore(writer)
             finished = {i for i, run in enumerate(store.recorded()) if run.status == COMPLETED} if resume else set()
             to_run = [p for i, p in enumerate(loaded) if i not in finished]
-            sinks: list[Any] = [ProgressSink(progress, log_every_s=progress_every_s, overall_work=sum(
-                work_of(p.plan()) for p in to_run) if len(to_run) > 1 else None)]
+            progress_sink = ProgressSink(progress, log_every_s=progress_every_s, overall_work=sum(
+                work_of(p.plan()) for p in to_run) if len(to_run) > 1 else None)
+            sinks: list[Any] = [progress_sink]
             transport_sink = TransportSink(writer, transport) if transport is not None else None
             if transport_sink is not None:
                 sinks.append(transport_sink)
@@ -98,6 +99,8 @@ def characterize(station: str | Path | StationSpec, protocols: Sequence[str | Pa
             except BaseException as exc:
                 mark_resumable(exc, out)
                 raise
+            finally:
+                progress_sink.close()  # its lines and bars end with the runs, however they end
             virtual = emulated.clock_s if emulated is not None else None
         if transport_sink is not None:
             transport_sink.flush()  # the safe-state commands sent when the station closed
