@@ -8,7 +8,8 @@ import sys
 import time
 from types import SimpleNamespace
 
-from hil.display.progress import ProgressSink, TrainingProgress, work_of
+from hil.cli.train_command import PROGRESS_EVERY_S
+from hil.display.progress import LOG_EVERY_S, ProgressSink, TrainingProgress, work_of
 from protocols.engine import RunStart, RunStop, Unit
 
 
@@ -100,6 +101,10 @@ def test_training_prints_overall_steps_of_all_runs_at_the_interval_and_a_line_pe
         "deterministic: 2 epochs in 20 s, loss 0.500, train accuracy 0.750, test accuracy 0.9000; "
         "overall 40/40 steps (100 %)",
     ]  # the baseline's 20 s: no interval line (the hardware run's end line was the last), only its end
+
+
+def test_the_commands_default_interval_is_the_displays():
+    assert PROGRESS_EVERY_S == LOG_EVERY_S  # kept apart only so that --help need not import the display
 
 
 def test_an_interval_of_zero_shows_no_progress():

@@ -81,6 +81,8 @@ class DeviceStyles:
 
 def save(fig: Any, path: Path) -> Path:
     """Save a figure (format from the suffix; raster at :data:`PNG_DPI`) and close it."""
-    fig.savefig(path, dpi=PNG_DPI if path.suffix == ".png" else None)
-    pyplot().close(fig)
+    try:
+        fig.savefig(path, dpi=PNG_DPI if path.suffix == ".png" else None)
+    finally:
+        pyplot().close(fig)
     return path
