@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from hil.live.launch import live_port
 from instruments.failures import UserFacingError
 
 DEFAULT_PORT = 8765
@@ -24,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "instrument errors recorded. Loopback only unless --host says otherwise (then the URL "
                        "carries a random token). Serves until Ctrl-C.")
     p.add_argument("file", help="session file (.h5) being written, or written")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT}; 0: any "
-                   "free port)")
+    p.add_argument("--port", type=live_port, default=DEFAULT_PORT,
+                   help=f"port to serve on (default {DEFAULT_PORT}; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this machine only; "
                    "any other address needs the printed token)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between the page's updates (default 1)")
@@ -42,8 +43,6 @@ def check_file(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        raise WatchError(f"--port {args.port}: a port from 0 to 65535")
     if not args.interval > 0:
         raise WatchError(f"--interval {args.interval}: a positive number of seconds")
     if not args.pending:

@@ -46,7 +46,7 @@ def add_live_option(parser: argparse.ArgumentParser) -> None:
 
 
 def live_port(text: str) -> int:
-    """``--live``'s port: 0 (any free one) to 65535."""
+    """A live-view port argument (``--live``, ``hil watch --port``): 0 (any free one) to 65535."""
     try:
         port = int(text)
     except ValueError:

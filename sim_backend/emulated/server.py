@@ -226,12 +226,15 @@ class EmulatedInstrument:
         """Entry point from the server for a message rejected by an injected fault: log it and queue
         ``error`` (default :attr:`fault_error`) instead of acting on it; reply as to any rejected message."""
         self.log.append(message)
-        code, text = error if error is not None else self.fault_error
+        return self._refuse(message, error if error is not None else self.fault_error)
+
+    def _refuse(self, message: str, error: tuple[int, str]) -> str | None:
+        """Queue ``error`` for ``message`` (under the bench lock) and reply as to any rejected message."""
         if self.bench is not None:
             with self.bench.lock:
-                self.push_error(code, text)
+                self.push_error(*error)
         else:
-            self.push_error(code, text)
+            self.push_error(*error)
         return self.rejected_reply(message)
 
     def rejected_reply(self, message: str) -> str | None:
@@ -241,13 +244,8 @@ class EmulatedInstrument:
     def fault(self, message: str, exc: Exception) -> str | None:
         """A message the emulation failed on (a defect of the emulator, not of the client): it lands in the
         error queue as an execution error naming the failure, and is answered as a rejected message."""
-        error = (self.fault_error[0], f"{self.fault_error[1]}; emulation fault: {type(exc).__name__}: {exc}")
-        if self.bench is not None:
-            with self.bench.lock:
-                self.push_error(*error)
-        else:
-            self.push_error(*error)
-        return self.rejected_reply(message)
+        code, text = self.fault_error
+        return self._refuse(message, (code, f"{text}; emulation fault: {type(exc).__name__}: {exc}"))
 
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
