@@ -188,11 +188,13 @@ def arm_for_five_readings(smu, event):
     smu.write(f':TRIG:LOAD "Empty";:TRIG:BLOC:BUFF:CLE 1;:TRIG:BLOC:WAIT 2, {event};'
               ':TRIG:BLOC:MEAS 3, "defbuffer1", 5;:INIT')
     smu.write("*OPC")
+    # a query on this session returns only after the server has parsed :INIT, so another session's
+    # *OPC? cannot overtake the model's start
+    assert smu.query(":TRIG:STAT?") == "WAITING;WAITING;2"
 
 
 def test_opc_and_status_byte_during_an_acquisition_waiting_on_trg(smu):
     arm_for_five_readings(smu, "COMMand")
-    assert smu.query(":TRIG:STAT?") == "WAITING;WAITING;2"
     assert smu.query("*ESR?") == "0"  # OPC waits for the model
     assert int(smu.query("*STB?")) == 0 and smu.query(":STAT:OPER:COND?") == "0"
     smu.write("*TRG")
