@@ -23,6 +23,7 @@ import torch
 from instruments.config_files import DEFAULT_CHIP_FILE, check_keys, read_yaml
 from instruments.failures import UserFacingError
 from instruments.units import QuantityError, parse_quantity
+from sim_backend.dw_synapse import DWSynapseConfig, SynapseConfigError
 from sim_backend.sot import switching_probability
 
 CHIP_FORMAT = "hil-chip/1"
@@ -64,7 +65,8 @@ _DEVICE_KEYS: dict[str, tuple[str, bool]] = {
     "delta_r_ahe": ("ohm", True),
     "r_ch": ("ohm", True),
 }
-_TOP_KEYS = {"format", "name", "seed", "material", "variation", "reset", "devices", "notes", "calibration"}
+_TOP_KEYS = {"format", "name", "seed", "material", "variation", "reset", "devices", "notes", "calibration",
+             "synapses"}  # synapses: the DW synapse model (sim_backend.dw_synapse), validated here too
 
 
 def _section(mapping: Mapping[str, Any], key: str, where: str, required: bool = True) -> Mapping[str, Any]:
@@ -125,6 +127,10 @@ class ChipSpec:
         for key, value in variation.items():
             if value < 0:
                 raise ChipConfigError(f"variation.{key}: must be ≥ 0, got {variation_raw[key]!r}")
+        try:
+            DWSynapseConfig.from_mapping(raw.get("synapses"))
+        except SynapseConfigError as exc:
+            raise ChipConfigError(str(exc)) from None
         reset = {"width": 100e-6, "factor": 1.3}
         reset.update(_quantities(_section(raw, "reset", "", required=False), _RESET_KEYS, "reset.", False))
 

@@ -1,0 +1,1 @@
+"""Few-state stochastic domain-wall synapses: the backend interface, its implementations and the layers."""
