@@ -73,7 +73,7 @@ class DWSynapseConfig:
         levels = tuple(float(v) for v in self.levels)
         if len(levels) < 2:
             raise SynapseConfigError(f"levels: a synapse needs at least 2 states, got {list(levels)}")
-        if not all(math.isfinite(v) for v in levels) or any(b <= a for a, b in zip(levels, levels[1:])):
+        if not all(math.isfinite(v) for v in levels) or any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
             raise SynapseConfigError(f"levels: expected finite, strictly ascending weights, got {list(levels)}")
         sigma = self.sigma
         sigma = (float(sigma),) * len(levels) if isinstance(sigma, int | float) else tuple(float(s) for s in sigma)
@@ -117,6 +117,8 @@ class DWSynapseConfig:
             states = raw["states"]
             if isinstance(states, bool) or not isinstance(states, int):
                 raise SynapseConfigError(f"{where}states: expected an integer ≥ 2, got {states!r}")
+            if states < 2:
+                raise SynapseConfigError(f"{where}states: a synapse needs at least 2 states, got {states!r}")
             kwargs["levels"] = even_levels(states)
         if "levels" in raw:
             if not isinstance(raw["levels"], Sequence) or isinstance(raw["levels"], str):

@@ -14,7 +14,8 @@ def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--dataset", default="digits", choices=["digits", "mnist"],
                         help="digits: scikit-learn's 8x8 digits (embedded); mnist: IDX files in --data-dir")
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
-    parser.add_argument("--hidden", type=positive, nargs="+", default=[128], help="hidden layer sizes")
+    parser.add_argument("--hidden", type=positive, nargs="+", default=None,
+                        help="hidden layer sizes (default: 128; hil experiment synapses: 100 100 100 100)")
     parser.add_argument("--epochs", type=positive, default=epochs)
     parser.add_argument("--batch-size", type=positive, default=64)
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
@@ -78,7 +79,7 @@ def check_backend_options(args: argparse.Namespace) -> None:
                                    f"{' or '.join(backends)}): leave it out, or choose that backend")
 
 
-def train_config(args: argparse.Namespace):  # noqa: ANN201 — TrainConfig, imported lazily
+def train_config(args: argparse.Namespace, default_hidden: tuple[int, ...] = (128,)):  # noqa: ANN201 — TrainConfig
     """The training configuration of the options, checked: implausible values are warned about on stderr,
     and a torch ``--device`` this machine cannot use is refused (before any work starts)."""
     import sys
@@ -88,7 +89,7 @@ def train_config(args: argparse.Namespace):  # noqa: ANN201 — TrainConfig, imp
     if args.data_dir is not None and args.dataset != "mnist":
         raise TrainConfigError(f"--data-dir is for --dataset mnist (the {args.dataset} dataset is embedded): leave it "
                                "out, or add --dataset mnist")
-    config = TrainConfig(hidden=tuple(args.hidden), epochs=args.epochs, batch_size=args.batch_size,
+    config = TrainConfig(hidden=tuple(args.hidden or default_hidden), epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, seed=args.seed, eval_samples=args.eval_samples)
     for key, text in config.warnings().items():
         print(f"hil {args.command}: warning: {OPTIONS.get(key, key)} {text}", file=sys.stderr)
@@ -121,9 +122,61 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=positive, default=None, metavar="STEPS",
                    help="commit a checkpoint every STEPS training steps (default: every epoch)")
     add_training_options(p, epochs=20)
+    synapses = p.add_argument_group("DW synapses", "put every weight on few-state stochastic domain-wall synapses "
+                                    "(with --backend sim: an all-spintronic network)")
+    synapses.add_argument("--synapses", type=positive, default=None, metavar="K",
+                          help="number of synapse states (2, 3, 5, ...; levels evenly spaced in [-1, 1])")
+    synapses.add_argument("--synapse-model", default=None, metavar="FILE",
+                          help="a synapse model file fitted from a programming characterization, instead of --synapses")
+    synapses.add_argument("--synapse-mode", default="in-situ", choices=["in-situ", "ex-situ"],
+                          help="in-situ: the devices are programmed during training; ex-situ: trained against the "
+                          "device model, programmed once at the end")
+    synapses.add_argument("--margin", type=float, default=0.25,
+                          help="noise tolerance margin in level spacings (default: %(default)g)")
+    synapses.add_argument("--synapse-sigma", type=float, default=None,
+                          help="programming noise in level spacings (default: the chip file's, else 0.2)")
     add_progress_option(p)
     add_live_option(p)
     p.set_defaults(func=run)
+
+
+def synapse_setup(args: argparse.Namespace, seed: int):  # noqa: ANN201 — (SynapseBackend, SynapseConfig) | None
+    """The DW synapses of the options (``None`` without --synapses/--synapse-model), refused before any work."""
+    from dataclasses import replace
+
+    from hil.synapses.dw_linear import SynapseConfig
+    from hil.synapses.sim_synapses import SimSynapseBackend
+    from hil.training.config import TrainConfigError
+    from instruments.config_files import DEFAULT_CHIP_FILE, read_yaml
+    from sim_backend.chip import ChipConfigError
+    from sim_backend.dw_synapse import DWSynapseConfig
+
+    if args.synapses is None and args.synapse_model is None:
+        for option, value, default in (("synapse-sigma", args.synapse_sigma, None), ("margin", args.margin, 0.25),
+                                       ("synapse-mode", args.synapse_mode, "in-situ")):
+            if value != default:
+                raise TrainConfigError(f"--{option} needs DW synapses: add --synapses K or --synapse-model FILE")
+        return None
+    if args.synapses is not None and args.synapse_model is not None:
+        raise TrainConfigError("--synapses and --synapse-model both give the synapse states: choose one")
+    if not (args.margin >= 0 and args.margin < float("inf")):
+        raise TrainConfigError(f"--margin: expected a number of level spacings, 0 or more, got {args.margin!r}")
+    if args.synapse_model is not None:
+        from hil.synapses.synapse_model_file import load_synapse_model
+
+        if args.synapse_sigma is not None:
+            raise TrainConfigError("--synapse-sigma does not apply with --synapse-model (the file gives the noise)")
+        device = load_synapse_model(args.synapse_model)
+    else:
+        if args.synapses < 2:
+            raise TrainConfigError(f"--synapses: a synapse needs at least 2 states, got {args.synapses}")
+        raw = read_yaml(args.chip or DEFAULT_CHIP_FILE, "chip", ChipConfigError) if args.backend != "replay" else {}
+        device = DWSynapseConfig.from_mapping(raw.get("synapses") if isinstance(raw, dict) else None)
+        device = device.with_states(args.synapses)
+        if args.synapse_sigma is not None:
+            device = replace(device, sigma=args.synapse_sigma)
+    return (SimSynapseBackend(device, seed=seed + 17, device=args.device),
+            SynapseConfig(args.synapse_mode, args.margin))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,11 +194,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_backend_options(args)
     config = train_config(args)
+    synapses, synapse_config = synapse_setup(args, config.seed) or (None, None)
     dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
     outcome_seed = None
     if args.resume:  # refused before any instrument is touched or any trial played
         check_resume(args.out, training_identity(dataset, args.backend, source_identity(
-            args.backend, args.station, args.chip, args.session), config))
+            args.backend, args.station, args.chip, args.session), config, synapses, synapse_config))
         with Session(args.out) as recorded:
             outcome_seed = RESUMED_OUTCOME_SEED + int(recorded.attrs.get("attempts", 0))
     else:
@@ -158,11 +212,15 @@ def run(args: argparse.Namespace) -> int:
         train_to_session(args.out, dataset, backend, source, config,
                          NeuronConfig(mapping=args.mapping, gradient=args.gradient), baselines=args.baselines,
                          resume=args.resume, force=args.force, steps_per_unit=args.checkpoint_every,
-                         progress_every_s=args.progress_every)
+                         progress_every_s=args.progress_every, synapses=synapses, synapse_config=synapse_config)
     training = session_info(args.out)["training"]
     print(f"test accuracy ({training['backend']}): {training['test_accuracy']:.4f}")
     for name in ("deterministic", "stochastic"):
         if f"{name}_accuracy" in training:
             print(f"test accuracy ({name} software baseline): {training[f'{name}_accuracy']:.4f}")
     print(f"pulses: {training['pulses']}, energy: {training['energy_j']:.4g} J; session: {args.out}")
+    if synapses is not None:
+        print(f"DW synapses: {synapses.n_devices} devices of {synapses.states} states ({synapse_config.mode}, margin "
+              f"{synapse_config.margin:g}), {synapses.program_events} programming events, "
+              f"{synapses.program_energy_j:.4g} J")
     return 0

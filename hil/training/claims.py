@@ -9,11 +9,15 @@ a chip file's distributions.
   the software-trained network is clear.
 - ``bias``: accuracy vs an absolute bias-current error, one curve per device width.
 - ``energy``: energy per inference (Σ I²·R_ch·t_p over bias pulses and resets) per device width.
+- ``synapses``: few-state DW synapses in deep networks (:mod:`hil.training.synapse_experiment`): floating
+  point vs 2/3/5-state in situ (with and without the noise tolerance margin) and ex situ, with programming
+  events and energy per inference, beside the reference work's values.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from hil.outputs import check_outputs
 from hil.training.config import TrainConfig
 from hil.training.datasets import Dataset
 from hil.training.experiments import bias_experiment, energy_experiment, transfer_experiment
+from hil.training.synapse_experiment import REFERENCE, SynapseResult, synapse_experiment
 from hil.training.trainer import ProgressCallback
 from instruments.config_files import CONFIGS
 
@@ -41,15 +46,22 @@ def _plt() -> Any:
 
 def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str | Path | None = None,
                    out_dir: str | Path = "experiments", device: str = "cpu", force: bool = False,
-                   progress: ProgressCallback | None = None) -> dict[str, Any]:
+                   progress: ProgressCallback | None = None,
+                   synapse_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run one experiment; returns ``{"table", "text", "files", "result"}`` and writes PNG + JSON.
-    ``progress`` is called with each training step of every network the experiment trains."""
+    ``progress`` is called with each training step of every network the experiment trains.
+    ``synapse_options`` (``synapses`` only): keyword arguments of :func:`synapse_experiment`."""
     out_dir = Path(out_dir)
     check_outputs([out_dir / f"{name}.png", out_dir / f"{name}.json"], force)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_neurons = sum(config.hidden)
     plt = _plt()
-    if name == "transfer":
+    if name == "synapses":
+        result = synapse_experiment(dataset, config, progress=progress, device=device, **(synapse_options or {}))
+        table = result.table()
+        text = synapse_text(result)
+        fig = synapse_figure(plt, result)
+    elif name == "transfer":
         backend = SimBackend.virtual(n_neurons, TRANSFER_WIDTH_M, chip=chip or TRANSFER_CHIP, seed=config.seed + 10,
                                      device=device)
         result = transfer_experiment(dataset, backend, config, mapping="nominal", deterministic=True,
@@ -89,7 +101,7 @@ def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str |
         ax.set_ylabel("energy per inference (uJ)")
         ax.set_title("Neuron energy per inference (bias pulses + resets)")
     else:
-        raise ValueError(f"unknown experiment {name!r} (transfer, bias, energy)")
+        raise ValueError(f"unknown experiment {name!r} (transfer, bias, energy, synapses)")
     fig.tight_layout()
     png = out_dir / f"{name}.png"
     fig.savefig(png, dpi=120)
@@ -97,3 +109,52 @@ def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str |
     data = out_dir / f"{name}.json"
     data.write_text(json.dumps(result.as_dict(), indent=2, default=str))
     return {"table": table, "text": text, "files": [png, data], "result": result}
+
+
+def synapse_text(result: SynapseResult) -> str:
+    """The synapse table as text, with the reference work's values where it has them."""
+    lines = [f"{'network':30} {'accuracy':>9} {'95% interval':>17} {'draws min-max':>15} {'prog. events':>13} "
+             f"{'prog. J/inference':>18} {'reference':>10}"]
+    for row in result.table():
+        interval = (f"[{row['accuracy_low']:.4f}, {row['accuracy_high']:.4f}]" if row["seeds"] > 1 else "")
+        draws = (f"{row['draw_min']:.4f}-{row['draw_max']:.4f}" if row["draw_min"] is not None else "")
+        reference = REFERENCE.get(row["network"])
+        lines.append(f"{row['network']:30} {row['accuracy']:9.4f} {interval:>17} {draws:>15} "
+                     f"{row['program_events']:13.0f} {row['program_energy_per_inference_j']:18.3g} "
+                     f"{'' if reference is None else f'{reference:.4f}':>10}")
+    seeds = ", ".join(str(s) for s in result.seeds)
+    data = result.dataset
+    lines.append(f"{data.get('name')} ({data.get('n_train')} train / {data.get('n_test')} test), hidden "
+                 f"{tuple(result.config['hidden'])}, {result.config['epochs']} epochs, seeds {seeds}; reference: "
+                 "full MNIST, 5-layer networks, 13 pJ programming energy per inference")
+    return "\n".join(lines)
+
+
+def synapse_figure(plt: Any, result: SynapseResult) -> Any:
+    """Accuracy (with intervals over seeds, ex situ: the draws' range) and programming events per network."""
+    table = result.table()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    names = [r["network"] for r in table]
+    y = list(range(len(table)))
+    colours = ["0.3" if r["mode"] == "float" else {"in-situ": "tab:blue", "ex-situ": "tab:orange"}[r["mode"]]
+               for r in table]
+    errors = [[r["accuracy"] - r["accuracy_low"] for r in table], [r["accuracy_high"] - r["accuracy"] for r in table]]
+    left.barh(y, [r["accuracy"] for r in table], xerr=errors, color=colours, capsize=3)
+    for i, r in enumerate(table):
+        if r["draw_min"] is not None:
+            left.plot([r["draw_min"], r["draw_max"]], [i, i], "k|-", lw=1, ms=8)
+    draw_low = min((r["draw_min"] for r in table if r["draw_min"] is not None), default=1.0)
+    low = min(min(r["accuracy_low"] for r in table), draw_low)
+    left.set_xlim(max(0.0, low - 0.02), 1.0)
+    left.set_yticks(y, names)
+    left.invert_yaxis()
+    left.set_xlabel(f"test accuracy ({result.dataset.get('name')}; bars: 95 % interval over seeds, "
+                    "ex situ: range of draws)")
+    right.barh(y, [max(r["program_events"], 1) for r in table], color=colours)
+    right.set_xscale("log")
+    right.set_yticks(y, [""] * len(y))
+    right.invert_yaxis()
+    right.set_xlabel("programming events (initial + training)")
+    fig.suptitle(f"Few-state stochastic DW synapses, hidden {tuple(result.config['hidden'])}, "
+                 f"{result.neurons} neurons")
+    return fig

@@ -17,6 +17,8 @@ EPOCHS = Descriptor("epochs", (
     Field("pulses", "i8", "", "device trials of the epoch (training and evaluation)"),
     Field("energy_j", "f8", "J", "energy of those trials: bias pulses and resets"),
     Field("seconds", "f8", "s", "wall time of the epoch", reproducible=False),
+    Field("program_events", "i8", "", "DW synapse programming events of the epoch (0 without DW synapses)"),
+    Field("program_energy_j", "f8", "J", "energy of those programming events"),
 ), "one row per epoch")
 
 

@@ -9,6 +9,7 @@ The hidden neurons are one of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from torch import nn
 
 from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import IdealStochasticNeurons, NeuronConfig, SigmoidNeurons, StochasticNeurons
+from hil.synapses.dw_linear import DWLinear, SynapseConfig
+from hil.synapses.synapse_backend import SynapseBackend
 from hil.training.config import TrainConfig
 from hil.training.datasets import Dataset
 
@@ -28,19 +31,24 @@ class MLP(nn.Module):
     """``input → (Linear → neurons) × len(hidden) → Linear``.
 
     ``make_neurons(layer, size, first_neuron)`` builds the activation of each hidden layer
-    (``first_neuron``: how many hidden neurons come before this layer, for device assignment).
+    (``first_neuron``: how many hidden neurons come before this layer, for device assignment);
+    ``make_linear(layer, in, out)`` each weight layer (default ``nn.Linear``; layer ``len(hidden)`` is the
+    output layer), e.g. a :class:`~hil.synapses.dw_linear.DWLinear` on DW synapses.
     ``forward(x, samples=T)`` averages the output over ``T`` stochastic samples of the hidden neurons
     (one batched pass: the first layer's pre-activation is computed once).
     """
 
     def __init__(self, n_inputs: int, hidden: Sequence[int], n_outputs: int,
-                 make_neurons: Callable[[int, int, int], nn.Module]) -> None:
+                 make_neurons: Callable[[int, int, int], nn.Module],
+                 make_linear: Callable[[int, int, int], nn.Module] | None = None) -> None:
         super().__init__()
+        linear = make_linear or (lambda _, a, b: nn.Linear(a, b))
         sizes = [int(n_inputs), *(int(h) for h in hidden)]
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        pairs = zip(sizes[:-1], sizes[1:], strict=True)
+        self.linears = nn.ModuleList(linear(i, a, b) for i, (a, b) in enumerate(pairs))
         first = [sum(sizes[1:i + 1]) for i in range(len(hidden))]
         self.neurons = nn.ModuleList(make_neurons(i, h, first[i]) for i, h in enumerate(sizes[1:]))
-        self.output = nn.Linear(sizes[-1], int(n_outputs))
+        self.output = linear(len(hidden), sizes[-1], int(n_outputs))
 
     @property
     def stochastic(self) -> bool:
@@ -59,13 +67,27 @@ class MLP(nn.Module):
 
 def build_network(dataset: Dataset, config: TrainConfig, neurons: Neurons,
                   neuron_config: NeuronConfig | None = None,
-                  neuron_devices: Sequence[torch.Tensor] | None = None) -> MLP:
+                  neuron_devices: Sequence[torch.Tensor] | None = None,
+                  synapses: SynapseBackend | None = None, synapse_config: SynapseConfig | None = None) -> MLP:
     """The MLP of ``config`` for ``dataset`` with the given hidden neurons, initialized from ``config.seed``.
 
     With a backend, hidden neuron ``k`` (counting across layers) sits on device ``k mod n_devices``
-    unless ``neuron_devices`` gives each layer's map.
+    unless ``neuron_devices`` gives each layer's map. With ``synapses``, every weight layer (the output
+    layer too) is a :class:`~hil.synapses.dw_linear.DWLinear` on that backend's DW synapses, trained as
+    ``synapse_config`` says; otherwise ``nn.Linear``.
     """
     seeds = config.seeds()
+
+    def make_linear(layer: int, n_in: int, n_out: int) -> nn.Module:
+        # Glorot initialization for the activation that follows: sigmoid-like neurons (gain 4) in the
+        # hidden layers, linear at the output; deep sigmoid networks do not train from nn.Linear's default
+        std = (4.0 if layer < len(config.hidden) else 1.0) * math.sqrt(2.0 / (n_in + n_out))
+        if synapses is None:
+            linear = nn.Linear(n_in, n_out)
+            nn.init.uniform_(linear.weight, -math.sqrt(3.0) * std, math.sqrt(3.0) * std)
+            nn.init.zeros_(linear.bias)
+            return linear
+        return DWLinear(n_in, n_out, synapses, synapse_config, seed=seeds["init"] * 1000 + layer, init_std=std)
 
     def make(layer: int, size: int, first: int) -> nn.Module:
         if neurons == "deterministic":
@@ -80,7 +102,12 @@ def build_network(dataset: Dataset, config: TrainConfig, neurons: Neurons,
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds["init"])
-        return MLP(dataset.n_features, config.hidden, dataset.n_classes, make)
+        return MLP(dataset.n_features, config.hidden, dataset.n_classes, make, make_linear)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where a model's parameters live."""
+    return next(model.parameters()).device
 
 
 def on_devices(model: MLP, backend: NeuronBackend, neuron_config: NeuronConfig | None = None,
@@ -96,7 +123,7 @@ def on_devices(model: MLP, backend: NeuronBackend, neuron_config: NeuronConfig |
     copy = MLP(model.linears[0].in_features, sizes, model.output.out_features, make)
     copy.linears.load_state_dict(model.linears.state_dict())
     copy.output.load_state_dict(model.output.state_dict())
-    return copy.to(model.output.weight.device)
+    return copy.to(model_device(model))
 
 
 @torch.no_grad()
@@ -135,9 +162,25 @@ def reseed_sampling(model: nn.Module, seed: int) -> None:
         m.reseed(seed + i)
 
 
+def synapse_backends_of(model: nn.Module) -> list[SynapseBackend]:
+    found: dict[int, SynapseBackend] = {}
+    for m in model.modules():
+        if isinstance(m, DWLinear):
+            found[id(m.backend)] = m.backend
+    return list(found.values())
+
+
+def synapse_counters(model: nn.Module) -> tuple[int, float]:
+    """(programming events, programming energy in J) of the model's DW synapses so far."""
+    backends = synapse_backends_of(model)
+    return sum(b.program_events for b in backends), sum(b.program_energy_j for b in backends)
+
+
 def sampling_state(model: nn.Module) -> dict[str, Any]:
-    """The random streams of a model's stochastic neurons and its backends' counters (for a checkpoint)."""
+    """The random streams of a model's stochastic neurons and its backends' counters, and its DW synapses'
+    states, realized weights and counters (for a checkpoint)."""
     return {"backends": [b.state_dict() for b in backends_of(model)],
+            "synapses": [b.state_dict() for b in synapse_backends_of(model)],
             "ideal": [m.sampling_state() for m in model.modules() if isinstance(m, IdealStochasticNeurons)]}
 
 
@@ -145,6 +188,8 @@ def load_sampling_state(model: nn.Module, state: dict[str, Any]) -> None:
     """Continue the random streams and counters saved by :func:`sampling_state`."""
     for backend, saved in zip(backends_of(model), state["backends"], strict=True):
         backend.load_state_dict(saved)
+    for synapses, saved in zip(synapse_backends_of(model), state.get("synapses", []), strict=True):
+        synapses.load_state_dict(saved)
     ideal = [m for m in model.modules() if isinstance(m, IdealStochasticNeurons)]
     for layer, saved in zip(ideal, state["ideal"], strict=True):
         layer.load_sampling_state(saved)

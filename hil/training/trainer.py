@@ -23,6 +23,8 @@ from torch import nn
 
 from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import NeuronConfig
+from hil.synapses.dw_linear import DWLinear, SynapseConfig
+from hil.synapses.synapse_backend import SynapseBackend
 from hil.training.config import TrainConfig
 from hil.training.datasets import Dataset
 from hil.training.network import (
@@ -32,8 +34,10 @@ from hil.training.network import (
     counters,
     evaluate,
     load_sampling_state,
+    model_device,
     reseed_sampling,
     sampling_state,
+    synapse_counters,
 )
 
 
@@ -41,7 +45,8 @@ from hil.training.network import (
 class EpochMetrics:
     """One epoch. ``train_accuracy`` is measured on the minibatches as they were trained (one sample each,
     no extra pulses); ``test_accuracy`` averages ``eval_samples`` samples (None when not evaluated);
-    ``pulses``/``energy_j`` are this epoch's device trials (training and evaluation)."""
+    ``pulses``/``energy_j`` are this epoch's device trials (training and evaluation), ``program_events``/
+    ``program_energy_j`` its DW synapses' programming events."""
 
     epoch: int
     loss: float
@@ -50,6 +55,8 @@ class EpochMetrics:
     pulses: int
     energy_j: float
     seconds: float
+    program_events: int = 0     # DW synapse programming events of the epoch (training and evaluation)
+    program_energy_j: float = 0.0
 
 
 @dataclass
@@ -104,6 +111,8 @@ class _EpochInFlight:
     pulses0: int
     energy0: float
     seconds: float
+    events0: int = 0
+    program_energy0: float = 0.0
 
 
 class Trainer:
@@ -113,7 +122,7 @@ class Trainer:
     def __init__(self, model: MLP, dataset: Dataset, config: TrainConfig, progress: ProgressCallback | None = None,
                  run: str = "train") -> None:
         self.model = model
-        self.device = model.output.weight.device
+        self.device = model_device(model)
         self.dataset = dataset if dataset.x_train.device == self.device else dataset.to(self.device)
         self.config = config
         self.progress = progress
@@ -124,6 +133,7 @@ class Trainer:
         self.shuffle = torch.Generator().manual_seed(config.seeds()["shuffle"])
         self.history: list[EpochMetrics] = []
         self._current: _EpochInFlight | None = None
+        self._synapse_layers = [m for m in model.modules() if isinstance(m, DWLinear)]
 
     @property
     def steps_per_epoch(self) -> int:
@@ -147,7 +157,7 @@ class Trainer:
             order = torch.randperm(n, generator=self.shuffle).to(self.device)
             self._current = _EpochInFlight(len(self.history) + 1, order, 0, torch.zeros((), device=self.device),
                                            torch.zeros((), dtype=torch.long, device=self.device), pulses0, energy0,
-                                           0.0)
+                                           0.0, *synapse_counters(self.model))
         now = self._current
         started = time.perf_counter()
         until = steps if until_step is None else min(steps, until_step)
@@ -159,6 +169,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            for layer in self._synapse_layers:
+                layer.after_step()
             now.loss_sum += loss.detach() * idx.numel()
             now.correct += (out.argmax(dim=1) == data.y_train[idx]).sum()
             now.step = step + 1
@@ -171,12 +183,18 @@ class Trainer:
             return None
         started = time.perf_counter()
         self.schedule.step()
+        if now.epoch == cfg.epochs:
+            for layer in self._synapse_layers:
+                if not bool(layer.deployed):
+                    layer.deploy()  # ex situ: training is over, the devices are programmed once
         due = now.epoch % cfg.evaluate_every == 0 or now.epoch == cfg.epochs
         test_accuracy = self.evaluate() if due else None
         pulses1, energy1, _ = counters(self.model)
+        events1, program_energy1 = synapse_counters(self.model)
         metrics = EpochMetrics(now.epoch, float(now.loss_sum) / n, int(now.correct) / n, test_accuracy,
                                pulses1 - now.pulses0, energy1 - now.energy0,
-                               now.seconds + time.perf_counter() - started)
+                               now.seconds + time.perf_counter() - started, events1 - now.events0,
+                               program_energy1 - now.program_energy0)
         self.history.append(metrics)
         self._current = None
         if self.progress is not None:
@@ -259,24 +277,30 @@ def result_of(trainer: Trainer, dataset: Dataset, neurons: Neurons, neuron_confi
 
 def prepare(dataset: Dataset, neurons: Neurons, config: TrainConfig, neuron_config: NeuronConfig | None = None,
             progress: ProgressCallback | None = None, device: str | torch.device | None = None,
-            run: str | None = None) -> Trainer:
-    """A trainer for a new network of ``config`` with ``neurons`` (weights and sampling seeded from ``config``).
+            run: str | None = None, synapses: SynapseBackend | None = None,
+            synapse_config: SynapseConfig | None = None) -> Trainer:
+    """A trainer for a new network of ``config`` with ``neurons`` (weights and sampling seeded from ``config``)
+    and, with ``synapses``, every weight on that backend's DW synapses (trained as ``synapse_config`` says).
 
-    ``device`` (default: the backend's, else the dataset's) is where the network runs.
+    ``device`` (default: the neuron backend's, else the synapse backend's, else the dataset's) is where the
+    network runs.
     """
     if device is None:
-        device = neurons.device if isinstance(neurons, NeuronBackend) else dataset.x_train.device
-    model = build_network(dataset, config, neurons, neuron_config).to(device)
+        device = (neurons.device if isinstance(neurons, NeuronBackend) else
+                  synapses.device if synapses is not None else dataset.x_train.device)
+    model = build_network(dataset, config, neurons, neuron_config, synapses=synapses,
+                          synapse_config=synapse_config).to(device)
     reseed_sampling(model, config.seeds()["sampling"])
     return Trainer(model, dataset, config, progress, run=run or describe_neurons(neurons))
 
 
 def train(dataset: Dataset, neurons: Neurons, config: TrainConfig | None = None,
           neuron_config: NeuronConfig | None = None, progress: ProgressCallback | None = None,
-          device: str | torch.device | None = None, run: str | None = None) -> TrainResult:
+          device: str | torch.device | None = None, run: str | None = None,
+          synapses: SynapseBackend | None = None, synapse_config: SynapseConfig | None = None) -> TrainResult:
     """Build, train and evaluate one network; the result keeps the trained model in ``model``."""
     config = config or TrainConfig()
-    trainer = prepare(dataset, neurons, config, neuron_config, progress, device, run)
+    trainer = prepare(dataset, neurons, config, neuron_config, progress, device, run, synapses, synapse_config)
     start = time.perf_counter()
     trainer.fit()
     return result_of(trainer, dataset, neurons, neuron_config, time.perf_counter() - start)

@@ -28,6 +28,8 @@ from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import NeuronConfig
 from hil.session.sinks import SessionStore
 from hil.session.writer import SessionWriter, check_new
+from hil.synapses.dw_linear import SynapseConfig
+from hil.synapses.synapse_backend import SynapseBackend
 from hil.training.config import TrainConfig, TrainConfigError
 from hil.training.datasets import Dataset
 from hil.training.epoch_records import EPOCHS, summarise
@@ -47,7 +49,8 @@ class TrainingRun:
 
     def __init__(self, dataset: Dataset, neurons: Neurons, config: TrainConfig,
                  neuron_config: NeuronConfig | None = None, role: str = "hil", steps_per_unit: int | None = None,
-                 progress: ProgressCallback | None = None) -> None:
+                 progress: ProgressCallback | None = None, synapses: SynapseBackend | None = None,
+                 synapse_config: SynapseConfig | None = None) -> None:
         if role not in ROLES:
             raise TrainConfigError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
         if steps_per_unit is not None and steps_per_unit < 1:
@@ -56,7 +59,8 @@ class TrainingRun:
         self.neuron_config = neuron_config if isinstance(neurons, NeuronBackend) or neurons == "stochastic" else None
         self.steps_per_unit = steps_per_unit
         label = f"hil ({neurons.name})" if isinstance(neurons, NeuronBackend) else role
-        self.trainer = prepare(dataset, neurons, config, self.neuron_config, progress, run=label)
+        self.trainer = prepare(dataset, neurons, config, self.neuron_config, progress, run=label, synapses=synapses,
+                               synapse_config=synapse_config)
         trial_table = getattr(neurons, "trial_descriptor", None)
         self.descriptors: tuple[Descriptor, ...] = (EPOCHS,) + ((trial_table,) if trial_table is not None else ())
         self._trial_table = trial_table.name if trial_table is not None else ""
@@ -91,6 +95,7 @@ class TrainingRun:
         rows["epoch"], rows["loss"], rows["train_accuracy"] = metrics.epoch, metrics.loss, metrics.train_accuracy
         rows["test_accuracy"] = np.nan if metrics.test_accuracy is None else metrics.test_accuracy
         rows["pulses"], rows["energy_j"], rows["seconds"] = metrics.pulses, metrics.energy_j, metrics.seconds
+        rows["program_events"], rows["program_energy_j"] = metrics.program_events, metrics.program_energy_j
         return {EPOCHS.name: rows}
 
     def record_trials(self, rows: np.ndarray) -> None:
@@ -111,20 +116,30 @@ class TrainingRun:
 
 
 def training_identity(dataset: Dataset, backend: str, source: Mapping[str, Any] | None,
-                      config: TrainConfig) -> dict[str, Any]:
+                      config: TrainConfig, synapses: SynapseBackend | None = None,
+                      synapse_config: SynapseConfig | None = None) -> dict[str, Any]:
     """What a resumed training session must match: the backend (``sim``, ``replay``, ``hardware``) and its
-    source's identity, the dataset, the seed and the software version."""
+    source's identity, the dataset, the seed, the software version and the DW synapses (if any)."""
     described = dataset.describe()
-    return {"software_version": __version__, "backend": backend, "source": source,
-            "dataset": {k: described.get(k) for k in ("name", "n_train", "n_test", "split", "split_seed", "source")},
-            "seed": config.seed}
+    identity = {"software_version": __version__, "backend": backend, "source": source,
+                "dataset": {k: described.get(k) for k in ("name", "n_train", "n_test", "split", "split_seed",
+                                                          "source")},
+                "seed": config.seed}
+    if synapses is not None:
+        described_synapses = {k: v for k, v in synapses.describe().items() if k != "devices"}
+        identity["synapses"] = {**described_synapses, **(synapse_config or SynapseConfig()).as_dict()}
+    return identity
 
 
 def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, source: Mapping[str, Any],
                      config: TrainConfig, neuron_config: NeuronConfig, baselines: bool = False,
                      resume: bool = False, force: bool = False, progress: bool | None = None,
-                     steps_per_unit: int | None = None, progress_every_s: float = LOG_EVERY_S) -> list[str]:
+                     steps_per_unit: int | None = None, progress_every_s: float = LOG_EVERY_S,
+                     synapses: SynapseBackend | None = None, synapse_config: SynapseConfig | None = None) -> list[str]:
     """Train with ``backend`` (and the software baselines) into the session ``out``; the runs' statuses.
+
+    With ``synapses``, the network's weights are that backend's DW synapses (``synapse_config``: in situ or
+    ex situ, the margin); the software baselines keep full-precision weights.
 
     ``resume`` continues ``out`` from its last commit (refused if the backend's source, the dataset, the
     seed or the software version differ); ``force`` replaces an existing ``out``. ``progress``: ``None``
@@ -132,9 +147,9 @@ def train_to_session(out: str | Path, dataset: Dataset, backend: NeuronBackend, 
     all the runs, rate, time left), ``False`` nothing.
     """
     out = Path(out)
-    identity = training_identity(dataset, backend.name, source.get("identity"), config)
+    identity = training_identity(dataset, backend.name, source.get("identity"), config, synapses, synapse_config)
     bar = TrainingProgress(progress, stream=sys.stderr, log_every_s=progress_every_s)
-    runs = [TrainingRun(dataset, backend, config, neuron_config, "hil", steps_per_unit, bar)]
+    runs = [TrainingRun(dataset, backend, config, neuron_config, "hil", steps_per_unit, bar, synapses, synapse_config)]
     if baselines:
         runs += [TrainingRun(dataset, role, config, role=role, steps_per_unit=steps_per_unit, progress=bar)
                  for role in ("deterministic", "stochastic")]
