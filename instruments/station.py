@@ -25,7 +25,7 @@ from instruments.adapters import MODELS, open_connection
 from instruments.drivers.errors import InstrumentConnectionError, InstrumentErrors
 from instruments.interrupts import interrupts_held
 from instruments.roles import PulseGenerator, SourceMeter, StationInstrument, SwitchMatrix
-from instruments.station_config import SafetyError, StationSpec, load_station_spec
+from instruments.station_config import HALL_BAR, SafetyError, StationSpec, load_station_spec
 from instruments.transport import RecordingAdapter, ReplayAdapter, TransportLog
 
 log = logging.getLogger(__name__)
@@ -341,7 +341,9 @@ class Station:
     # -- pulses ------------------------------------------------------------------------------------
 
     def check_pulses(self, device_id: str, currents_a: Any, widths_s: Any) -> None:
-        """Refuse (SafetyError) if any current or width is beyond the device's limits."""
+        """Refuse (SafetyError) if any current or width is beyond the device's limits (and current pulses on a
+        DW track: it is programmed by voltage, :mod:`instruments.track_programming`)."""
+        self.spec.check_kind(device_id, HALL_BAR, "current pulses")
         for current in currents_a:
             self.spec.check_current(device_id, float(current))
         for width in widths_s:
@@ -366,6 +368,7 @@ class Station:
 
     def dc_sweep(self, device_id: str, currents_a: list[float], dwell_s: float) -> Any:
         """Source-meter list sweep of DC currents with ``dwell_s`` per step; ``R_xy`` at each step (Ω)."""
+        self.spec.check_kind(device_id, HALL_BAR, "a DC current sweep")
         for current in currents_a:
             self.spec.check_current(device_id, float(current), what="DC current")
         self.route(device_id)

@@ -35,6 +35,8 @@ TERMINALS = {
 SHORTS = {("pulse_generator.out", "pulse_generator.ground"), ("source_meter.force_hi", "source_meter.force_lo"),
           ("source_meter.sense_hi", "source_meter.sense_lo")}
 PAD_NAMES = ("I+", "I-", "V+", "V-")
+HALL_BAR, DW_TRACK = "hall_bar", "dw_track"
+DEVICE_KINDS = (HALL_BAR, DW_TRACK)  # a Hall bar (SOT neuron) or a DW synapse track (a two-terminal DW-MTJ)
 MATRIX_ROWS = "ABCDEFGH"
 MATRIX_COLUMNS = range(1, 13)
 MATRIX_SLOTS = range(1, 7)
@@ -59,10 +61,20 @@ class InstrumentSpec:
 @dataclass(frozen=True)
 class DeviceSpec:
     id: str
-    width_m: float
+    width_m: float  # NaN for a DW track (it has no Hall-bar width)
     slot: int
     pads: dict[str, int]  # pad name → matrix column
-    max_current_a: float
+    max_current_a: float  # DC (source meter) and, for a Hall bar, pulse current limit
+    kind: str = HALL_BAR
+
+
+@dataclass(frozen=True)
+class DWTrackLimits:
+    """``safety.dw_track``: the programming pulses a DW track may get (generator amplitude, width)."""
+
+    max_voltage_v: float
+    max_width_s: float
+    max_current_a: float  # DC through a track: the read current
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,30 @@ class StationSpec:
     readout: Readout
     chip: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    dw_limits: DWTrackLimits | None = None  # safety.dw_track (required when the station has DW tracks)
+
+    def devices_of(self, kind: str) -> list[str]:
+        """The ids of the station's devices of ``kind`` (``hall_bar`` or ``dw_track``), in file order."""
+        return [d.id for d in self.devices.values() if d.kind == kind]
+
+    def check_kind(self, device_id: str, kind: str, what: str) -> None:
+        """Refuse (:class:`SafetyError`) ``what`` on a device of another kind; nothing is sent."""
+        device = self.device(device_id)
+        if device.kind != kind:
+            raise SafetyError(f"{what} on device {device_id}: it is a {device.kind.replace('_', ' ')}, not a "
+                              f"{kind.replace('_', ' ')}; nothing was sent")
+
+    def check_dw_pulse(self, device_id: str, voltage_v: float, width_s: float, what: str = "programming pulse") -> None:
+        """Refuse (:class:`SafetyError`) a DW-track pulse beyond ``safety.dw_track``; nothing is sent."""
+        self.check_kind(device_id, DW_TRACK, what)
+        limits = self.dw_limits
+        assert limits is not None  # a station with DW tracks has them (parse_station)
+        if not math.isfinite(voltage_v) or abs(voltage_v) > limits.max_voltage_v:
+            raise SafetyError(f"{what} of {voltage_v:.4g} V on DW track {device_id} exceeds safety.dw_track."
+                              f"max_voltage ({limits.max_voltage_v:.4g} V); nothing was sent")
+        if not 0 < width_s <= limits.max_width_s:
+            raise SafetyError(f"{what} width {width_s:.4g} s on DW track {device_id} is outside (0, "
+                              f"{limits.max_width_s:.4g} s] (safety.dw_track.max_width); nothing was sent")
 
     @property
     def fast_path_wired(self) -> bool:
@@ -249,21 +285,37 @@ class _Matrix(_Section):
         return self
 
 
+class _DWTrackSafety(_Section):
+    max_voltage: _Volts = _REQUIRED  # |amplitude| of a programming pulse at the pulse generator
+    max_width: _Seconds = _REQUIRED  # width of a programming pulse
+    max_current: _Amps = "1 mA"  # DC through a track (the source meter's read current)
+
+
 class _Safety(_Section):
     max_current: dict[_Metres, _Amps] = _REQUIRED  # device width → its current limit
     max_compliance: _Volts = "10 V"
     max_pulse_width: _Seconds = "1 ms"
+    dw_track: _DWTrackSafety | None = None  # the limits of DW synapse tracks (devices of kind dw_track)
 
 
 class _Device(_Section):
     id: Annotated[str, _rule(lambda name: isinstance(name, str) and name,
                              "expected a non-empty string, got {!r}")] = _REQUIRED
-    width: _Metres = _REQUIRED
+    kind: Annotated[str, _rule(lambda kind: kind in DEVICE_KINDS,
+                               f"expected one of {', '.join(DEVICE_KINDS)}, got {{!r}}")] = HALL_BAR
+    width: _Metres = Field(None, validate_default=False)  # a Hall bar's; a DW track has none
     slot: Annotated[int, _rule(lambda slot: type(slot) is int and slot in MATRIX_SLOTS, "expected 1–6, got {!r}")] = 1
     pads: Annotated[dict[str, _Column], _rule(lambda pads: isinstance(pads, Mapping) and set(pads) == set(PAD_NAMES),
                                               f"expected columns for {', '.join(PAD_NAMES)}, got {{!r}}")] = _REQUIRED
     max_current: _Amps = Field(None, validate_default=False)  # absent: safety.max_current of the width
 
+    @model_validator(mode="after")
+    def _width_of_its_kind(self) -> _Device:
+        if self.kind == HALL_BAR and self.width is None:
+            raise _error("expected a quantity in m, got None (a Hall bar needs its width)", "width")
+        if self.kind == DW_TRACK and self.width is not None:
+            raise _error("a DW track has no width (its geometry is the chip's); remove the key", "width")
+        return self
 
 class _Readout(_Section):
     read_current: _Amps = Readout.read_current_a
@@ -327,12 +379,19 @@ def parse_station(raw: Any, path: Path | None = None) -> StationSpec:
     except ValidationError as exc:
         raise _config_error(exc) from None
     safety, limits = station.safety, {round(w, 12): limit for w, limit in station.safety.max_current.items()}
+    dw = safety.dw_track
     for i, device in enumerate(station.devices):
-        if device.max_current is None and round(device.width, 12) not in limits:
+        if device.kind == DW_TRACK and dw is None:
+            raise StationConfigError(f"devices[{i}].kind: a DW track needs the safety.dw_track limits "
+                                     "(max_voltage, max_width of its programming pulses)")
+        if device.kind == HALL_BAR and device.max_current is None and round(device.width, 12) not in limits:
             raise StationConfigError(f"devices[{i}].width: no safety.max_current for width "
                                      f"{raw['devices'][i]['width']!r} and no max_current for the device")
-    devices = {d.id: DeviceSpec(d.id, d.width, d.slot, d.pads, d.max_current or limits[round(d.width, 12)])
+    devices = {d.id: (DeviceSpec(d.id, d.width, d.slot, d.pads, d.max_current or limits[round(d.width, 12)])
+                      if d.kind == HALL_BAR else
+                      DeviceSpec(d.id, math.nan, d.slot, d.pads, d.max_current or dw.max_current, DW_TRACK))
                for d in station.devices}
+    dw_limits = DWTrackLimits(dw.max_voltage, dw.max_width, dw.max_current) if dw is not None else None
     r = station.readout
     if r.compliance > safety.max_compliance:
         raise SafetyError(f"readout.compliance: {r.compliance} V exceeds safety.max_compliance "
@@ -347,7 +406,8 @@ def parse_station(raw: Any, path: Path | None = None) -> StationSpec:
         name=station.name, path=path, triggers=station.triggers, rows=matrix.rows, connect=matrix.connect,
         instruments={role: InstrumentSpec(role, **dict(inst)) for role, inst in dict(station.instruments).items()},
         forbidden=matrix.forbidden, max_compliance_v=safety.max_compliance, max_pulse_width_s=safety.max_pulse_width,
-        devices=devices, readout=Readout(r.read_current, r.compliance, r.nplc, r.hall_step), chip=chip, raw=dict(raw))
+        devices=devices, readout=Readout(r.read_current, r.compliance, r.nplc, r.hall_step), chip=chip, raw=dict(raw),
+        dw_limits=dw_limits)
 
 
 def load_station_spec(path: str | Path) -> StationSpec:

@@ -17,7 +17,7 @@ import numpy as np
 from instruments.config_files import check_keys
 from instruments.failures import UserFacingError
 from instruments.station import DeviceOpenError, Station
-from instruments.station_config import StationSpec
+from instruments.station_config import HALL_BAR, StationSpec
 from instruments.units import QuantityError, parse_quantity
 from protocols.engine import Unit
 from protocols.records import Descriptor, Field
@@ -87,6 +87,7 @@ class StationProtocol:
     """Base of the characterization protocols: device selection, width-keyed tables, the attached station."""
 
     name = ""
+    kind = HALL_BAR  # the kind of device it measures: ``devices: all`` means all of them, others are refused
     records: tuple[Descriptor, ...] = ()  # the protocol's own tables (``descriptors`` adds ``lost_devices``)
     keys: frozenset[str] = frozenset({"protocol", "devices", "seed", "notes"})
 
@@ -98,12 +99,18 @@ class StationProtocol:
         self.lost: dict[str, str] = {}  # devices found open in this process: no further pulse goes to them
         devices = raw.get("devices", "all")
         if devices == "all":
-            self.devices = list(spec.devices)
+            self.devices = spec.devices_of(self.kind)
+            if not self.devices:
+                raise ProtocolConfigError(f"devices: all: station {spec.name!r} has no {self.kind} device for "
+                                          f"{self.name}")
         elif isinstance(devices, list) and devices:
             for device in devices:
                 if device not in spec.devices:
                     raise ProtocolConfigError(f"devices: {device!r} is not a device of station {spec.name!r} "
                                               f"({', '.join(spec.devices)})")
+                if spec.device(device).kind != self.kind:
+                    raise ProtocolConfigError(f"devices: {device!r} is a {spec.device(device).kind}; {self.name} "
+                                              f"measures {self.kind} devices ({', '.join(spec.devices_of(self.kind))})")
             self.devices = list(dict.fromkeys(devices))
         else:
             raise ProtocolConfigError(f"devices: expected 'all' or a list of device ids, got {devices!r}")
@@ -174,8 +181,8 @@ class StationProtocol:
         return round(self.spec.device(device).width_m, 12)
 
     def widths(self) -> dict[str, float]:
-        """Device id → width in m, for every device of the station."""
-        return {d.id: d.width_m for d in self.spec.devices.values()}
+        """Device id → width in m, for every Hall bar of the station."""
+        return {d.id: d.width_m for d in self.spec.devices.values() if d.kind == HALL_BAR}
 
     def lookup(self, table: dict[float, Any], device: str, where: str) -> Any:
         width = self.width_of(device)

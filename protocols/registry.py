@@ -11,11 +11,12 @@ from instruments.station_config import StationSpec
 from protocols.base import ProtocolConfigError, StationProtocol
 from protocols.bias_sweep import BiasSweep
 from protocols.channel_resistance import ChannelResistance
+from protocols.dw_programming import DWProgramming
 from protocols.hysteresis_loop import HysteresisLoop
 from protocols.reset_check import ResetCheck
 
 PROTOCOLS: dict[str, type[StationProtocol]] = {
-    p.name: p for p in (ChannelResistance, ResetCheck, BiasSweep, HysteresisLoop)}
+    p.name: p for p in (ChannelResistance, ResetCheck, BiasSweep, HysteresisLoop, DWProgramming)}
 
 
 def read_protocol(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:

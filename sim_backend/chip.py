@@ -7,10 +7,13 @@ every operation is vectorized over devices with torch.
 
 Sign convention: a positive current switches down→up (``m_z: −1 → +1``), a negative one up→down.
 ``R_xy = R0 + ΔR_AHE/2 · m_z + noise``; a destroyed device reads open (``inf``).
+
+A chip may also hold DW synapse tracks (``dw_tracks:``, :mod:`sim_backend.dw_track`): :attr:`Chip.tracks`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from instruments.config_files import DEFAULT_CHIP_FILE, check_keys, read_yaml
 from instruments.failures import UserFacingError
 from instruments.units import QuantityError, parse_quantity
 from sim_backend.dw_synapse import DWSynapseConfig, SynapseConfigError
+from sim_backend.dw_track import DWTracks, DWTrackSpec, track_spec
 from sim_backend.sot import switching_probability
 
 CHIP_FORMAT = "hil-chip/1"
@@ -66,7 +70,8 @@ _DEVICE_KEYS: dict[str, tuple[str, bool]] = {
     "r_ch": ("ohm", True),
 }
 _TOP_KEYS = {"format", "name", "seed", "material", "variation", "reset", "devices", "notes", "calibration",
-             "synapses"}  # synapses: the DW synapse model (sim_backend.dw_synapse), validated here too
+             "synapses",  # synapses: the DW synapse model (sim_backend.dw_synapse), validated here too
+             "dw_tracks"}  # dw_tracks: DW synapse tracks of that model beside the Hall bars (sim_backend.dw_track)
 
 
 def _section(mapping: Mapping[str, Any], key: str, where: str, required: bool = True) -> Mapping[str, Any]:
@@ -108,6 +113,7 @@ class ChipSpec:
     variation: dict[str, float]
     reset: dict[str, float]
     devices: list[dict[str, Any]] = field(default_factory=list)
+    tracks: DWTrackSpec | None = None  # the DW synapse tracks (``dw_tracks:``), if the chip has any
 
     @classmethod
     def from_mapping(cls, raw: Any) -> ChipSpec:
@@ -129,6 +135,7 @@ class ChipSpec:
                 raise ChipConfigError(f"variation.{key}: must be ≥ 0, got {variation_raw[key]!r}")
         try:
             DWSynapseConfig.from_mapping(raw.get("synapses"))
+            tracks = track_spec(raw)
         except SynapseConfigError as exc:
             raise ChipConfigError(str(exc)) from None
         reset = {"width": 100e-6, "factor": 1.3}
@@ -153,8 +160,11 @@ class ChipSpec:
             if "width" not in values:
                 raise ChipConfigError(f"{where}width: missing")
             devices.append({"id": device_id, **values})
+        for track_id in tracks.ids if tracks is not None else ():
+            if track_id in seen:
+                raise ChipConfigError(f"dw_tracks.tracks: {track_id!r} is also the id of a Hall bar")
         return cls(name=str(raw.get("name", "chip")), seed=seed, material=material, variation=variation,
-                   reset=reset, devices=devices)
+                   reset=reset, devices=devices, tracks=tracks)
 
 
 def load_chip(source: str | Path | Mapping[str, Any] | None = None, seed: int | None = None,
@@ -172,7 +182,7 @@ def load_chip(source: str | Path | Mapping[str, Any] | None = None, seed: int | 
         raw = read_yaml(source, "chip", ChipConfigError)
     spec = ChipSpec.from_mapping(raw)
     if seed is not None:
-        spec = ChipSpec(spec.name, int(seed), spec.material, spec.variation, spec.reset, spec.devices)
+        spec = dataclasses.replace(spec, seed=int(seed))
     return Chip(spec, device=device)
 
 
@@ -238,6 +248,8 @@ class Chip:
         self.cycles = torch.zeros(n, dtype=torch.int64, device=self.device)
         self.destroyed = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._sampling_cache: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+        # the DW synapse tracks, on random streams of their own (the Hall bars' draws do not change)
+        self.tracks = DWTracks(spec.tracks, spec.seed) if spec.tracks is not None else None
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -274,14 +286,18 @@ class Chip:
         self.m_z[idx] = torch.as_tensor(m_z, dtype=torch.int8, device=self.device).expand(idx.shape)
 
     def reseed(self, seed: int) -> None:
-        """Restart the switching/read-noise random stream from ``seed`` (the device parameters stay)."""
+        """Restart the switching/read-noise random stream from ``seed`` (the device parameters stay), and the
+        DW tracks' landing and read-noise streams."""
         self.generator.manual_seed(int(seed))
+        if self.tracks is not None:
+            self.tracks.reseed(seed)
 
     def to(self, device: str | torch.device) -> Chip:
         """A copy of this chip (parameters and state) on another torch device."""
         other = Chip(self.spec, device=device)
         for name in ("m_z", "cycles", "destroyed"):
             setattr(other, name, getattr(self, name).to(device))
+        other.tracks = self.tracks  # the DW tracks live on the CPU (the emulated station's): shared, not copied
         return other
 
     # -- stateless sampling (for training backends and benchmarks) ---------------------------

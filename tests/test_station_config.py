@@ -20,7 +20,8 @@ def raw():
 
 def test_shipped_station_files_load():
     emulated = load_station_spec(CONFIGS / "station.emulated.yaml")
-    assert len(emulated.devices) == 12 and emulated.fast_path_wired
+    assert len(emulated.devices_of("hall_bar")) == 12 and emulated.fast_path_wired
+    assert emulated.devices_of("dw_track") == ["dw-1", "dw-2", "dw-3", "dw-4"]
     assert emulated.route("w5-1") == {"2A05", "2B06", "2C05", "2D06", "2E07", "2F08"}
     assert emulated.device("w10-4").max_current_a == pytest.approx(10e-3)
     lab = load_station_spec(CONFIGS / "station.example-lab.yaml")
@@ -64,7 +65,7 @@ def test_shipped_station_files_load():
         (("safety",), KeyError, "safety: expected a mapping, got None"),
         (("devices",), [], "devices: expected a non-empty list, got []"),
         (("devices", 3), "w3-4", "devices[3]: expected a mapping, got 'w3-4'"),
-        (("devices", 3, "colour"), "red", "devices[3].colour: unknown key (known: id, max_current, pads, slot, width)"),
+        (("devices", 3, "colour"), "red", "devices[3].colour: unknown key (known: id, kind, max_current, pads, slot, width)"),
         (("devices", 3, "width"), "-3um", "devices[3].width: must be a positive quantity in m, got '-3um'"),
         (("devices", 3, "width"), KeyError, "devices[3].width: expected a quantity in m, got None"),
         (("devices", 3, "id"), "", "devices[3].id: expected a non-empty string, got ''"),

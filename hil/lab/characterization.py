@@ -22,7 +22,7 @@ from hil.session.format import SessionError
 from hil.session.sinks import SessionStore, TransportSink
 from hil.session.writer import SessionWriter, check_new
 from instruments.station import SafeStateReport, Station
-from instruments.station_config import StationSpec
+from instruments.station_config import DW_TRACK, HALL_BAR, StationSpec
 from instruments.transport import TransportLog
 from protocols.base import lost_devices
 from protocols.engine import COMPLETED, Measurement, RunEngine, Unit, check_resumable
@@ -121,7 +121,9 @@ def session_metadata(station: Station, emulated: Any) -> dict[str, Any]:
     """What a session records about where it was measured."""
     meta: dict[str, Any] = {"station": station.spec.snapshot(), "hostname": platform.node(),
                             "instruments_idn": {role: inst.idn for role, inst in station.instruments.items()},
-                            "devices": [{"id": d.id, "width_m": d.width_m} for d in station.spec.devices.values()]}
+                            "devices": [{"id": d.id, "width_m": d.width_m} for d in station.spec.devices.values()
+                                        if d.kind == HALL_BAR],
+                            "dw_tracks": station.spec.devices_of(DW_TRACK)}
     if emulated is not None:
         chip = emulated.chip
         meta["emulated"] = True

@@ -94,6 +94,9 @@ def calibrate(session_path: str | Path, base_chip: str | Path | None = None,
         "calibration": {"session": str(session_path), "session_created_utc": created, "tau0_s": tau0_s,
                         "standard_errors": uncertainties},
     }
+    for key in ("synapses", "dw_tracks"):  # not fitted here (a synapse model file is): as the base chip has them
+        if base.get(key) is not None:
+            chip[key] = base[key]
     chip["material"]["tau0"] = tau0_s
     if residuals:
         pooled = np.concatenate(residuals)

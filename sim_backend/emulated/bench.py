@@ -1,7 +1,9 @@
 """The bench the emulated instruments share: one simulated chip, one virtual clock, the routing.
 
 What the emulated pulse generator plays reaches the device the emulated switch matrix routes, and what
-the emulated source meter reads is that device. The pulse generator's trigger output is wired to the
+the emulated source meter reads is that device: a Hall bar (its ``R_xy`` on the four-wire read, its channel
+on the two-wire one) or a DW synapse track of the chip (:mod:`sim_backend.dw_track`: its two-terminal
+resistance on both). The pulse generator's trigger output is wired to the
 source meter's trigger input: :meth:`Bench.drive_voltage` fires it at the start of every waveform, and
 an armed source meter takes its readings at its own (trigger-model) times within the waveform.
 
@@ -56,31 +58,36 @@ class BenchFaults:
 
 
 class WaveformRecord:
-    """What one played waveform did to the routed device, for readings taken while it played."""
+    """What one played waveform did to the routed device, for readings taken while it played.
 
-    def __init__(self, bench: Bench, index: int | None, start_s: float, ends_s: np.ndarray,
-                 states: np.ndarray | None) -> None:
-        self.bench, self.index, self.start_s, self.ends_s = bench, index, start_s, ends_s
-        self.states = states  # m_z before the waveform, then after each segment (None: nothing routed)
+    ``states``: the device's state before the waveform, then after each segment (a Hall bar's ``m_z``, a DW
+    track's wall position); ``readings_of(states)`` turns states into noisy readings in Ω. ``None`` for both:
+    nothing was routed (readings are open).
+    """
+
+    def __init__(self, start_s: float, ends_s: np.ndarray, states: np.ndarray | None = None,
+                 readings_of: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.start_s, self.ends_s = start_s, ends_s
+        self.states, self.readings_of = states, readings_of
 
     @property
     def end_s(self) -> float:
         return float(self.ends_s[-1]) if self.ends_s.size else self.start_s
 
     def rxy_after(self, segments: np.ndarray) -> np.ndarray:
-        """``R_xy`` readings in the state after each of the given segments (by index)."""
+        """Readings (Ω) in the state after each of the given segments (by index)."""
         segments = np.asarray(segments, dtype=np.int64)
-        if self.index is None or self.states is None:
+        if self.states is None or self.readings_of is None:
             return np.full(segments.shape, np.inf)
-        return self.bench.rxy_of_states(self.index, self.states[segments + 1])
+        return self.readings_of(self.states[segments + 1])
 
     def rxy_at(self, times_s: np.ndarray) -> np.ndarray:
-        """``R_xy`` readings at the given virtual times (state of the segment then playing)."""
+        """Readings (Ω) at the given virtual times (state of the segment then playing)."""
         times = np.asarray(times_s, dtype=np.float64)
-        if self.index is None or self.states is None:
+        if self.states is None or self.readings_of is None:
             return np.full(times.shape, np.inf)
         completed = np.searchsorted(self.ends_s, times, side="right")  # segments finished by then
-        return self.bench.rxy_of_states(self.index, self.states[completed])
+        return self.readings_of(self.states[completed])
 
 
 TriggerListener = Callable[[WaveformRecord], None]
@@ -100,7 +107,8 @@ class Bench:
         self.chip = chip
         self.routes = {device: frozenset(points) for device, points in (routes or {}).items()}
         for device in self.routes:
-            chip.index(device)  # an unknown device id fails here, at set-up
+            if not self._is_track(device):
+                chip.index(device)  # an unknown device id fails here, at set-up
         self.realtime = realtime
         self.source_impedance_ohm = source_impedance_ohm
         self.lock = threading.RLock()
@@ -128,15 +136,43 @@ class Bench:
         routed = [device for device, points in self.routes.items() if points and points <= self.closed]
         self.routed_device = routed[0] if len(routed) == 1 else None
 
+    def _is_track(self, device: str) -> bool:
+        return self.chip.tracks is not None and device in self.chip.tracks
+
     def _routed_index(self) -> int | None:
-        return None if self.routed_device is None else self.chip.index(self.routed_device)
+        """The routed Hall bar's index on the chip (``None``: nothing, or a DW track, is routed)."""
+        if self.routed_device is None or self._is_track(self.routed_device):
+            return None
+        return self.chip.index(self.routed_device)
+
+    def _routed_track(self) -> int | None:
+        """The routed DW track's index among the chip's tracks (``None``: none is routed)."""
+        if self.routed_device is None or not self._is_track(self.routed_device):
+            return None
+        assert self.chip.tracks is not None
+        return self.chip.tracks.index(self.routed_device)
+
+    def _hall_record(self, index: int, start: float, durations: np.ndarray, states: np.ndarray) -> WaveformRecord:
+        return WaveformRecord(start, start + np.cumsum(durations), states,
+                              lambda m: self.rxy_of_states(index, m))
+
+    def _drive_track(self, track: int, start: float, levels: np.ndarray, durations: np.ndarray,
+                     source_impedance_ohm: float | None, break_at: int | None = None) -> WaveformRecord:
+        """Segments through DW track ``track`` (voltages behind ``source_impedance_ohm``, or currents)."""
+        tracks = self.chip.tracks
+        assert tracks is not None
+        before = np.nan if tracks.destroyed[track] else tracks.weight(track)
+        positions = tracks.drive(track, levels, durations, source_impedance_ohm, break_at)
+        return WaveformRecord(start, start + np.cumsum(durations), np.concatenate([[before], positions]),
+                              tracks.readings_ohm)
 
     # -- what flows through the routed device ---------------------------------------------------
 
     def drive_voltage(self, levels_v: np.ndarray, durations_s: np.ndarray) -> WaveformRecord:
         """Play a piecewise-constant voltage waveform from the pulse generator into the routed device.
 
-        The current of each segment is ``V / (R_ch + R_out)``. The pulse generator's trigger output
+        The current of each segment is ``V / (R_ch + R_out)`` (a DW track: ``V / (R + R_out)`` with its
+        junction's resistance, :meth:`sim_backend.dw_track.DWTracks.drive`). The pulse generator's trigger output
         fires at the start of the waveform: every trigger listener (an armed source meter) gets the
         record of what the device did, and takes its readings at its own times within it. A breakdown
         armed in :attr:`faults` strikes here.
@@ -144,10 +180,14 @@ class Bench:
         levels = np.asarray(levels_v, dtype=np.float64).reshape(-1)
         durations = np.broadcast_to(np.asarray(durations_s, dtype=np.float64), levels.shape).copy()
         start = self.clock_s
-        index = self._routed_index()
+        index, track = self._routed_index(), self._routed_track()
         breaks = self.faults.waveform_played()
-        if index is None:
-            states = None
+        if track is not None:
+            carrying = np.flatnonzero(levels != 0.0)
+            break_at = (int(carrying[0]) if carrying.size else 0) if breaks else None
+            record = self._drive_track(track, start, levels, durations, self.source_impedance_ohm, break_at)
+        elif index is None:
+            record = WaveformRecord(start, start + np.cumsum(durations))
         else:
             r_total = float(self.chip.r_ch_ohm[index]) + self.source_impedance_ohm
             currents = levels / r_total
@@ -156,8 +196,7 @@ class Bench:
             before = int(self.chip.m_z[index])
             m = self.chip.apply_waveform([index], torch.from_numpy(currents)[None, :],
                                          torch.from_numpy(durations)[None, :])[0].numpy()
-            states = np.concatenate([[before], m]).astype(np.int8)
-        record = WaveformRecord(self, index, start, start + np.cumsum(durations), states)
+            record = self._hall_record(index, start, durations, np.concatenate([[before], m]).astype(np.int8))
         self.advance(float(durations.sum()))
         for listener in list(self._listeners):
             listener(record)
@@ -175,10 +214,13 @@ class Bench:
 
     def source_current(self, current_a: float, duration_s: float) -> None:
         """The source meter forces a DC current through the routed device's channel for ``duration_s``."""
-        index = self._routed_index()
+        index, track = self._routed_index(), self._routed_track()
         if index is not None and current_a != 0.0:
             self.chip.apply_waveform([index], torch.tensor([[float(current_a)]], dtype=torch.float64),
                                      torch.tensor([[float(duration_s)]], dtype=torch.float64))
+        if track is not None and current_a != 0.0:
+            assert self.chip.tracks is not None
+            self.chip.tracks.drive(track, np.array([float(current_a)]), np.array([float(duration_s)]), None)
         self.advance(duration_s)
 
     def source_current_steps(self, currents_a: np.ndarray, holds_s: Sequence[float]) -> WaveformRecord:
@@ -196,9 +238,12 @@ class Bench:
         holds = np.asarray(holds_s, dtype=np.float64).reshape(-1)
         durations = np.tile(holds, currents.size)
         start = self.clock_s
-        index = self._routed_index()
-        states = None
-        if index is not None:
+        index, track = self._routed_index(), self._routed_track()
+        if track is not None:
+            record = self._drive_track(track, start, np.repeat(currents, holds.size), durations, None)
+        elif index is None:
+            record = WaveformRecord(start, start + np.cumsum(durations))
+        else:
             chip = self.chip
             if bool(chip.destroyed[index]):
                 currents = np.zeros_like(currents)
@@ -210,20 +255,29 @@ class Bench:
             before = int(chip.m_z[index])
             m = chip.apply_waveform([index], torch.from_numpy(np.repeat(currents, holds.size))[None, :],
                                     torch.from_numpy(durations)[None, :])[0].numpy()
-            states = np.concatenate([[before], m]).astype(np.int8)
-        record = WaveformRecord(self, index, start, start + np.cumsum(durations), states)
+            record = self._hall_record(index, start, durations, np.concatenate([[before], m]).astype(np.int8))
         self.advance(float(durations.sum()))
         return record
 
     def read_rxy(self, n_readings: int = 1) -> np.ndarray:
-        """Four-wire Hall readings ``R_xy`` of the routed device in Ω (``inf``: open, nothing routed)."""
+        """Four-wire readings of the routed device in Ω: a Hall bar's ``R_xy``, a DW track's two-terminal
+        resistance (``inf``: open, nothing routed)."""
+        track = self._routed_track()
+        if track is not None:
+            assert self.chip.tracks is not None
+            return self.chip.tracks.read(track, n_readings)
         index = self._routed_index()
         if index is None:
             return np.full(n_readings, np.inf)
         return self.chip.read([index], n_readings)[0].numpy()
 
     def channel_resistance(self) -> float:
-        """Two-wire channel resistance of the routed device in Ω (``inf``: open)."""
+        """Two-wire resistance of the routed device in Ω: a Hall bar's channel, a DW track's junction (``inf``:
+        open)."""
+        track = self._routed_track()
+        if track is not None:
+            assert self.chip.tracks is not None
+            return self.chip.tracks.resistance_ohm(track)
         index = self._routed_index()
         return np.inf if index is None else float(self.chip.channel_resistance([index])[0])
 

@@ -22,7 +22,7 @@ from pyvisa import rname
 
 from instruments.adapters import MODELS
 from instruments.failures import UserFacingError
-from instruments.station_config import StationSpec, load_station_spec
+from instruments.station_config import DW_TRACK, HALL_BAR, StationSpec, load_station_spec
 from sim_backend.chip import Chip, load_chip
 from sim_backend.emulated.bench import Bench
 from sim_backend.emulated.server import EmulatedInstrument, InstrumentServer
@@ -85,11 +85,18 @@ class EmulatedStation:
         spec = station if isinstance(station, StationSpec) else load_station_spec(station)
         if not isinstance(chip, Chip):
             chip = load_chip(chip if chip is not None else spec.chip, seed=seed)
-        missing = [d for d in spec.devices if d not in chip.ids]
+        tracks = chip.tracks.ids if chip.tracks is not None else []
+        missing = [d for d in spec.devices if d not in chip.ids and d not in tracks]
         if missing:
             raise EmulatedStationError(f"station devices {', '.join(missing)} are not on chip {chip.spec.name!r} "
-                                       f"(its devices: {', '.join(chip.ids)})")
+                                       f"(its devices: {', '.join([*chip.ids, *tracks])})")
         for device_id, device in spec.devices.items():
+            on_chip = DW_TRACK if device_id in tracks else HALL_BAR
+            if device.kind != on_chip:
+                raise EmulatedStationError(f"device {device_id}: the station says it is a {device.kind}, the chip "
+                                           f"has a {on_chip}")
+            if on_chip == DW_TRACK:
+                continue
             chip_width = float(chip.width_m[chip.index(device_id)])
             if abs(chip_width - device.width_m) > 1e-12:
                 raise EmulatedStationError(f"device {device_id}: the station says width {device.width_m:.3g} m, "
