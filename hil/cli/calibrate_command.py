@@ -1,23 +1,60 @@
-"""``hil calibrate``: fit every device's simulator parameters from a session into a chip file."""
+"""``hil calibrate``: fit a session into a chip file (every device's simulator parameters) and/or a synapse
+model file (the DW synapse model of its programming characterization)."""
 
 from __future__ import annotations
 
 import argparse
 
+from instruments.failures import UserFacingError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("calibrate", help="fit every device's simulator parameters from a session into a chip file")
+    p = sub.add_parser("calibrate", help="fit a session into a chip file (--out) and/or a synapse model file "
+                       "(--synapse-model)")
     p.add_argument("file")
-    p.add_argument("--out", required=True, help="chip file to write (.yaml)")
+    p.add_argument("--out", help="chip file to write (.yaml): every Hall bar's fitted simulator parameters")
+    p.add_argument("--synapse-model", metavar="OUT",
+                   help="synapse model file to write (.yaml): the DW synapse model of the session's dw_programming run")
     p.add_argument("--base-chip", help="chip file whose material values the calibration starts from")
-    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hil.offline.calibration import calibrate, check_chip_output, write_chip
+    from hil.offline.calibration import check_chip_output
+    from hil.synapses.synapse_model_file import check_model_output
 
-    check_chip_output(args.out, args.force)  # refused before the fits, not after
+    if args.out is None and args.synapse_model is None:
+        raise UserFacingError("hil calibrate: say what to write: --out CHIP.yaml and/or --synapse-model MODEL.yaml")
+    # both refused before the fits, not after
+    if args.out is not None:
+        check_chip_output(args.out, args.force)
+    if args.synapse_model is not None:
+        check_model_output(args.synapse_model, args.force)
+    if args.synapse_model is not None:
+        write_model(args)
+    if args.out is not None:
+        write_chip_file(args)
+    return 0
+
+
+def write_model(args: argparse.Namespace) -> None:
+    from hil.synapses.synapse_model_file import synapse_model, write_synapse_model
+
+    model = synapse_model(args.file)
+    path = write_synapse_model(model, args.synapse_model, force=args.force)
+    fit = model["fit"]
+    for k, (level, sigma) in enumerate(zip(model["levels"], model["sigma"], strict=True)):
+        (l_low, l_high), (s_low, s_high) = fit["level_intervals"][k], fit["sigma_intervals"][k]
+        print(f"state {k}: level {level:+.4f} [{l_low:+.4f}, {l_high:+.4f}]  sigma {sigma:.4f} "
+              f"[{s_low:.4f}, {s_high:.4f}] spacings  ({fit['n'][k]} programmings)")
+    print(f"level variation {model['level_variation']:.4f} spacings; {fit['confidence'] * 100:g} % intervals")
+    print(f"synapse model file: {path}")
+
+
+def write_chip_file(args: argparse.Namespace) -> None:
+    from hil.offline.calibration import calibrate, write_chip
+
     chip = calibrate(args.file, base_chip=args.base_chip)
     path = write_chip(chip, args.out, force=args.force)
     errors = chip["calibration"]["standard_errors"]
@@ -33,4 +70,3 @@ def run(args: argparse.Namespace) -> int:
             parts.append(f"R_ch {device['r_ch']:.1f} Ω")
         print("  ".join(parts))
     print(f"chip file: {path}")
-    return 0

@@ -13,6 +13,7 @@ from hil.session import RUNNING, Session
 from hil.training.epoch_records import EPOCHS, summarise
 from protocols.analysis import loop_width_by_device, loop_width_intervals, width_statistics
 from protocols.base import LOST_RESULT
+from protocols.dw_programming import MODEL_RESULT, STATE_FITS_RESULT
 from protocols.hysteresis_loop import STEPS
 
 
@@ -60,6 +61,26 @@ def _training(session: Session) -> dict[str, Any] | None:
     return out
 
 
+def _dw_results(run: Any, entry: dict[str, Any], tracks: dict[str, dict[str, Any]]) -> None:
+    """A dw_programming run's fits: per track and state into ``tracks``, the pooled model into ``entry``."""
+    fits = run.analysis(STATE_FITS_RESULT)
+    if fits is None:
+        return
+    for row in fits:
+        track = tracks.setdefault(row["device"].decode(), {"id": row["device"].decode(), "states": {}})
+        track["run"] = run.name
+        track["states"][int(row["state"])] = {
+            "n": int(row["n"]), "level": float(row["level"]),
+            "level_interval": [float(row["level_low"]), float(row["level_high"])],
+            "sigma": float(row["sigma"]), "sigma_interval": [float(row["sigma_low"]), float(row["sigma_high"])],
+            "sigma_spacing": float(row["sigma_spacing"]),
+            "sigma_spacing_interval": [float(row["sigma_spacing_low"]), float(row["sigma_spacing_high"])],
+            "conductance_s": float(row["conductance_s"]), "read_noise": float(row["read_noise"])}
+    model = run.analysis(MODEL_RESULT)
+    if model:
+        entry["synapse_model"] = model
+
+
 def session_info(path: str | Path) -> dict[str, Any]:
     """A JSON-ready description of a session: format, runs, devices with their fits and loop widths."""
     with Session(path) as session:
@@ -71,6 +92,7 @@ def session_info(path: str | Path) -> dict[str, Any]:
             "station": (attrs.get("station") or {}).get("name"), "attempts": attrs.get("attempts"), "runs": [],
         }
         devices = {d["id"]: {"id": d["id"], "width_m": d["width_m"], "fits": {}} for d in attrs.get("devices") or []}
+        tracks: dict[str, dict[str, Any]] = {}  # DW tracks: their per-state fits (the latest run's)
 
         def device(name: str) -> dict[str, Any]:
             return devices.setdefault(name, {"id": name, "fits": {}})
@@ -100,7 +122,10 @@ def session_info(path: str | Path) -> dict[str, Any]:
             summary = run.analysis("summary")
             if summary and "by_width" in summary:
                 entry["by_width"] = summary["by_width"]
+            _dw_results(run, entry, tracks)
         info["devices"] = list(devices.values())
+        if tracks:
+            info["dw_tracks"] = list(tracks.values())
         training = _training(session)
         if training is not None:
             info["training"] = training
@@ -125,6 +150,16 @@ def format_info(info: dict[str, Any]) -> str:
             lines.append(f"  instrument error: {error.get('instrument')} ({error.get('model')}) {error.get('code')} "
                          f"\"{error.get('message')}\" at unit {error.get('unit')} (device {error.get('device')}), "
                          f"attempt {error.get('attempt')}")
+        model = run.get("synapse_model")
+        if model and "levels" in model:
+            lines.append(f"  synapse model ({len(model['tracks'])} tracks, {model['confidence'] * 100:g} % intervals, "
+                         f"spacing {model['spacing']:.4f}, level variation {model['level_variation']:.4f} spacings):")
+            for k, (level, sigma) in enumerate(zip(model["levels"], model["sigma"], strict=True)):
+                (l_low, l_high), (s_low, s_high) = model["level_intervals"][k], model["sigma_intervals"][k]
+                lines.append(f"    state {k}: level {level:+.4f} [{l_low:+.4f}, {l_high:+.4f}], sigma {sigma:.4f} "
+                             f"[{s_low:.4f}, {s_high:.4f}] spacings, {model['n'][k]} programmings")
+        elif model:
+            lines.append(f"  synapse model: {model.get('error', 'not fitted')}")
         for row in run.get("by_width", []):
             parts = [f"  width {row['width_m'] * 1e6:4.1f} µm:"]
             if "i50_a_mean" in row:
@@ -151,6 +186,16 @@ def format_info(info: dict[str, Any]) -> str:
             r_ch = f"{d['r_ch_ohm']:.1f}" if "r_ch_ohm" in d else "-"
             width = f"{d['width_m'] * 1e6:.1f}µm" if "width_m" in d else "?"
             lines.append(f"{d['id']:10} {width:>7} {r_ch:>9} {i50:>20} {w:>16} {loop:>26}")
+    if info.get("dw_tracks"):
+        lines.append(f"{'DW track':10} {'state':>5} {'n':>5} {'level (weight)':>27} {'sigma / spacing':>24} "
+                     f"{'G (mS)':>8}")
+        for track in info["dw_tracks"]:
+            for k, fit in sorted(track["states"].items()):
+                low, high = fit["level_interval"]
+                s_low, s_high = fit["sigma_spacing_interval"]
+                lines.append(f"{track['id']:10} {k:>5} {fit['n']:>5} {fit['level']:+8.4f} [{low:+.4f}, {high:+.4f}] "
+                             f"{fit['sigma_spacing']:7.4f} [{s_low:.4f}, {s_high:.4f}] "
+                             f"{fit['conductance_s'] * 1e3:8.3f}")
     if "training" in info:
         t = info["training"]
         config = t.get("config") or {}
