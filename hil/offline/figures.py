@@ -1,8 +1,9 @@
 """``hil report``: the figures and the text summary of a session.
 
 A characterization gives P(I) per device (small multiples by width), the hysteresis loops, the size trends
-with their power-law fits (:mod:`hil.offline.scaling`) and the channel resistances; a training session gives
-its loss and accuracy per epoch. PNG by default, PDF or SVG on request.
+with their power-law fits (:mod:`hil.offline.scaling`), the channel resistances and, for DW synapse tracks,
+the per-state histograms of the realized weight with the fitted Gaussians; a training session gives its loss
+and accuracy per epoch. PNG by default, PDF or SVG on request.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.offline.plot_style import DeviceStyles, checked_format, pyplot, save, width_label
+from hil.offline.plot_style import DeviceStyles, checked_format, natural_order, pyplot, save, state_colour, width_label
 from hil.offline.scaling import Series, exponent_text, format_scaling, scaling
 from hil.offline.summary import format_info, session_info
 from hil.outputs import check_outputs
@@ -20,10 +21,13 @@ from hil.session import Session
 from hil.training.epoch_records import EPOCHS
 from protocols.analysis import curves_by_device, fitted_logistic, loops_of, readable
 from protocols.bias_sweep import BiasSweep
+from protocols.dw_programming import STATE_FITS_RESULT, DWProgramming, programmings, weights_by_track
 from protocols.fits import wilson_interval
 from protocols.hysteresis_loop import STEPS, HysteresisLoop
+from protocols.weight_distributions import NormalFit
 
-FIGURES = ("switching_curves", "hysteresis_loops", "size_trends", "channel_resistance", "training_curves")
+FIGURES = ("switching_curves", "hysteresis_loops", "size_trends", "channel_resistance", "dw_states",
+           "training_curves")
 SUMMARY = "summary.txt"
 TREND_PANELS = ("i50", "w_i", "loop")
 
@@ -171,6 +175,47 @@ def _channel_resistance(plt: Any, series: Series, styles: DeviceStyles) -> Any:
     return fig
 
 
+def _dw_states(plt: Any, run: Any) -> Any:
+    """Per DW track, the histogram of the realized weight of every state with its fitted Gaussian."""
+    by_track = weights_by_track(programmings(run.tables()))
+    fits = {(row["device"].decode(), int(row["state"])): row for row in run.analysis(STATE_FITS_RESULT)}
+    tracks = natural_order(by_track)
+    columns = min(len(tracks), 2)
+    rows = -(-len(tracks) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.6 * columns, 4.0 * rows), squeeze=False, sharex=True)
+    every = np.concatenate([w for states in by_track.values() for w in states.values()])
+    bins = np.linspace(every.min(), every.max(), 61)
+    grid = np.linspace(bins[0], bins[-1], 400)
+    confidence = float(run.parameters.get("confidence", 0.95))
+    for ax, track in zip(axes.flat, tracks, strict=False):
+        states = by_track[track]
+        for k, weights in sorted(states.items()):
+            colour = state_colour(k, len(states))
+            ax.hist(weights, bins=bins, color=colour, alpha=0.45, lw=0)
+            row = fits.get((track, k))
+            if row is None:
+                continue
+            fit = NormalFit(int(row["n"]), row["level"], row["level_low"], row["level_high"], row["sigma"],
+                            row["sigma_low"], row["sigma_high"], confidence)
+            ax.plot(grid, fit.density(grid) * fit.n * (bins[1] - bins[0]), color=colour, lw=1.3,
+                    label=f"{k}: {fit.mean:+.3f}, σ/s {row['sigma_spacing']:.3f} "
+                          f"[{row['sigma_spacing_low']:.3f}, {row['sigma_spacing_high']:.3f}]")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.7)  # room for the legend above the peaks
+        ax.set_title(f"DW track {track}")
+        ax.set_xlabel("realized weight w")
+        ax.legend(fontsize=6.5, loc="upper center", title="state: level, σ/spacing", title_fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(tracks):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("programmings")
+    n = int(np.median([len(w) for states in by_track.values() for w in states.values()]))
+    fig.suptitle(f"Realized weight per programmed state: {n} programmings each, fitted Gaussians\n"
+                 f"({confidence * 100:g} % χ² intervals of σ in units of the spacing s)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def _training_curves(plt: Any, runs: dict[str, np.ndarray]) -> Any:
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     colours = {"hil": "tab:blue", "deterministic": "tab:green", "stochastic": "tab:orange"}
@@ -206,6 +251,8 @@ def write_report(path: str | Path, out_dir: str | Path, force: bool = False, fmt
     with Session(path) as session:
         sweeps = [run for run in session.runs_of(BiasSweep.name) if run.analysis("curves") is not None]
         loops = list(session.runs_of(HysteresisLoop.name))
+        programmed = [run for run in session.runs_of(DWProgramming.name) if run.analysis(STATE_FITS_RESULT) is not None
+                      and run.analysis(STATE_FITS_RESULT).size]
         training = {run.parameters.get("role", ""): run.table(EPOCHS.name) for run in session.runs_of("training")}
         training = {role: epochs for role, epochs in training.items() if epochs.size}
         draw = {
@@ -215,6 +262,7 @@ def write_report(path: str | Path, out_dir: str | Path, force: bool = False, fmt
                             if any(k in trends for k in TREND_PANELS) else None),
             "channel_resistance": (lambda: _channel_resistance(plt, trends["r_ch"], styles)) if "r_ch" in trends
             else None,
+            "dw_states": (lambda: _dw_states(plt, programmed[-1])) if programmed else None,
             "training_curves": (lambda: _training_curves(plt, training)) if training else None,
         }
         planned = [out_dir / f"{name}.{fmt}" for name in FIGURES if draw[name] is not None]

@@ -12,6 +12,7 @@ from instruments.failures import UserFacingError
 
 FORMATS = ("png", "pdf", "svg")
 WIDTH_COLOURMAPS = ("Blues", "Oranges", "Greens", "Reds", "Purples", "Greys")
+STATE_COLOURMAP = "viridis"  # the states of a DW synapse, lowest level darkest
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":")
 PNG_DPI = 150
@@ -41,6 +42,11 @@ def pyplot() -> Any:
 def width_label(width_m: float) -> str:
     """A device width as printed on figures: ``5 µm``."""
     return f"{width_m * 1e6:g} µm"
+
+
+def state_colour(state: int, states: int) -> Any:
+    """The colour of DW synapse state ``state`` of ``states`` (figures of programming characterizations)."""
+    return pyplot().get_cmap(STATE_COLOURMAP)(0.1 + 0.75 * state / max(states - 1, 1))
 
 
 def natural_order(devices: Iterable[str]) -> list[str]:
