@@ -150,11 +150,19 @@ def synapse_figure(plt: Any, result: SynapseResult) -> Any:
     left.invert_yaxis()
     left.set_xlabel(f"test accuracy ({result.dataset.get('name')}; bars: 95 % interval over seeds, "
                     "ex situ: range of draws)")
-    right.barh(y, [max(r["program_events"], 1) for r in table], color=colours)
-    right.set_xscale("log")
+    initial = [r["program_events"] - r["training_events"] for r in table]
+    training = [r["training_events"] for r in table]
+    right.barh(y, initial, color=colours, alpha=0.35, label="initial / deployment programming")
+    right.barh(y, training, left=initial, color=colours, label="reprogramming during training")
+    for i, r in enumerate(table):
+        if r["mode"] == "float":
+            right.text(0, i, " no devices", va="center", fontsize=8)
     right.set_yticks(y, [""] * len(y))
     right.invert_yaxis()
-    right.set_xlabel("programming events (initial + training)")
-    fig.suptitle(f"Few-state stochastic DW synapses, hidden {tuple(result.config['hidden'])}, "
-                 f"{result.neurons} neurons")
+    right.set_xlabel("programming events (mean over seeds)")
+    right.legend(fontsize=8, loc="lower right")
+    neurons = "sigmoid" if result.neurons == "deterministic" else result.neurons
+    fig.suptitle(f"Few-state stochastic DW synapses: {result.dataset.get('name')}, hidden "
+                 f"{tuple(result.config['hidden'])}, {neurons} neurons, {len(result.seeds)} seed(s)")
+    fig.tight_layout()
     return fig
