@@ -109,6 +109,7 @@ class DWLinear(nn.Module):
         inf = torch.tensor([math.inf], device=device)
         self._band_low = torch.cat([-inf, band])
         self._band_high = torch.cat([band, inf])
+        self._threshold_key: tuple[int, int] | None = None
         if self.config.mode == "in-situ":
             self.block.program(self.software_state)
 
@@ -139,16 +140,27 @@ class DWLinear(nn.Module):
         self.shadow.clamp_(float(levels[0]), float(levels[-1]))
         shadow = self.shadow.reshape(-1)
         state = self.block.state if self.config.mode == "in-situ" else self.software_state
-        margin = self.config.margin * self.block.config.spacing
-        left = (shadow < self._band_low[state] - margin) | (shadow > self._band_high[state] + margin)
-        index = torch.nonzero(left).reshape(-1)
+        low, high = self._thresholds(state)
+        index = torch.nonzero((shadow < low) | (shadow > high)).reshape(-1)
         if index.numel() == 0:
             return 0
         states = self.block.nearest_state(shadow[index])
         self.software_state[index] = states
         if self.config.mode == "in-situ":
             self.block.program(states, index)
+        margin = self.config.margin * self.block.config.spacing
+        low[index], high[index] = self._band_low[states] - margin, self._band_high[states] + margin
+        self._threshold_key = (id(state), state._version)
         return int(index.numel())
+
+    def _thresholds(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per device, the shadow weights below/above which it is reprogrammed (its band ± the margin),
+        kept between steps and recomputed only when the states changed elsewhere (a restored checkpoint)."""
+        if self._threshold_key != (id(state), state._version):
+            margin = self.config.margin * self.block.config.spacing
+            self._low, self._high = self._band_low[state] - margin, self._band_high[state] + margin
+            self._threshold_key = (id(state), state._version)
+        return self._low, self._high
 
     @torch.no_grad()
     def deploy(self) -> torch.Tensor:
