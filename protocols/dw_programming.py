@@ -158,7 +158,7 @@ class DWProgramming(StationProtocol):
         rows["time_s"] = time.time()
         if open_[-1].all():
             raise DeviceOpenError(unit.device, f"DW track {unit.device}: reads open after its programmings; it may "
-                                  "have broken down. No further pulse will be sent to it", {PROGRAMMINGS.name: rows})
+                                  "have broken down. No further pulse will be sent to it", rows)
         return {PROGRAMMINGS.name: rows}
 
     def analyse(self, tables: Mapping[str, np.ndarray]) -> dict[str, Any]:
