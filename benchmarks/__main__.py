@@ -16,8 +16,9 @@ ENTRIES = {
     "recording": "benchmarks.recording",
     "training": "benchmarks.training",
     "reliability": "benchmarks.reliability",
+    "synapses": "benchmarks.synapses",
 }
-DEFAULT = ("sampling", "instruments", "recording", "training")  # reliability runs on its own (minutes)
+DEFAULT = ("sampling", "instruments", "recording", "training", "synapses")  # reliability runs on its own (minutes)
 
 
 def main(argv: list[str] | None = None) -> int:
