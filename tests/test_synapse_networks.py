@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 import torch
+import yaml
 from scipy import stats
 
 from hil.cli import main
@@ -15,11 +16,13 @@ from hil.neurons.simulated import SimBackend
 from hil.session import Session
 from hil.synapses.dw_linear import DWLinear, SynapseConfig
 from hil.synapses.sim_synapses import SimSynapseBackend
+from hil.synapses.synapse_model_file import load_synapse_model
 from hil.training.config import TrainConfig
 from hil.training.datasets import load_digits
 from hil.training.network import synapse_counters
 from hil.training.synapse_experiment import DEFAULT_HIDDEN, synapse_experiment
 from hil.training.trainer import prepare, train
+from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
 from sim_backend.dw_synapse import DWSynapseConfig
 
 SEEDS = (0, 1, 2)
@@ -165,9 +168,38 @@ def test_hil_train_with_synapses_records_programming_events(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--margin", "0.5"], "--margin needs DW synapses"),
     (["--synapses", "1"], "at least 2 states"),
-    (["--synapses", "3", "--synapse-model", "x.yaml"], "choose one"),
+    (["--synapses", "3", "--synapse-model", "x.yaml"], "--synapses and --synapse-model both give"),
+    (["--synapse-session", "x.h5", "--synapse-sigma", "0.1"], "--synapse-sigma does not apply"),
 ])
 def test_hil_train_refuses_synapse_options_that_cannot_apply(tmp_path, capsys, argv, message):
     assert exit_code(["train", "--backend", "sim", "--epochs", "1", "--out", str(tmp_path / "x.h5"), *argv]) != 0
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_measured_synapses_feed_training_from_the_model_file_or_the_recorded_outcomes(tmp_path, capsys):
+    """The lab's path: characterize the DW tracks on the (emulated) station, write the synapse model file,
+    train ex situ against it, and train on the recorded outcomes themselves."""
+    protocol = tmp_path / "dw.yaml"
+    raw = yaml.safe_load((PROTOCOL_FILES / "dw-programming.yaml").read_text())
+    protocol.write_text(yaml.safe_dump({**raw, "repeats": 20, "readings": 2, "batch": 50}))
+    session, model = tmp_path / "dw.h5", tmp_path / "dw-model.yaml"
+    assert main(["characterize", "--station", str(EMULATED_STATION_FILE), "--protocol", str(protocol),
+                 "--out", str(session), "--progress-every", "0"]) == 0
+    assert main(["calibrate", str(session), "--synapse-model", str(model)]) == 0
+    capsys.readouterr()
+    measured = load_synapse_model(model)
+    assert measured.states == 5 and measured.levels[0] < -0.9 and measured.levels[-1] > 0.9
+    out = tmp_path / "exp"
+    assert main(["experiment", "synapses", "--synapse-model", str(model), "--epochs", "2", "--hidden", "16",
+                 "--draws", "2", "--out", str(out), "--json", "--progress-every", "0"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["network"] for r in rows][1:] == ["5-state in-situ", "5-state in-situ (no margin)", "5-state ex-situ"]
+    assert json.loads((out / "synapses.json").read_text())["synapse"]["levels"] == list(measured.levels)
+    run = tmp_path / "run.h5"
+    assert main(["train", "--backend", "sim", "--synapse-session", str(session), "--hidden", "16", "--epochs", "1",
+                 "--out", str(run), "--progress-every", "0"]) == 0
+    assert "DW synapses: 1184 devices of 5 states (in-situ, margin 0.25)" in capsys.readouterr().out
+    assert exit_code(["experiment", "synapses", "--synapse-model", str(model), "--states", "3",
+                      "--out", str(tmp_path / "x")]) != 0
+    assert "--states does not apply with --synapse-model" in capsys.readouterr().err

@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     synapses.add_argument("--synapse-model", default=None, metavar="FILE",
                           help="a synapse model file fitted from a programming characterization (its levels "
                           "and per-state noise; --states and --sigma do not apply)")
+    synapses.add_argument("--synapse-session", default=None, metavar="FILE",
+                          help="a session with a DW programming characterization: every programming draws one "
+                          "of its recorded outcomes (--states and --sigma do not apply)")
     synapses.add_argument("--seeds", type=positive, default=1, help="training seeds from --seed (intervals over them)")
     synapses.add_argument("--draws", type=positive, default=5, help="ex situ: programming-noise draws evaluated")
     synapses.add_argument("--neurons", default="sigmoid", choices=["sigmoid", "sim"],
@@ -83,14 +86,27 @@ def synapse_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     from sim_backend.chip import ChipConfigError
     from sim_backend.dw_synapse import DWSynapseConfig
 
-    if args.synapse_model is not None:
+    make_synapses = None
+    if args.synapse_model is not None and args.synapse_session is not None:
+        raise TrainConfigError("--synapse-model and --synapse-session both describe the synapses: choose one")
+    given = "--synapse-model" if args.synapse_model is not None else "--synapse-session"
+    if args.synapse_model is not None or args.synapse_session is not None:
         for option in ("states", "sigma"):
             if getattr(args, option) is not None:
-                raise TrainConfigError(f"--{option} does not apply with --synapse-model (the model file gives the "
-                                       "levels and the per-state noise): leave it out")
+                raise TrainConfigError(f"--{option} does not apply with {given} (it gives the levels and the "
+                                       "per-state noise): leave it out")
+    if args.synapse_model is not None:
         from hil.synapses.synapse_model_file import load_synapse_model
 
         synapse, states = load_synapse_model(args.synapse_model), ()
+    elif args.synapse_session is not None:
+        from hil.synapses.recorded_synapses import RecordedSynapseBackend
+
+        session = args.synapse_session
+        synapse, states = RecordedSynapseBackend.from_session(session).config, ()
+
+        def make_synapses(_: DWSynapseConfig, seed: int) -> RecordedSynapseBackend:
+            return RecordedSynapseBackend.from_session(session, seed=seed, device=args.device)
     else:
         raw = read_yaml(args.chip or DEFAULT_CHIP_FILE, "chip", ChipConfigError)
         synapse = DWSynapseConfig.from_mapping(raw.get("synapses") if isinstance(raw, dict) else None)
@@ -101,4 +117,5 @@ def synapse_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     if args.neurons == "sim":
         neurons = SimBackend.virtual(sum(config.hidden), chip=args.chip, seed=config.seed + 30, device=args.device)
     return {"synapse": synapse, "states": states, "margin": DEFAULT_MARGIN if args.margin is None else args.margin,
-            "seeds": [args.seed + i for i in range(args.seeds)], "draws": args.draws, "neurons": neurons}
+            "seeds": [args.seed + i for i in range(args.seeds)], "draws": args.draws, "neurons": neurons,
+            "make_synapses": make_synapses}

@@ -128,6 +128,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           help="number of synapse states (2, 3, 5, ...; levels evenly spaced in [-1, 1])")
     synapses.add_argument("--synapse-model", default=None, metavar="FILE",
                           help="a synapse model file fitted from a programming characterization, instead of --synapses")
+    synapses.add_argument("--synapse-session", default=None, metavar="FILE",
+                          help="a session with a DW programming characterization: every programming draws one of "
+                          "its recorded outcomes, instead of --synapses")
     synapses.add_argument("--synapse-mode", default="in-situ", choices=["in-situ", "ex-situ"],
                           help="in-situ: the devices are programmed during training; ex-situ: trained against the "
                           "device model, programmed once at the end")
@@ -141,7 +144,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def synapse_setup(args: argparse.Namespace, seed: int):  # noqa: ANN201 — (SynapseBackend, SynapseConfig) | None
-    """The DW synapses of the options (``None`` without --synapses/--synapse-model), refused before any work."""
+    """The DW synapses of the options (``None`` without --synapses, --synapse-model or --synapse-session),
+    refused before any work starts when the options do not fit together."""
     from dataclasses import replace
 
     from hil.synapses.dw_linear import SynapseConfig
@@ -151,21 +155,31 @@ def synapse_setup(args: argparse.Namespace, seed: int):  # noqa: ANN201 — (Syn
     from sim_backend.chip import ChipConfigError
     from sim_backend.dw_synapse import DWSynapseConfig
 
-    if args.synapses is None and args.synapse_model is None:
+    given = [option for option, value in (("--synapses", args.synapses), ("--synapse-model", args.synapse_model),
+                                          ("--synapse-session", args.synapse_session)) if value is not None]
+    if len(given) > 1:
+        raise TrainConfigError(f"{' and '.join(given)} {'both' if len(given) == 2 else 'all'} give the synapse "
+                               "states: choose one")
+    if not given:
         for option, value, default in (("synapse-sigma", args.synapse_sigma, None), ("margin", args.margin, 0.25),
                                        ("synapse-mode", args.synapse_mode, "in-situ")):
             if value != default:
-                raise TrainConfigError(f"--{option} needs DW synapses: add --synapses K or --synapse-model FILE")
+                raise TrainConfigError(f"--{option} needs DW synapses: add --synapses K, --synapse-model FILE or "
+                                       "--synapse-session FILE")
         return None
-    if args.synapses is not None and args.synapse_model is not None:
-        raise TrainConfigError("--synapses and --synapse-model both give the synapse states: choose one")
     if not (args.margin >= 0 and args.margin < float("inf")):
         raise TrainConfigError(f"--margin: expected a number of level spacings, 0 or more, got {args.margin!r}")
+    if args.synapse_sigma is not None and args.synapses is None:
+        raise TrainConfigError(f"--synapse-sigma does not apply with {given[0]} (it gives the noise): leave it out")
+    synapse_config = SynapseConfig(args.synapse_mode, args.margin)
+    if args.synapse_session is not None:
+        from hil.synapses.recorded_synapses import RecordedSynapseBackend
+
+        return (RecordedSynapseBackend.from_session(args.synapse_session, seed=seed + 17, device=args.device),
+                synapse_config)
     if args.synapse_model is not None:
         from hil.synapses.synapse_model_file import load_synapse_model
 
-        if args.synapse_sigma is not None:
-            raise TrainConfigError("--synapse-sigma does not apply with --synapse-model (the file gives the noise)")
         device = load_synapse_model(args.synapse_model)
     else:
         if args.synapses < 2:
@@ -175,8 +189,7 @@ def synapse_setup(args: argparse.Namespace, seed: int):  # noqa: ANN201 — (Syn
         device = device.with_states(args.synapses)
         if args.synapse_sigma is not None:
             device = replace(device, sigma=args.synapse_sigma)
-    return (SimSynapseBackend(device, seed=seed + 17, device=args.device),
-            SynapseConfig(args.synapse_mode, args.margin))
+    return SimSynapseBackend(device, seed=seed + 17, device=args.device), synapse_config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import NeuronConfig
 from hil.synapses.dw_linear import DWLinear, SynapseConfig
 from hil.synapses.sim_synapses import SimSynapseBackend
+from hil.synapses.synapse_backend import SynapseBackend
 from hil.training.config import TrainConfig
 from hil.training.datasets import Dataset
 from hil.training.network import evaluate, reseed_sampling
@@ -121,14 +122,18 @@ def synapse_experiment(dataset: Dataset, config: TrainConfig | None = None,
                        margin: float = DEFAULT_MARGIN, seeds: Sequence[int] = (0,), draws: int = DEFAULT_DRAWS,
                        neurons: str | NeuronBackend = "deterministic", neuron_config: NeuronConfig | None = None,
                        progress: ProgressCallback | None = None, device: str | torch.device = "cpu",
-                       without_margin: bool = True) -> SynapseResult:
+                       without_margin: bool = True,
+                       make_synapses: Callable[[DWSynapseConfig, int], SynapseBackend] | None = None) -> SynapseResult:
     """Train the table's networks (module docstring) for every seed in ``seeds``.
 
     ``synapse``: the device (default: the model's defaults; its levels are replaced by ``K`` even levels
     for each ``K`` in ``states`` unless ``states`` is empty, in which case the device is used as it is,
     e.g. a model fitted from a programming characterization). ``neurons``: the hidden neurons
     (``"deterministic"`` sigmoids, ``"stochastic"``, or a neuron backend: an all-spintronic network).
+    ``make_synapses(device, seed)`` builds each network's synapse backend (default: simulated synapses of
+    ``device``; e.g. the synapses replayed from a recorded programming characterization).
     """
+    make_synapses = make_synapses or (lambda config, seed: SimSynapseBackend(config, seed=seed, device=device))
     base = config or TrainConfig(hidden=DEFAULT_HIDDEN)
     synapse = synapse or DWSynapseConfig()
     devices = [synapse.with_states(k) for k in states] if states else [synapse]
@@ -150,7 +155,7 @@ def synapse_experiment(dataset: Dataset, config: TrainConfig | None = None,
             variants.append(("ex-situ", margin))
             for mode, m in variants:
                 name = f"{k}-state {mode}" + (" (no margin)" if mode == "in-situ" and m == 0 and margin > 0 else "")
-                backend = SimSynapseBackend(device_config, seed=1000 * int(seed) + 17, device=device)
+                backend = make_synapses(device_config, 1000 * int(seed) + 17)
                 run = train(dataset, neurons, config, neuron_config, progress, device=device,
                             run=f"{name} s{seed}", synapses=backend, synapse_config=SynapseConfig(mode, m))
                 result = row(name, k, mode, m)
