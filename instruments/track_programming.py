@@ -21,6 +21,7 @@ import numpy as np
 from instruments.roles import Segment
 from instruments.station import Station
 from instruments.station_config import SafetyError
+from instruments.trials import play_timed
 
 
 @dataclass(frozen=True)
@@ -95,15 +96,5 @@ def program_track(station: Station, device: str, program_v: Sequence[float], res
     after_pulse = timing.reset_width_s + 2 * timing.gap_s + window + timing.program_width_s
     offsets = [timing.reset_width_s + timing.gap_s, *(after_pulse + j * window for j in range(readings))]
     all_segments = [s for voltage in voltages for s in segments(float(voltage))]
-    fit = min(station.pulse_generator.max_segments(all_segments) // per_programming,
-              station.source_meter.max_buffer_readings // len(offsets))
-    if fit < 1:
-        raise SafetyError("one programming does not fit into the pulse generator's waveform memory")
-    data: list[np.ndarray] = []
-    for start in range(0, voltages.size, fit):
-        n = min(fit, voltages.size - start)
-        station.source_meter.arm_timed_readings(n, offsets, period)
-        station.pulse_generator.play_waveform(all_segments[start * per_programming:(start + n) * per_programming])
-        data.append(np.asarray(station.source_meter.fetch_readings(len(offsets) * n, n * period), dtype=np.float64))
-    table = np.concatenate(data).reshape(voltages.size, len(offsets))
+    table = play_timed(station, all_segments, per_programming, offsets, period, "programming")
     return ProgrammingBatch(device, voltages, reset_v, table[:, 0], table[:, 1:], voltages.size * period)

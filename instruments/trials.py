@@ -83,6 +83,30 @@ def _check(station: Station, device: str, bias_a: np.ndarray, width_s: float, re
     station.check_pulses(device, [*bias_a, reset_a], [width_s, timing.reset_width_s])
 
 
+def play_timed(station: Station, segments: Sequence[Segment], per_item: int, offsets: Sequence[float],
+               period_s: float, what: str) -> np.ndarray:
+    """Play ``segments`` (items of ``per_item`` segments, one every ``period_s``) through the pulse generator's
+    waveform memory, as many items per waveform as it and the source meter's buffer hold, with the source
+    meter triggered by each waveform to read at ``offsets`` within every item.
+
+    Returns the readings, shape ``(items, len(offsets))``. Every item has the same segment durations, so the
+    memory holds the same number of items each time; :class:`SafetyError` if not even one fits.
+    """
+    segments = list(segments)
+    items = len(segments) // per_item
+    fit = min(station.pulse_generator.max_segments(segments) // per_item,
+              station.source_meter.max_buffer_readings // len(offsets))
+    if fit < 1:
+        raise SafetyError(f"one {what} does not fit into the pulse generator's waveform memory")
+    data: list[np.ndarray] = []
+    for start in range(0, items, fit):
+        n = min(fit, items - start)
+        station.source_meter.arm_timed_readings(n, offsets, period_s)
+        station.pulse_generator.play_waveform(segments[start * per_item:(start + n) * per_item])
+        data.append(np.asarray(station.source_meter.fetch_readings(len(offsets) * n, n * period_s), dtype=np.float64))
+    return np.concatenate(data).reshape(items, len(offsets))
+
+
 def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,
                     timing: TrialTiming = DEFAULT_TIMING) -> TrialBatch:
     """``len(bias_a)`` trials on ``device`` through arbitrary waveforms and buffered triggered readings."""
@@ -106,20 +130,9 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
     period = timing.trial_time(width_s, station.source_meter.aperture_s)
     # readings at the start of each read window
     offsets = [timing.reset_width_s + timing.gap_s, period - window]
-    # every trial has the same segment durations, so the memory holds the same number of trials each time
     all_segments = [s for current in bias for s in trial_segments(float(current))]
-    fit = min(station.pulse_generator.max_segments(all_segments) // per_trial,
-              station.source_meter.max_buffer_readings // len(offsets))
-    if fit < 1:
-        raise SafetyError("one trial does not fit into the pulse generator's waveform memory")
-    readings: list[np.ndarray] = []
-    for start in range(0, bias.size, fit):
-        n = min(fit, bias.size - start)
-        station.source_meter.arm_timed_readings(n, offsets, period)
-        station.pulse_generator.play_waveform(all_segments[start * per_trial:(start + n) * per_trial])
-        readings.append(np.asarray(station.source_meter.fetch_readings(2 * n, n * period), dtype=np.float64))
-    data = np.concatenate(readings)
-    reset_readings, after = data[0::2], data[1::2]
+    data = play_timed(station, all_segments, per_trial, offsets, period, "trial")
+    reset_readings, after = data[:, 0], data[:, 1]
     switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
     return TrialBatch(device, "fast", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
                       bias.size * period)
