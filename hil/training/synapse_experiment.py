@@ -75,6 +75,7 @@ class SynapseRow:
 
     def summary(self) -> dict[str, Any]:
         mean, low, high = mean_interval(self.accuracy)
+        low, high = max(0.0, low), min(1.0, high)  # an accuracy's interval stays within [0, 1]
         spread = [a for draws in self.draws for a in draws]
         return {
             "network": self.network, "states": self.states, "mode": self.mode, "margin": self.margin,
