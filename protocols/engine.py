@@ -20,7 +20,9 @@ The engine owns what every measurement would otherwise repeat:
 - **checks**: an optional guard wraps every unit (the station checks every instrument's error queue
   when a unit ends, before its records are committed);
 - **analysis**: when every unit is in, the measurement analyses all its tables and the results go to
-  the sinks.
+  the sinks;
+- **concurrency**: a :class:`Concurrent` measurement (a sweep's points as tasks on a cluster) delivers its
+  units in the order they finish; each is committed as it comes, and a resume runs only the others.
 """
 
 from __future__ import annotations
@@ -132,6 +134,15 @@ class Measurement(Protocol):
     def measure(self, unit: Unit) -> Mapping[str, np.ndarray]: ...
 
     def analyse(self, tables: Mapping[str, np.ndarray]) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class Concurrent(Protocol):
+    """A measurement whose units run concurrently (e.g. as tasks on a cluster) and finish in any order:
+    ``measure_all(units)`` yields ``(unit, tables)`` as each unit finishes, and the engine commits each as it
+    comes. Closing the iterator (Ctrl-C, an error) must stop the units still in flight."""
+
+    def measure_all(self, units: Sequence[Unit]) -> Iterator[tuple[Unit, Mapping[str, np.ndarray]]]: ...
 
 
 @runtime_checkable
@@ -263,10 +274,17 @@ class RunEngine:
             for descriptor in descriptors.values():
                 sink.descriptor(descriptor)
         current: Unit | None = None
+        todo = [unit for unit in units if unit.index not in done]
+        finished = measurement.measure_all(todo) if isinstance(measurement, Concurrent) else None
         try:
-            for unit in units:
-                if unit.index in done:
-                    continue
+            if finished is not None:  # units in flight together: each committed as it finishes
+                with contextlib.closing(finished):
+                    for unit, tables in finished:
+                        tables = _checked(measurement.name, unit, tables, descriptors)
+                        with interrupts_held():
+                            for sink in sinks:
+                                sink.records(unit, tables, None)
+            for unit in todo if finished is None else ():
                 current = unit
                 with self.guard(measurement, unit):
                     tables = _checked(measurement.name, unit, measurement.measure(unit), descriptors)

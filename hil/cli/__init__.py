@@ -20,7 +20,7 @@ from hil import __version__
 from instruments.failures import UserFacingError
 
 COMMANDS = ("demo", "emulate", "characterize", "info", "report", "replay", "calibrate", "train", "experiment",
-            "watch")
+            "sweep", "watch")
 EXIT_USER, EXIT_INSTRUMENT, EXIT_INTERRUPTED = 2, 3, 130
 
 

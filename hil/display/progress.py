@@ -155,12 +155,14 @@ class ProgressSink(BaseSink):
     ``enabled``: ``None`` shows a bar on a terminal and lines elsewhere, ``True`` a bar, ``False`` nothing.
     ``overall_work``: the work (:func:`work_of`) of all the runs to come, for an overall bar and time left.
     ``keep_alive``: off a terminal, a timer thread keeps the lines coming during a long unit.
+    ``units_label``: what the units of a run without trials are called (``points`` for a sweep).
     """
 
     def __init__(self, enabled: bool | None = None, stream: TextIO | None = None,
                  log_every_s: float = LOG_EVERY_S, overall_work: int | None = None,
-                 clock: Clock = time.monotonic, keep_alive: bool = True) -> None:
+                 clock: Clock = time.monotonic, keep_alive: bool = True, units_label: str = "units") -> None:
         self.stream = stream or sys.stderr
+        self.units_label = units_label
         self.shown, self.bar_mode = _shows(enabled, self.stream, log_every_s)
         self.clock = clock
         self.lines = LogLines(self.stream, log_every_s, clock)
@@ -176,7 +178,7 @@ class ProgressSink(BaseSink):
         self.name = run.name
         self.by_trials = run.n_planned_trials > 0
         self.meter = Meter(run.n_planned_trials if self.by_trials else len(run.units),
-                           "trials" if self.by_trials else "units", self.clock)
+                           "trials" if self.by_trials else self.units_label, self.clock)
         self.meter.skip(sum(u.n_trials if self.by_trials else 1 for u in run.units if u.index in run.done))
         if self.overall is not None:
             self.overall.skip(work_of([u for u in run.units if u.index in run.done]))

@@ -16,8 +16,10 @@ import numpy as np
 from hil.offline.plot_style import DeviceStyles, checked_format, natural_order, pyplot, save, state_colour, width_label
 from hil.offline.scaling import Series, exponent_text, format_scaling, scaling
 from hil.offline.summary import format_info, session_info
+from hil.offline.sweep_figures import axis_figure, sweep_axes
 from hil.outputs import check_outputs
 from hil.session import Session
+from hil.sweeps.sweep_run import POINTS, SweepRun
 from hil.training.epoch_records import EPOCHS
 from protocols.analysis import curves_by_device, fitted_logistic, loops_of, readable
 from protocols.bias_sweep import BiasSweep
@@ -265,7 +267,16 @@ def write_report(path: str | Path, out_dir: str | Path, force: bool = False, fmt
             "dw_states": (lambda: _dw_states(plt, programmed[-1])) if programmed else None,
             "training_curves": (lambda: _training_curves(plt, training)) if training else None,
         }
-        planned = [out_dir / f"{name}.{fmt}" for name in FIGURES if draw[name] is not None]
+        swept = [run for run in session.runs_of(SweepRun.name) if run.table(POINTS).size]
+        names = [name for name in FIGURES if draw[name] is not None]
+        if swept:  # a sweep: every metric against every swept axis
+            rows, axes = swept[-1].table(POINTS), sweep_axes(swept[-1])
+            metrics = [n.removeprefix("metric_") for n in rows.dtype.names if n.startswith("metric_")]
+            title = (swept[-1].parameters.get("spec") or {}).get("name", "sweep")
+            for axis in axes:
+                draw[f"sweep_{axis}"] = lambda axis=axis: axis_figure(plt, rows, axis, axes, metrics, title)
+                names.append(f"sweep_{axis}")
+        planned = [out_dir / f"{name}.{fmt}" for name in names]
         check_outputs([*planned, out_dir / SUMMARY], force)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = [save(draw[p.stem](), p) for p in planned]
