@@ -180,6 +180,8 @@ def test_hil_sweep_runs_a_built_in_experiment_and_hil_report_draws_every_axis(tm
     narrow = rows[rows["axis_width"] == 3e-6]["metric_energy_per_inference_j"].mean()
     wide = rows[rows["axis_width"] == 10e-6]["metric_energy_per_inference_j"].mean()
     assert wide > 2 * narrow
+    assert main(["info", str(out)]) == 0
+    assert "sweep of bias: 4 points ok, 0 failed" in capsys.readouterr().out
     figures = tmp_path / "figures"
     assert main(["report", str(out), "--out", str(figures)]) == 0
     assert {p.name for p in figures.iterdir()} >= {"sweep_width.png", "sweep_bias_error.png"}

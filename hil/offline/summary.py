@@ -37,6 +37,10 @@ def _run_entry(run: Any) -> dict[str, Any]:
         entry["stopped_at"] = run.attrs["stopped_at"]
     if run.status == RUNNING:
         entry["note"] = "not finished: the process stopped while measuring; continue with --resume"
+    if run.protocol == "sweep":
+        summary, axes = run.analysis("summary"), run.analysis("by_axis")
+        if summary is not None:
+            entry["sweep"] = {**summary, "by_axis": axes}
     return entry
 
 
@@ -150,6 +154,16 @@ def format_info(info: dict[str, Any]) -> str:
             lines.append(f"  instrument error: {error.get('instrument')} ({error.get('model')}) {error.get('code')} "
                          f"\"{error.get('message')}\" at unit {error.get('unit')} (device {error.get('device')}), "
                          f"attempt {error.get('attempt')}")
+        sweep = run.get("sweep")
+        if sweep:
+            lines.append(f"  sweep of {sweep['experiment']}: {sweep['ok']} points ok, {sweep['failed']} failed; "
+                         "per value of each axis, the mean over the other axes and seeds [95 % interval]:")
+            for axis, entry in (sweep.get("by_axis") or {}).items():
+                for metric in sweep["metrics"]:
+                    cells = [f"{value}: {mean:.4g} [{low:.4g}, {high:.4g}]" for value, mean, low, high in zip(
+                        entry["values"], entry[metric]["mean"], entry[metric]["low"], entry[metric]["high"],
+                        strict=True)]
+                    lines.append(f"    {metric} vs {axis}: " + "; ".join(cells))
         model = run.get("synapse_model")
         if model and "levels" in model:
             lines.append(f"  synapse model ({len(model['tracks'])} tracks, {model['confidence'] * 100:g} % intervals, "
