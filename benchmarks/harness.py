@@ -66,22 +66,15 @@ def ratio_row(name: str, times: dict[str, list[float]], measured: str, reference
     return Row(name, statistics.median(values), unit, statistics.median(references), spread["median"], note, spread)
 
 
-def best_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
-    """Best wall time in s of ``repeats`` calls (after ``warmup`` calls): the least disturbed run."""
-    for _ in range(warmup):
-        fn()
-    gc.collect()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def value_row(name: str, values: list[float], unit: str, note: str = "") -> Row:
+    """A row without a reference: the median of ``values`` (one per repetition or seed) and their spread."""
+    return Row(name, statistics.median(values), unit, note=note, spread=spread_of(values))
 
 
 def interleaved_best_times(fns: dict[str, Callable[[], object]], repeats: int = 7,
                            warmup: int = 2) -> dict[str, float]:
-    """Best times of several functions measured in alternation, so load changes hit all alike."""
+    """Best times of several functions measured in alternation (superseded by :func:`interleaved_times`;
+    kept while ``benchmarks/sampling.py`` still uses it)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()

@@ -1,71 +1,115 @@
 """Trials per second through the whole stack: driver → pyvisa-py → TCP → emulator → chip.
 
-Fast path (one waveform, buffered triggered readings) against the naive path (commands per pulse and
-per read), in one run; and the modeled instrument time per trial beside the software time per trial.
+Every row comes from one set of interleaved repetitions (the order rotates each repetition):
+
+- ``trials_fast_path``: the fast path (one waveform, buffered triggered readings) against the naive path
+  (commands per pulse and per read), trials per second;
+- ``trial_time_fast_vs_instrument`` / ``trial_time_naive_vs_instrument``: software time per trial against the
+  physical instrument time per trial, i.e. how far the emulated station's virtual clock advanced (pulses,
+  gaps, read windows, apertures, waveform uploads, switch settling), as a real station would take;
+- ``hardware_backend_samples``: the hardware backend (pulse mode, every sample a trial) against the sim
+  backend on the same shape, samples per second;
+- ``hardware_backend_vs_instrument``: its software time per sample against the virtual clock's time per
+  sample.
+
+A ratio below 1 against the instrument time means the software keeps ahead of a real station: a real run is
+bound by the instruments, not by the code.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 
 import numpy as np
+import torch
 
-from benchmarks.harness import Row
+from benchmarks.harness import Row, interleaved_times, ratio_row
+from hil.neurons import SimBackend
+from hil.neurons.sources import open_backend
 from instruments.config_files import EMULATED_STATION_FILE as STATION
 from instruments.station import Station
 from instruments.trials import run_trials_fast, run_trials_naive
 from sim_backend.emulated.probe_station import EmulatedStation
 
 DEVICE, CURRENT_A, RESET_A, PULSE_S = "w5-1", 1.8e-3, -3.25e-3, 10e-6
-FAST_TRIALS, NAIVE_TRIALS, REPEATS = 4000, 300, 3
-
-
+FAST_TRIALS, NAIVE_TRIALS, REPEATS = 8000, 300, 9
 BATCH, NEURONS = 64, 48
+SIM_CALLS = 200  # sim backend calls per repetition, so that one repetition is long enough to time
 
 
-def _backend_rates() -> tuple[float, float]:
-    import torch
+def _clocked(emulated: EmulatedStation, fn: Callable[[], object], advances: list[float]) -> Callable[[], None]:
+    """``fn`` that also appends how far the emulated station's virtual clock advanced during the call."""
+    def call() -> None:
+        start = emulated.clock_s
+        fn()
+        advances.append(emulated.clock_s - start)
+    return call
 
-    from hil.neurons import SimBackend
-    from hil.neurons.sources import open_backend
 
-    with open_backend("hardware", station=STATION, trials_per_point=20) as (backend, _):
-        neurons = backend.assign(NEURONS)
-        i50, w = backend.curve(neurons)
-        currents = (i50 + w * torch.randn(BATCH, NEURONS, dtype=torch.float64)).to(torch.float32)
-        backend.sample(neurons, currents)
-        start = time.perf_counter()
-        for _ in range(REPEATS):
-            backend.sample(neurons, currents)
-        hardware = BATCH * NEURONS * REPEATS / (time.perf_counter() - start)
-    sim = SimBackend.from_chip_file()
-    start = time.perf_counter()
-    for _ in range(100):
-        sim.sample(neurons, currents)
-    return hardware, BATCH * NEURONS * 100 / (time.perf_counter() - start)
+def _currents(backend, neurons: torch.Tensor, batch: int) -> torch.Tensor:
+    i50, w = backend.curve(neurons)
+    generator = torch.Generator().manual_seed(0)
+    return (i50 + w * torch.randn(batch, neurons.numel(), dtype=torch.float64, generator=generator)).to(torch.float32)
+
+
+def modeled_trial_time_s(batch: int, neurons: int) -> float:
+    """Physical instrument time per trial of the hardware backend (pulse mode) on the emulated station, for
+    calls of ``batch`` x ``neurons`` currents: the virtual clock's advance over one call / its trials."""
+    with EmulatedStation(STATION) as emulated, \
+            open_backend("hardware", station=emulated.spec, trials_per_point=20) as (backend, _):
+        assigned = backend.assign(neurons)
+        currents = _currents(backend, assigned, batch)
+        start = emulated.clock_s
+        backend.sample(assigned, currents)
+        return (emulated.clock_s - start) / (batch * neurons)
 
 
 def run() -> list[Row]:
-    with EmulatedStation(STATION) as emulated, Station.open(emulated.spec) as station:
+    advances: dict[str, list[float]] = {"fast": [], "naive": [], "hardware": []}
+    with EmulatedStation(STATION) as trial_station, Station.open(trial_station.spec) as station, \
+            EmulatedStation(STATION) as backend_station, \
+            open_backend("hardware", station=backend_station.spec, trials_per_point=20) as (hardware, _):
         station.measure_channel_resistance(DEVICE)
-        best = {"fast": (np.inf, 0.0), "naive": (np.inf, 0.0)}
-        for _ in range(REPEATS):  # alternate the paths so machine load hits both alike
-            for path, runner, n in (("fast", run_trials_fast, FAST_TRIALS), ("naive", run_trials_naive, NAIVE_TRIALS)):
-                start = time.perf_counter()
-                batch = runner(station, DEVICE, np.full(n, CURRENT_A), PULSE_S, RESET_A)
-                per_trial = (time.perf_counter() - start) / n
-                if per_trial < best[path][0]:
-                    best[path] = (per_trial, batch.instrument_time_s / n)
-    (fast_s, fast_model_s), (naive_s, naive_model_s) = best["fast"], best["naive"]
-    hardware_rate, sim_rate = _backend_rates()
+        neurons = hardware.assign(NEURONS)
+        currents = _currents(hardware, neurons, BATCH)
+        sim = SimBackend.from_chip_file()
+
+        def sim_calls() -> None:
+            for _ in range(SIM_CALLS):
+                sim.sample(neurons, currents)
+
+        fns = {
+            "fast": _clocked(trial_station, lambda: run_trials_fast(station, DEVICE, np.full(FAST_TRIALS, CURRENT_A),
+                                                                    PULSE_S, RESET_A), advances["fast"]),
+            "naive": _clocked(trial_station, lambda: run_trials_naive(station, DEVICE, np.full(NAIVE_TRIALS, CURRENT_A),
+                                                                      PULSE_S, RESET_A), advances["naive"]),
+            "hardware": _clocked(backend_station, lambda: hardware.sample(neurons, currents), advances["hardware"]),
+            "sim": sim_calls,
+        }
+        times = interleaved_times(fns, repeats=REPEATS, warmup=1)
+    samples = BATCH * NEURONS
+    per_item = {  # s per trial (per sample), every repetition; the virtual clock's without the warm-up call
+        "fast": [t / FAST_TRIALS for t in times["fast"]],
+        "naive": [t / NAIVE_TRIALS for t in times["naive"]],
+        "hardware": [t / samples for t in times["hardware"]],
+        "sim": [t / (SIM_CALLS * samples) for t in times["sim"]],
+        **{f"{name}_instrument": [t / n for t in advances[name][-REPEATS:]]
+           for name, n in (("fast", FAST_TRIALS), ("naive", NAIVE_TRIALS), ("hardware", samples))},
+    }
+    instrument_note = "physical time: the emulated station's virtual clock over the same call"
     return [
-        Row("trials_fast_path", 1 / fast_s, "trials/s", 1 / naive_s, naive_s / fast_s,
-            f"{FAST_TRIALS} trials per batch; reference: naive path ({NAIVE_TRIALS} trials, commands per pulse/read)"),
-        Row("trial_software_time_fast", fast_s * 1e6, "us/trial", fast_model_s * 1e6, fast_s / fast_model_s,
-            "software time per trial vs the modeled physical trial (100 us reset, 10 us bias, gaps, two reads)"),
-        Row("hardware_backend_samples", hardware_rate, "samples/s", sim_rate, hardware_rate / sim_rate,
-            f"hardware backend, pulse mode, on the emulated station: {BATCH}x{NEURONS} currents per call, every "
-            "sample a trial; reference: the sim backend on the same shape"),
-        Row("trial_software_time_naive", naive_s * 1e6, "us/trial", naive_model_s * 1e6, naive_s / naive_model_s,
-            "naive path: software time per trial vs its modeled instrument time"),
+        ratio_row("trials_fast_path", per_item, "fast", "naive", "trials/s", per_time=True,
+                  note=f"{FAST_TRIALS} trials per call; reference: naive path ({NAIVE_TRIALS} trials per call, "
+                       "commands per pulse and per read)"),
+        ratio_row("trial_time_fast_vs_instrument", per_item, "fast", "fast_instrument", "us/trial", scale=1e6,
+                  note=f"fast path, software time per trial; reference: {instrument_note} (100 us reset, "
+                       "10 us bias, gaps, two read windows, waveform uploads)"),
+        ratio_row("trial_time_naive_vs_instrument", per_item, "naive", "naive_instrument", "us/trial", scale=1e6,
+                  note=f"naive path, software time per trial; reference: {instrument_note}"),
+        ratio_row("hardware_backend_samples", per_item, "hardware", "sim", "samples/s", per_time=True,
+                  note=f"hardware backend, pulse mode, emulated station: {BATCH}x{NEURONS} currents per call, "
+                       f"every sample a trial; reference: the sim backend on the same shape ({SIM_CALLS} calls "
+                       "per repetition)"),
+        ratio_row("hardware_backend_vs_instrument", per_item, "hardware", "hardware_instrument", "us/sample",
+                  scale=1e6, note=f"hardware backend, software time per sample; reference: {instrument_note}"),
     ]
