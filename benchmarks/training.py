@@ -1,33 +1,56 @@
-"""Training with simulated devices in the loop: time per epoch against software, and the accuracy table.
+"""Training with simulated devices in the loop: time per epoch against software, the accuracy table over
+seeds, and the instrument hours the same runs would take on a real station.
 
 Rows:
 
 - ``train_epoch_sim_backend``: seconds per training epoch on digits with the sim backend (one device per
-  hidden neuron), reference: the same network with ideal stochastic sigmoid neurons (aim: ratio ≤ 1.3);
+  hidden neuron), reference: the same network with ideal stochastic sigmoid neurons, in interleaved
+  repetitions of several epochs each (aim: ratio ≤ 1.3);
 - ``<dataset>_accuracy_*``: test accuracy of the same architecture trained as software (deterministic
   sigmoid, ideal stochastic sigmoid), with the simulated devices in the loop (sim), with replayed curves of
   those devices in the loop (replay), and trained in software then run on the devices (software→devices);
-  reference: the ideal stochastic network. Devices: a virtual chip drawn from the embedded chip file
-  (widths 3/5/10 µm in turn, its device-to-device variation), nominal mapping (one bias and gain per width).
-  MNIST rows appear when ``../shared/data/mnist`` holds the MNIST test split (8,000 train / 2,000 test).
+  reference: the ideal stochastic network. Each row is the mean over ``SEEDS`` (weights, minibatch order,
+  sampling and the virtual chip all follow the seed), with the 95 % t interval of the mean in the note; the
+  ratio is mean / mean and the spread is that of the per-seed ratios (same seed, same chip). Devices: a
+  virtual chip drawn from the embedded chip file (widths 3/5/10 µm in turn, its device-to-device
+  variation), nominal mapping (one bias and gain per width);
+- ``<dataset>_hil_instrument_hours``: how long the devices-in-the-loop run above would keep a real station
+  busy: the device trials it made (counted by the backend: one per hidden neuron per training image, plus
+  ``eval_samples`` per hidden neuron per test image at every evaluation) × the physical time per trial
+  (the emulated station's virtual clock over a hardware-backend call of the training batch's shape).
+
+MNIST rows appear when ``../shared/data/mnist`` holds the MNIST test split (8,000 train / 2,000 test).
 """
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import torch
 
-from benchmarks.harness import Row, interleaved_best_times
+from benchmarks.harness import Row, interleaved_times, ratio_row, spread_of
+from benchmarks.instruments import modeled_trial_time_s
 from hil.neurons import ReplayBackend, SimBackend, measure_curves, sweep_currents
 from hil.neurons.layers import NeuronConfig
 from hil.training import TrainConfig, Trainer, build_network, train
 from hil.training.datasets import Dataset, load_digits, load_mnist, mnist_available
 from hil.training.experiments import transfer_experiment
+from hil.training.synapse_experiment import mean_interval
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 HIDDEN = 128
+SEEDS = (0, 1, 2, 3, 4)
 SWEEP_TRIALS = 200  # trials per point of the simulated bias sweep that the replay backend replays
+EPOCHS_PER_REPEAT, EPOCH_REPEATS = 10, 11  # one epoch on digits is ~15 ms: too short to time alone
+
+NOTES = {
+    "deterministic": "software, sigmoid",
+    "ideal_stochastic": "software, bernoulli(sigmoid), T={T}",
+    "hil_sim": "sim devices in the loop, nominal mapping",
+    "hil_replay": f"replayed bias sweeps ({SWEEP_TRIALS} trials/point) of the same devices in the loop",
+    "software_to_devices": "ideal-stochastic network run on the sim devices, no retraining",
+}
 
 
 def _epoch_time(data: Dataset) -> Row:
@@ -36,39 +59,70 @@ def _epoch_time(data: Dataset) -> Row:
     backend = SimBackend.virtual(HIDDEN, seed=1)
     trainers = {name: Trainer(build_network(data, config, neurons), data, config)
                 for name, neurons in (("sim", backend), ("ideal", "stochastic"))}
-    times = interleaved_best_times({name: t.train_epoch for name, t in trainers.items()}, repeats=7)
+
+    def epochs(trainer: Trainer):
+        def run() -> None:
+            for _ in range(EPOCHS_PER_REPEAT):
+                trainer.train_epoch()
+        return run
+
+    times = interleaved_times({name: epochs(t) for name, t in trainers.items()}, repeats=EPOCH_REPEATS)
     steps = -(-data.x_train.shape[0] // config.batch_size)
-    return Row("train_epoch_sim_backend", times["sim"], "s", times["ideal"], times["sim"] / times["ideal"],
-               f"{data.name}: {data.x_train.shape[0]} images, {steps} steps of {config.batch_size}, "
-               f"{data.n_features}-{HIDDEN}-{data.n_classes}; reference: ideal stochastic sigmoid neurons")
+    return ratio_row("train_epoch_sim_backend", times, "sim", "ideal", "s", scale=1 / EPOCHS_PER_REPEAT,
+                     note=f"{data.name}: {data.x_train.shape[0]} images, {steps} steps of {config.batch_size}, "
+                          f"{data.n_features}-{HIDDEN}-{data.n_classes}; {EPOCH_REPEATS} repetitions of "
+                          f"{EPOCHS_PER_REPEAT} epochs; reference: ideal stochastic sigmoid neurons")
 
 
-def _accuracy_rows(data: Dataset, config: TrainConfig) -> list[Row]:
+def _one_seed(data: Dataset, config: TrainConfig) -> tuple[dict[str, float], int]:
+    """The accuracies of one seed, and the device trials of its devices-in-the-loop run."""
     sim = SimBackend.virtual(sum(config.hidden), seed=config.seed + 100)
     transfer = transfer_experiment(data, sim, config, mapping="nominal", deterministic=True)
     replay = ReplayBackend.from_curves(measure_curves(sim, sweep_currents(sim), SWEEP_TRIALS),
                                        source="simulated bias sweep", seed=config.seed)
     replayed = train(data, replay, config, NeuronConfig(mapping="nominal"), run="hil-replay")
-    reference = transfer.software_accuracy
+    accuracy = {"deterministic": transfer.deterministic_accuracy, "ideal_stochastic": transfer.software_accuracy,
+                "hil_sim": transfer.hil_accuracy, "hil_replay": replayed.test_accuracy,
+                "software_to_devices": transfer.software_on_devices["nominal"]}
+    return accuracy, transfer.runs["hil"].pulses
+
+
+def _dataset_rows(data: Dataset, config: TrainConfig, trial_s: float) -> list[Row]:
+    runs = [_one_seed(data, TrainConfig(**{**config.as_dict(), "seed": seed})) for seed in SEEDS]
     shape = f"{data.n_features}-{'-'.join(map(str, config.hidden))}-{data.n_classes}, {config.epochs} epochs"
-    values = [
-        ("deterministic", transfer.deterministic_accuracy, "software, sigmoid"),
-        ("ideal_stochastic", transfer.software_accuracy, f"software, bernoulli(sigmoid), T={config.eval_samples}"),
-        ("hil_sim", transfer.hil_accuracy, "sim devices in the loop, nominal mapping"),
-        ("hil_replay", replayed.test_accuracy,
-         f"replayed bias sweeps ({SWEEP_TRIALS} trials/point) of the same devices in the loop"),
-        ("software_to_devices", transfer.software_on_devices["nominal"],
-         "ideal-stochastic network run on the sim devices, no retraining"),
-    ]
-    return [Row(f"{data.name}_accuracy_{name}", value, "accuracy", reference, value / reference, f"{note}; {shape}")
-            for name, value, note in values]
+    seeds = f"seeds {SEEDS[0]}-{SEEDS[-1]}, {data.x_test.shape[0]} test images"
+    references = [accuracy["ideal_stochastic"] for accuracy, _ in runs]
+    reference = statistics.fmean(references)
+    rows = []
+    for name, note in NOTES.items():
+        values = [accuracy[name] for accuracy, _ in runs]
+        mean, low, high = mean_interval(values)
+        low, high = max(0.0, low), min(1.0, high)  # an accuracy's interval stays within [0, 1]
+        rows.append(Row(f"{data.name}_accuracy_{name}", mean, "accuracy", reference, mean / reference,
+                        f"{note.format(T=config.eval_samples)}; {shape}; mean of {seeds}, 95% t interval "
+                        f"[{low:.4f}, {high:.4f}]",
+                        spread_of([v / r for v, r in zip(values, references, strict=True)])))
+    trials = [pulses for _, pulses in runs]
+    hours = [n * trial_s / 3600 for n in trials]
+    neurons = sum(config.hidden)
+    training_hours = data.x_train.shape[0] * neurons * config.epochs * trial_s / 3600
+    rows.append(Row(f"{data.name}_hil_instrument_hours", statistics.median(hours), "h", note=(
+        f"hil_sim run on a real station: {statistics.median(trials) / config.epochs:.4g} trials per epoch "
+        f"({data.x_train.shape[0]} training images x {neurons} neurons, plus an evaluation every epoch: "
+        f"{config.eval_samples} samples x {data.x_test.shape[0]} test images x {neurons} neurons) x "
+        f"{config.epochs} epochs x {trial_s * 1e6:.0f} us per trial (virtual clock, hardware backend, pulse mode, "
+        f"{config.batch_size}x{neurons} currents per call); training alone "
+        f"{training_hours:.2f} h; spread over seeds {SEEDS[0]}-{SEEDS[-1]}"), spread=spread_of(hours)))
+    return rows
 
 
 def run() -> list[Row]:
     torch.manual_seed(0)
     digits = load_digits()
+    config = TrainConfig(hidden=(HIDDEN,))
+    trial_s = modeled_trial_time_s(config.batch_size, HIDDEN)
     rows = [_epoch_time(digits)]
-    rows += _accuracy_rows(digits, TrainConfig(hidden=(HIDDEN,)))
+    rows += _dataset_rows(digits, config, trial_s)
     if mnist_available(MNIST_DIR):
-        rows += _accuracy_rows(load_mnist(MNIST_DIR), TrainConfig(hidden=(HIDDEN,), epochs=20))
+        rows += _dataset_rows(load_mnist(MNIST_DIR), config, trial_s)
     return rows
