@@ -28,7 +28,15 @@ from instruments.failures import UserFacingError
 from instruments.units import QuantityError, parse_quantity
 from sim_backend.dw_synapse import DWSynapseConfig, SynapseConfigError
 from sim_backend.dw_track import DWTracks, DWTrackSpec, track_spec
-from sim_backend.sot import switching_probability
+from sim_backend.sot import (
+    SAMPLING_BLOCK,
+    clamps_that_matter,
+    draw_switched,
+    draw_switched_line,
+    log_count_line,
+    log_switching_count,
+    switching_probability,
+)
 
 CHIP_FORMAT = "hil-chip/1"
 OPEN_CIRCUIT_OHM = math.inf
@@ -247,7 +255,8 @@ class Chip:
         self.m_z = torch.full((n,), -1, dtype=torch.int8, device=self.device)
         self.cycles = torch.zeros(n, dtype=torch.int64, device=self.device)
         self.destroyed = torch.zeros(n, dtype=torch.bool, device=self.device)
-        self._sampling_cache: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cast_cache: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._sampling_cache: dict[tuple[torch.dtype, float], tuple[Any, int, tuple[Any, ...]]] = {}
         # the DW synapse tracks, on random streams of their own (the Hall bars' draws do not change)
         self.tracks = DWTracks(spec.tracks, spec.seed) if spec.tracks is not None else None
 
@@ -310,7 +319,7 @@ class Chip:
         element; ``current_a`` is the pulse magnitude in the switching direction. Computed in the
         dtype of ``current_a``.
         """
-        ic0, delta = self._sampling_params(current_a.dtype)
+        ic0, delta = self._cast(current_a.dtype)
         idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
         return switching_probability(current_a, width_s, ic0[idx], delta[idx], self.tau0_s, self.exponent_n)
 
@@ -318,15 +327,53 @@ class Chip:
                          generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw switched (1) / not (0) for each (device, current) pair, each from the reset state.
 
-        Does not change the chip's state or cycle counts (a model of many independent trials).
+        Follows :meth:`switching_probability` (the same arguments); outcomes have the dtype of
+        ``current_a``. Does not change the chip's state or cycle counts (a model of many independent
+        trials). The per-element constants of the last ``devices`` tensor are kept, so repeated calls with
+        the same tensor only multiply-add, draw and compare (:func:`~sim_backend.sot.draw_switched`).
         """
-        p = self.switching_probability(devices, current_a, width_s)
-        return torch.bernoulli(p, generator=generator or self.generator)
+        generator = generator or self.generator
+        if self.exponent_n != 1 or isinstance(width_s, torch.Tensor):
+            ic0, delta = self._cast(current_a.dtype)
+            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+            log_count = log_switching_count(current_a, width_s, ic0[idx], delta[idx], self.tau0_s, self.exponent_n)
+            return draw_switched(log_count, generator)
+        line = self._sampling_params(devices, current_a.dtype, float(width_s))
+        if not (current_a.is_cpu and current_a.numel() > SAMPLING_BLOCK
+                and all(t is None or t.shape == current_a.shape for t in line[:3])):
+            return draw_switched_line(current_a, line, generator)
+        # a large batch of per-element devices, in blocks that stay in cache (the same uniforms in the same order)
+        flat, flat_line = current_a.reshape(-1), [t if t is None else t.reshape(-1) for t in line[:3]]
+        outcomes, scratch = torch.empty_like(flat), flat.new_empty(SAMPLING_BLOCK)
+        for start in range(0, flat.numel(), SAMPLING_BLOCK):
+            end = min(start + SAMPLING_BLOCK, flat.numel())
+            block_line = (*(t if t is None else t[start:end] for t in flat_line), line[3])
+            draw_switched_line(flat[start:end], block_line, generator, out=outcomes[start:end],
+                               scratch=scratch[:end - start])
+        return outcomes.reshape(current_a.shape)
 
-    def _sampling_params(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if dtype not in self._sampling_cache:
-            self._sampling_cache[dtype] = (self.ic0_a.to(dtype), self.delta.to(dtype))
-        return self._sampling_cache[dtype]
+    def _sampling_params(self, devices: DeviceIndex, dtype: torch.dtype,
+                         width_s: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float | None]:
+        """η's line (:func:`~sim_backend.sot.log_count_line`) gathered for ``devices``, with only the clamps
+        that can change an outcome; remembered for the last ``devices`` tensor of each dtype and width (a
+        tensor changed in place is noticed through its version counter)."""
+        key = (dtype, width_s)
+        hit = self._sampling_cache.get(key)
+        if hit is not None and hit[0] is devices and hit[1] == devices._version:
+            return hit[2]
+        idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+        intercept, slope, floor, ceiling = log_count_line(self.ic0_a, self.delta, width_s, self.tau0_s)
+        floor, ceiling = clamps_that_matter(floor, ceiling, dtype)
+        values = (intercept.to(dtype)[idx], slope.to(dtype)[idx], None if floor is None else floor[idx], ceiling)
+        if isinstance(devices, torch.Tensor):
+            self._sampling_cache[key] = (devices, devices._version, values)
+        return values
+
+    def _cast(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ic0_a, delta)`` in ``dtype``."""
+        if dtype not in self._cast_cache:
+            self._cast_cache[dtype] = (self.ic0_a.to(dtype), self.delta.to(dtype))
+        return self._cast_cache[dtype]
 
     # -- stateful operations ------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import torch
 from instruments.failures import UserFacingError
 
 DEFAULT_PULSE_S = 10e-6  # bias-pulse width of the neuron trials
+_PENDING_SUMS = 256  # bias-energy partial sums kept before they are added up
 
 def torch_device(device: str | torch.device) -> torch.device:
     """``device`` with its index filled in (``"cuda"`` → ``cuda:0``), so it compares equal to tensors' devices."""
@@ -86,7 +87,8 @@ class NeuronBackend(abc.ABC):
         self.generator = torch.Generator(device=self._device).manual_seed(self.seed)
         self.pulses = 0
         self._bias_j = torch.zeros((), dtype=torch.float64, device=self._device)
-        self._reset_j = torch.zeros((), dtype=torch.float64, device=self._device)
+        self._pending_bias_j: list[torch.Tensor] = []
+        self._reset_j = 0.0
         self.refresh_energy_model()
 
     # -- the interface --------------------------------------------------------------------------
@@ -124,28 +126,57 @@ class NeuronBackend(abc.ABC):
         if currents_a.dim() < 1 or currents_a.shape[-1] != neuron_devices.shape[-1]:
             raise ValueError(f"{self.name} backend: currents of shape {tuple(currents_a.shape)} for "
                              f"{neuron_devices.shape[-1]} neurons (expected (..., neurons))")
+        if not torch.is_grad_enabled():  # inside a layer's forward
+            return self._sample(neuron_devices, currents_a)
         with torch.no_grad():
-            outcomes = self._draw(neuron_devices, currents_a)
-            self._account(neuron_devices, currents_a)
+            return self._sample(neuron_devices, currents_a)
+
+    def _sample(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> torch.Tensor:
+        """:meth:`sample` after the checks, without autograd: draw, then count."""
+        outcomes = self._draw(neuron_devices, currents_a)
+        self._account(neuron_devices, currents_a)
         return outcomes
 
     def _draw(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> torch.Tensor:
-        return torch.bernoulli(self.probability(neuron_devices, currents_a), generator=self.generator)
+        p = self.probability(neuron_devices, currents_a)
+        u = torch.rand(p.shape, generator=self.generator, dtype=p.dtype, device=p.device)
+        return torch.lt(u, p, out=u)  # bernoulli(p), from one uniform per element
 
     def _account(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> None:
-        n_neurons = currents_a.shape[-1]
-        trials_per_neuron = currents_a.numel() // max(1, n_neurons)
-        self.pulses += currents_a.numel()
-        joule_per_a2, reset_j = self._gathered(neuron_devices, currents_a.dtype, "energy", self._energy_per_neuron)
-        # Σ I²·R_ch·t_p over the bias pulses; one reset pulse before every trial
-        self._bias_j += torch.dot(currents_a.reshape(-1, n_neurons).square().sum(0), joule_per_a2)
-        self._reset_j += reset_j * trials_per_neuron
+        energy = self._energy_constants(neuron_devices, currents_a.dtype)
+        rows = currents_a.reshape(-1, currents_a.shape[-1])
+        self._count(rows.shape[0], rows.numel(), energy, torch.mv(rows.square(), energy[0]))
 
-    def _energy_per_neuron(self, neuron_devices: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        return (self._joule_per_a2[neuron_devices].to(dtype), self._joule_per_reset[neuron_devices].sum())
+    def _energy_constants(self, neuron_devices: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, float]:
+        """``(R_ch·t_p per neuron in dtype, the reset energy in J of one trial of every neuron)``."""
+        return self._gathered(neuron_devices, dtype, "energy", self._energy_per_neuron)
 
-    def _gathered(self, neuron_devices: torch.Tensor, dtype: torch.dtype, what: str,
-                  make: Any) -> tuple[torch.Tensor, ...]:
+    def _energy_per_neuron(self, neuron_devices: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, float]:
+        return self._joule_per_a2[neuron_devices].to(dtype), float(self._joule_per_reset[neuron_devices].sum())
+
+    def _count(self, trials_per_neuron: int, pulses: int, energy: tuple[torch.Tensor, float],
+               bias_j: torch.Tensor) -> None:
+        """Count ``pulses`` trials: the elements of ``bias_j`` (1-D) sum to their bias-pulse energy
+        (Σ I²·R_ch·t_p); one reset pulse (``energy[1]`` for all neurons) precedes every trial.
+
+        The bias energies are added up (float64, in call order) when the counters are read or many are
+        waiting, not on every call.
+        """
+        self.pulses += pulses
+        self._reset_j += energy[1] * trials_per_neuron
+        self._pending_bias_j.append(bias_j)
+        if len(self._pending_bias_j) >= _PENDING_SUMS:
+            self._sum_pending()
+
+    def _sum_pending(self) -> None:
+        if self._pending_bias_j:
+            # one running sum in the order of the calls: the total does not depend on when it is taken, so a
+            # checkpointed and resumed run counts exactly what an uninterrupted one does
+            terms = torch.cat(self._pending_bias_j).to(torch.float64)
+            self._bias_j = torch.cat([self._bias_j.reshape(1), terms]).cumsum(0)[-1]
+            self._pending_bias_j = []
+
+    def _gathered(self, neuron_devices: torch.Tensor, dtype: torch.dtype, what: str, make: Any) -> Any:
         """Per-neuron constants ``make(neuron_devices, dtype)``, remembered for the last device map.
 
         A layer passes the same map on every call, so the gathers run once (a map changed in place is
@@ -163,7 +194,7 @@ class NeuronBackend(abc.ABC):
         """Recompute the per-device energy constants after ``r_ch_ohm`` or the reset pulse changed."""
         self._joule_per_a2 = self.r_ch_ohm * self.pulse_width_s
         self._joule_per_reset = self.reset_current_a.square() * self.r_ch_ohm * self.reset_width_s
-        self._neuron_cache: dict[tuple[str, torch.dtype], tuple[torch.Tensor, int, tuple[torch.Tensor, ...]]] = {}
+        self._neuron_cache: dict[tuple[str, torch.dtype], tuple[torch.Tensor, int, Any]] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -179,23 +210,26 @@ class NeuronBackend(abc.ABC):
     @property
     def energy_j(self) -> float:
         """Energy in J of every trial so far (bias pulses and resets); NaN where R_ch is unknown."""
-        return float(self._bias_j + self._reset_j)
+        self._sum_pending()
+        return float(self._bias_j) + self._reset_j
 
     @property
     def reset_energy_j(self) -> float:
         """The part of :attr:`energy_j` spent in reset pulses."""
-        return float(self._reset_j)
+        return self._reset_j
 
     def reset_counters(self) -> None:
         """Zero ``pulses`` and the energy counters."""
         self.pulses = 0
         self._bias_j.zero_()
-        self._reset_j.zero_()
+        self._pending_bias_j = []
+        self._reset_j = 0.0
 
     def state_dict(self) -> dict[str, Any]:
         """What a training checkpoint keeps of the backend: its random stream and its counters."""
+        self._sum_pending()
         return {"seed": self.seed, "generator": self.generator.get_state(), "pulses": self.pulses,
-                "bias_j": float(self._bias_j), "reset_j": float(self._reset_j)}
+                "bias_j": float(self._bias_j), "reset_j": self._reset_j}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`: the same random stream and counters."""
@@ -203,7 +237,8 @@ class NeuronBackend(abc.ABC):
         self.generator.set_state(state["generator"])
         self.pulses = int(state["pulses"])
         self._bias_j.fill_(float(state["bias_j"]))
-        self._reset_j.fill_(float(state["reset_j"]))
+        self._pending_bias_j = []
+        self._reset_j = float(state["reset_j"])
 
     def reseed(self, seed: int) -> None:
         """Restart the backend's random stream from ``seed``: the same calls then give the same outcomes."""
@@ -225,6 +260,7 @@ class NeuronBackend(abc.ABC):
         device = torch_device(device)
         if device == self._device:
             return self
+        self._sum_pending()
         for name, value in list(vars(self).items()):
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value.to(device))

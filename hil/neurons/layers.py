@@ -57,33 +57,37 @@ class NeuronConfig:
 class StochasticNeuronFunction(torch.autograd.Function):
     """Pre-activation → current → device outcome (0/1); backward through the device's logistic curve.
 
-    Arguments of :meth:`forward` (per neuron, shape ``(neurons,)``, the dtype of ``x``):
-    ``bias_a``/``gain_a`` map ``x`` to ``I = bias_a + gain_a·x``, clipped to ``[min_current_a, max_current_a]``
-    (zero and the backend's limit);
+    ``mapping`` (per-neuron tensors, shape ``(neurons,)``, the dtype of ``x``):
+    ``(bias_a, gain_a, min_current_a, max_current_a, offset, slope)``. ``bias_a``/``gain_a`` map ``x`` to
+    ``I = bias_a + gain_a·x``, clipped to ``[min_current_a, max_current_a]`` (zero and the backend's limit);
     ``offset``/``slope`` give the device curve's argument ``z = offset + slope·x = (I − I50_d)/w_d`` (the
-    bias error already included), so ``dP/dx = slope·σ(z)(1 − σ(z))``. ``straight_through`` replaces
-    that by 1.
+    bias error already included), so ``dP/dx = slope·σ(z)(1 − σ(z))``; ``None`` for an offset of 0 and a
+    slope of 1 (a calibrated layer without bias error: ``z = x``). ``straight_through`` replaces ``dP/dx``
+    by 1.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, backend: NeuronBackend, neuron_devices: torch.Tensor,
-                bias_a: torch.Tensor, gain_a: torch.Tensor, min_current_a: torch.Tensor, max_current_a: torch.Tensor,
-                offset: torch.Tensor,
-                slope: torch.Tensor, straight_through: bool) -> torch.Tensor:
+                mapping: tuple[torch.Tensor | None, ...], straight_through: bool) -> torch.Tensor:
+        bias_a, gain_a, min_current_a, max_current_a, offset, slope = mapping
         current = torch.addcmul(bias_a, gain_a, x).clamp_(min=min_current_a, max=max_current_a)
         outcomes = backend.sample(neuron_devices, current)
         ctx.straight_through = straight_through
         if not straight_through:
-            ctx.save_for_backward(x, offset, slope)
+            ctx.save_for_backward(x)
+            ctx.curve = (offset, slope)
         return outcomes
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         if ctx.straight_through:
-            return grad_out, *([None] * 9)
-        x, offset, slope = ctx.saved_tensors
-        p = torch.sigmoid(torch.addcmul(offset, slope, x))
-        return grad_out * slope * p * (1.0 - p), *([None] * 9)
+            return grad_out, None, None, None, None
+        (x,) = ctx.saved_tensors
+        offset, slope = ctx.curve
+        z = x if offset is None else torch.addcmul(offset, slope, x)
+        # grad·σ(z)(1 − σ(z)) in one pass
+        grad = torch.ops.aten.sigmoid_backward(grad_out, torch.sigmoid(z))
+        return (grad if slope is None else grad.mul_(slope)), None, None, None, None
 
 
 class StochasticNeurons(nn.Module):
@@ -132,17 +136,24 @@ class StochasticNeurons(nn.Module):
         for name, value in (("bias_a", bias), ("gain_a", gain), ("i50_a", i50), ("w_a", w),
                             ("max_current_a", self.backend.max_current_a[devices])):
             getattr(self, name).copy_(value.to(self.neuron_devices.device, torch.float64))
-        self._cast: dict[tuple[torch.dtype, torch.device, float], tuple[torch.Tensor, ...]] = {}
+        self._cast: dict[tuple[Any, ...], tuple[torch.Tensor | None, ...]] = {}
 
-    def _params(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        key = (x.dtype, x.device, self.config.bias_error_a)
-        if key not in self._cast:
+    def _params(self, x: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """The mapping of :class:`StochasticNeuronFunction` in the dtype and on the device of ``x`` (kept)."""
+        # the buffers' versions: a state dict loaded into the layer is noticed
+        key = (x.dtype, x.device, self.config.bias_error_a, self.bias_a._version, self.gain_a._version,
+               self.i50_a._version, self.w_a._version, self.max_current_a._version)
+        hit = self._cast.get(key)
+        if hit is None:
             bias = self.bias_a + self.config.bias_error_a
             # z = (I − I50_d)/w_d = offset + slope·x
-            params = (bias, self.gain_a, torch.zeros_like(bias), self.max_current_a, (bias - self.i50_a) / self.w_a,
-                      self.gain_a / self.w_a)
-            self._cast = {key: tuple(t.to(device=x.device, dtype=x.dtype) for t in params)}
-        return self._cast[key]
+            offset, slope = (bias - self.i50_a) / self.w_a, self.gain_a / self.w_a
+            params = (bias, self.gain_a, torch.zeros_like(bias), self.max_current_a, offset, slope)
+            hit = tuple(t.to(device=x.device, dtype=x.dtype) for t in params)
+            if bool((hit[4] == 0).all()) and bool((hit[5] == 1).all()):
+                hit = (*hit[:4], None, None)  # z = x: the backward skips a multiply-add and a multiply
+            self._cast = {key: hit}
+        return hit
 
     def _apply(self, fn: Any, recurse: bool = True) -> StochasticNeurons:
         self._cast = {}
@@ -154,9 +165,8 @@ class StochasticNeurons(nn.Module):
         if self.backend.device != x.device:
             self.backend.to(x.device)
         devices = self.neuron_devices if self.neuron_devices.device == x.device else self.neuron_devices.to(x.device)
-        bias, gain, min_current, max_current, offset, slope = self._params(x)
-        return StochasticNeuronFunction.apply(x, self.backend, devices, bias, gain, min_current, max_current, offset,
-                                              slope, self.config.gradient == "straight_through")
+        return StochasticNeuronFunction.apply(x, self.backend, devices, self._params(x),
+                                              self.config.gradient == "straight_through")
 
     def probability(self, x: torch.Tensor) -> torch.Tensor:
         """Firing probability of each neuron for pre-activations ``x`` (no pulses are sent)."""

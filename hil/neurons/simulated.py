@@ -6,7 +6,6 @@ file's distributions).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,16 @@ import torch
 
 from hil.neurons.backend import DEFAULT_PULSE_S, BackendError, NeuronBackend, torch_device
 from sim_backend.chip import DEFAULT_CHIP_FILE, Chip, ChipSpec, load_chip
-from sim_backend.sot import LOGISTIC_WIDTH_FACTOR, exact_i50
+from sim_backend.sot import (
+    LOGISTIC_WIDTH_FACTOR,
+    SAMPLING_BLOCK,
+    clamps_that_matter,
+    draw_switched,
+    draw_switched_line,
+    exact_i50,
+    log_count_line,
+    log_switching_count,
+)
 
 # the emulated station's safety limit: half the breakdown current of each width
 SAFE_FRACTION_OF_BREAKDOWN = 0.5
@@ -83,18 +91,60 @@ class SimBackend(NeuronBackend):
     def probability(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> torch.Tensor:
         if self.chip.exponent_n != 1:
             return self.chip.switching_probability(neuron_devices, currents_a, self.pulse_width_s)
-        # n = 1: the Néel–Brown curve is P = 1 − exp(−exp(η)) with η = ln(t_p/τ0) − Δ(1 − I/Ic0), a line in
-        # I clamped to [η(0), η(Ic0)] (no current below zero, τ = τ0 above Ic0): the chip's closed form in
-        # a few fused steps per element
-        intercept, slope, ceiling = self._gathered(neuron_devices, currents_a.dtype, "neel-brown",
-                                                   self._predictor_per_neuron)
-        eta = torch.addcmul(intercept, slope, currents_a).clamp_(min=intercept, max=ceiling)
-        return torch.expm1(eta.exp_().neg_()).neg_()
+        # n = 1: P = 1 − exp(−e^η), η a line in I clamped to [η(0), η(Ic0)]: the chip's closed form in a few
+        # fused steps per element
+        line = self._gathered(neuron_devices, currents_a.dtype, "line", self._line_per_neuron)
+        log_count = torch.addcmul(line[0], line[1], currents_a).clamp_(min=line[4], max=line[5])
+        return torch.expm1(log_count.exp_().neg_()).neg_()
 
-    def _predictor_per_neuron(self, neuron_devices: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    def _sample(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> torch.Tensor:
+        # The physics fused with the draw (sim_backend.sot.draw_switched): η = intercept + slope·I per
+        # element, one uniform per trial against the survival exp(−e^η) computed in place, only the clamps of η
+        # that can change an outcome. On the CPU, large batches go in blocks of rows that stay in cache, each
+        # block drawn and counted while it is there (the outcomes are the same as in one piece: the uniforms
+        # come from the generator in the same order).
+        if self.chip.exponent_n != 1:
+            return super()._sample(neuron_devices, currents_a)
+        dtype = currents_a.dtype
+        line = self._gathered(neuron_devices, dtype, "line", self._line_per_neuron)
+        energy = self._energy_constants(neuron_devices, dtype)
+        rows = currents_a if currents_a.dim() == 2 else currents_a.reshape(-1, currents_a.shape[-1])
+        outcomes = torch.empty_like(rows)
+        step = max(1, SAMPLING_BLOCK // rows.shape[1]) if rows.is_cpu else rows.shape[0]
+        if rows.shape[0] <= step:
+            self._sample_block(line, energy, rows, outcomes, torch.empty_like(rows))
+        else:
+            scratch = rows.new_empty((step, rows.shape[1]))
+            for start in range(0, rows.shape[0], step):
+                block = rows[start:start + step]
+                self._sample_block(line, energy, block, outcomes[start:start + step], scratch[:block.shape[0]])
+        return outcomes if outcomes.shape == currents_a.shape else outcomes.reshape(currents_a.shape)
+
+    def _sample_block(self, line: tuple[Any, ...], energy: tuple[torch.Tensor, float], currents_a: torch.Tensor,
+                      outcomes: torch.Tensor, scratch: torch.Tensor) -> None:
+        draw_switched_line(currents_a, line, self.generator, out=outcomes, scratch=scratch)
+        bias_j = torch.mv(torch.mul(currents_a, currents_a, out=scratch), energy[0])
+        self._count(currents_a.shape[0], currents_a.numel(), energy, bias_j)
+
+    def _draw(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> torch.Tensor:
+        if self.chip.exponent_n == 1:
+            line = self._gathered(neuron_devices, currents_a.dtype, "line", self._line_per_neuron)
+            return draw_switched_line(currents_a, line, self.generator)
+        ic0, delta = self._gathered(neuron_devices, currents_a.dtype, "device", self._device_per_neuron)
+        log_count = log_switching_count(currents_a, self.pulse_width_s, ic0, delta, self.chip.tau0_s,
+                                        self.chip.exponent_n)
+        return draw_switched(log_count, self.generator)
+
+    def _line_per_neuron(self, neuron_devices: torch.Tensor, dtype: torch.dtype) -> tuple[Any, ...]:
+        """η's line per neuron for a draw (intercept, slope, the floor and ceiling that matter), then its exact
+        floor and ceiling (for the probability)."""
         ic0, delta = self.chip.ic0_a[neuron_devices], self.chip.delta[neuron_devices]
-        log_ratio = math.log(self.pulse_width_s / self.chip.tau0_s)
-        return ((log_ratio - delta).to(dtype), (delta / ic0).to(dtype), torch.full_like(delta, log_ratio, dtype=dtype))
+        intercept, slope, floor, ceiling = log_count_line(ic0, delta, self.pulse_width_s, self.chip.tau0_s)
+        return (intercept.to(dtype), slope.to(dtype), *clamps_that_matter(floor, ceiling, dtype), floor.to(dtype),
+                torch.full_like(floor, ceiling, dtype=dtype))
+
+    def _device_per_neuron(self, neuron_devices: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        return self.chip.ic0_a[neuron_devices].to(dtype), self.chip.delta[neuron_devices].to(dtype)
 
     def curve(self, neuron_devices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._i50_a[neuron_devices], self._w_a[neuron_devices]
