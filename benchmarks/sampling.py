@@ -1,34 +1,83 @@
-"""Simulated switching samples per second against the floor ``bernoulli(sigmoid(x))``."""
+"""Simulated switching draws against the floors they cannot beat, at 10², 10⁴ and 10⁶ (device, current) pairs.
+
+Rows, each from interleaved repetitions in one run (ratio = time / reference time, spread min/median/max over
+the repetitions), on one torch thread:
+
+- ``sampling_sim_backend_<n>``: ``SimBackend.sample`` (the draw and the pulse and energy counting) against the
+  **RNG floor** ``torch.rand`` of the same shape (aim: ratio ≤ 1.5);
+- ``sampling_chip_<n>``: ``Chip.sample_switching`` on per-pair devices against the RNG floor;
+- ``sampling_bernoulli_sigmoid_<n>``: the old reference ``bernoulli(sigmoid(x))`` against the RNG floor;
+- ``sampling_sim_backend_<n>_bandwidth``: ``SimBackend.sample`` against the **memory-bandwidth floor**, one
+  elementwise pass over the bytes a sampler must read and write (``empty_like(x).copy_(x)`` of the currents).
+"""
 
 from __future__ import annotations
 
 import torch
 
-from benchmarks.harness import Row, interleaved_best_times
+from benchmarks.harness import Row, interleaved_times, ratio_row
+from hil.neurons import SimBackend
 from sim_backend import load_chip
 
-N_PAIRS = 1_000_000
+SIZES = (100, 10_000, 1_000_000)
+NEURONS = 100
 PULSE_S = 10e-6
+# calls per timed repetition (a single call of 10² pairs lasts microseconds) and repetitions per size
+CALLS = {100: 200, 10_000: 10, 1_000_000: 1}
+REPEATS = {100: 30, 10_000: 30, 1_000_000: 15}
+
+
+def _rows(n_pairs: int) -> list[Row]:
+    generator = torch.Generator().manual_seed(n_pairs)
+    # the backend: one virtual device per neuron, currents within ±3 w_I of each device's I50 (where draws matter)
+    backend = SimBackend.virtual(NEURONS, seed=1)
+    neurons = backend.assign(NEURONS)
+    i50, w = backend.curve(neurons)
+    k = torch.rand(n_pairs // NEURONS, NEURONS, generator=generator, dtype=torch.float64) * 6 - 3
+    currents = (i50 + w * k).float()
+    # the chip: every pair on one of the 12 devices (3 widths), currents from 0.6 to 0.9 Ic0
+    chip = load_chip()
+    devices = torch.randint(0, len(chip), (n_pairs,), generator=generator)
+    chip_currents = (chip.ic0_a[devices] * (0.6 + 0.3 * torch.rand(n_pairs, generator=generator,
+                                                                     dtype=torch.float64))).float()
+    logits = torch.randn(currents.shape, generator=generator)
+    draws = torch.Generator().manual_seed(2)
+
+    def repeated(fn):
+        calls = CALLS[n_pairs]
+        return lambda: [fn() for _ in range(calls)]
+
+    fns = {
+        "rand": lambda: torch.rand(currents.shape, generator=draws),
+        "copy": lambda: torch.empty_like(currents).copy_(currents),
+        "sim": lambda: backend.sample(neurons, currents),
+        "chip": lambda: chip.sample_switching(devices, chip_currents, PULSE_S),
+        "bernoulli": lambda: torch.bernoulli(torch.sigmoid(logits), generator=draws),
+    }
+    times = interleaved_times({name: repeated(fn) for name, fn in fns.items()}, repeats=REPEATS[n_pairs])
+    scale = 1.0 / CALLS[n_pairs]
+    size = f"{n_pairs:.0e} pairs"
+    where = f"{size}, float32, 1 thread; s per call"
+    return [
+        ratio_row(f"sampling_sim_backend_{n_pairs:.0e}", times, "sim", "rand", scale=scale,
+                  note=f"SimBackend.sample ({NEURONS} devices, draw + pulse/energy counting), {where}; "
+                       "reference: torch.rand of the same shape (RNG floor)"),
+        ratio_row(f"sampling_chip_{n_pairs:.0e}", times, "chip", "rand", scale=scale,
+                  note=f"Chip.sample_switching, a device per pair (12 devices, 3 widths), {where}; "
+                       "reference: torch.rand (RNG floor)"),
+        ratio_row(f"sampling_bernoulli_sigmoid_{n_pairs:.0e}", times, "bernoulli", "rand", scale=scale,
+                  note=f"torch.bernoulli(torch.sigmoid(x)) (the old floor), {where}; reference: torch.rand"),
+        ratio_row(f"sampling_sim_backend_{n_pairs:.0e}_bandwidth", times, "sim", "copy", scale=scale,
+                  note=f"SimBackend.sample, {where}; reference: empty_like(I).copy_(I), one pass over the bytes "
+                       "read and written (memory-bandwidth floor)"),
+    ]
 
 
 def run() -> list[Row]:
-    torch.manual_seed(0)
-    chip = load_chip()
-    generator = torch.Generator().manual_seed(1)
-    # a heterogeneous batch: every pair picks one of the 12 devices (3 widths) and a current near its I50
-    devices = torch.randint(0, len(chip), (N_PAIRS,), generator=generator)
-    currents = (chip.ic0_a[devices] * (0.6 + 0.3 * torch.rand(N_PAIRS, generator=generator, dtype=torch.float64)))
-    currents = currents.to(torch.float32)
-    logits = torch.randn(N_PAIRS, generator=generator)
-
-    def simulator() -> torch.Tensor:
-        return chip.sample_switching(devices, currents, PULSE_S)
-
-    def floor() -> torch.Tensor:
-        return torch.bernoulli(torch.sigmoid(logits), generator=generator)
-
-    times = interleaved_best_times({"sim": simulator, "floor": floor}, repeats=15)
-    sim_rate, floor_rate = N_PAIRS / times["sim"], N_PAIRS / times["floor"]
-    return [Row("sim_switching_samples", sim_rate, "samples/s", floor_rate, sim_rate / floor_rate,
-                f"{N_PAIRS:.0e} (device, current) pairs, 12 devices of 3 widths, float32; "
-                "reference: torch.bernoulli(torch.sigmoid(x)) on the same shape")]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        return [row for n_pairs in SIZES for row in _rows(n_pairs)]
+    finally:
+        torch.set_num_threads(threads)
