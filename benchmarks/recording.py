@@ -7,7 +7,9 @@ Rows:
   overhead is ratio − 1);
 - ``recording_overhead_vs_instrument_time``: the extra seconds of each repetition (session − memory, paired)
   as a percentage of the sweep's physical instrument time (the emulated station's virtual clock over the
-  sweep: what the sweep takes on a real station); the sweep is sized to at least 10 s of it;
+  sweep: what the sweep takes on a real station); the sweep is sized to at least 10 s of it. Full garbage
+  collections (~0.1 s each, more of them with the session) land in some repetitions and not others, so the
+  repetitions are long (~1 s) and many;
 - ``session_write_rate``: trial records appended in committed, flushed chunks.
 """
 
@@ -31,8 +33,8 @@ from protocols.engine import MemoryStore, RunEngine
 from sim_backend.emulated.probe_station import EmulatedStation
 
 DEVICES = ["w3-1", "w5-1", "w10-1"]
-TRIALS_PER_POINT = 500  # 3 devices x 16 points x 500 trials: about 13 s of instrument time
-REPEATS = 15
+TRIALS_PER_POINT = 1000  # 3 devices x 16 points x 1000 trials: about 26 s of instrument time
+REPEATS = 20
 CHUNK_ROWS, CHUNKS, WRITE_REPEATS = 1000, 200, 5
 
 
