@@ -70,19 +70,3 @@ def value_row(name: str, values: list[float], unit: str, note: str = "") -> Row:
     """A row without a reference: the median of ``values`` (one per repetition or seed) and their spread."""
     return Row(name, statistics.median(values), unit, note=note, spread=spread_of(values))
 
-
-def interleaved_best_times(fns: dict[str, Callable[[], object]], repeats: int = 7,
-                           warmup: int = 2) -> dict[str, float]:
-    """Best times of several functions measured in alternation (superseded by :func:`interleaved_times`;
-    kept while ``benchmarks/sampling.py`` still uses it)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    gc.collect()
-    best = {name: float("inf") for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
