@@ -23,7 +23,8 @@ ENTRIES = {
     "synapses": "benchmarks.synapses",
     "sweeps": "benchmarks.sweeps",
 }
-DEFAULT = ("sampling", "instruments", "recording", "training", "synapses")  # reliability runs on its own (minutes)
+# reliability runs on its own (minutes)
+DEFAULT = ("sampling", "instruments", "recording", "training", "synapses", "sweeps")
 THREADS = 1
 
 
