@@ -36,7 +36,7 @@ from hil.neurons.layers import NeuronConfig
 from hil.training import TrainConfig, Trainer, build_network, train
 from hil.training.datasets import Dataset, load_digits, load_mnist, mnist_available
 from hil.training.experiments import transfer_experiment
-from hil.training.synapse_experiment import mean_interval
+from protocols.fits import mean_interval
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 HIDDEN = 128

@@ -15,6 +15,8 @@ points at P = 0 or 1.
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -236,3 +238,12 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, x_ref: float = 1.0, confidence: 
     return PowerLawFit(float(line.slope), float(line.stderr), float(line.slope - t * line.stderr),
                        float(line.slope + t * line.stderr), float(np.exp(line.intercept)), x_ref, confidence,
                        int(x.size), float(u.mean()), sxx, float(line.stderr * math.sqrt(sxx)))
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``values`` and its two-sided Student-t interval (the mean twice when there is one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, float(mean - half), float(mean + half)

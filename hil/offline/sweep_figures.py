@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from hil.sweeps.sweep_run import OK, POINTS, t_interval
+from hil.sweeps.sweep_run import OK, POINTS
+from protocols.fits import mean_interval
 
 MAX_LINES = 8  # more combinations of the other axes than this: pooled into one line
 UNITS = {"width": ("um", 1e6), "bias_error": ("uA", 1e6), "pulse_width": ("us", 1e6)}
@@ -57,7 +58,7 @@ def axis_figure(plt: Any, rows: np.ndarray, axis: str, axes: Sequence[str], metr
                           if math.isfinite(float(m))]
                 if not picked:
                     continue
-                mean, low, high = t_interval(picked)
+                mean, low, high = mean_interval(picked)
                 xs.append(positions[value])
                 means.append(mean)
                 errors[0].append(mean - low)

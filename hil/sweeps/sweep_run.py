@@ -17,17 +17,16 @@ from __future__ import annotations
 import logging
 import math
 import os
-import statistics
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from hil.sweeps.sweep_points import check_paths, metrics_of, resolve, settings_of
 from hil.sweeps.sweep_spec import SweepSpec, SweepSpecError
 from protocols.engine import Unit
+from protocols.fits import mean_interval
 from protocols.records import Descriptor, Field
 
 POINTS = "points"
@@ -187,15 +186,6 @@ def start_ray(workers: int | None, address: str | None) -> bool:
     return True
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and its t interval (the mean twice for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, mean, mean
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
 def by_axis(rows: np.ndarray, axes: Sequence[str], metrics: Sequence[str]) -> dict[str, Any]:
     """For every axis and metric: per value of the axis, the mean over the finished points with that value
     (all seeds and the other axes' values) and its 95 % t interval."""
@@ -209,7 +199,7 @@ def by_axis(rows: np.ndarray, axes: Sequence[str], metrics: Sequence[str]) -> di
             stats_ = []
             for value in values:
                 picked = [float(x) for x in ok[f"metric_{metric}"][column == value] if math.isfinite(x)]
-                stats_.append(list(t_interval(picked)) + [len(picked)] if picked else [math.nan] * 3 + [0])
+                stats_.append(list(mean_interval(picked)) + [len(picked)] if picked else [math.nan] * 3 + [0])
             entry[metric] = {"mean": [s[0] for s in stats_], "low": [s[1] for s in stats_],
                              "high": [s[2] for s in stats_], "n": [s[3] for s in stats_]}
         out[axis] = entry

@@ -17,14 +17,12 @@ energy per inference (every synapse read once) is given beside it.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from scipy import stats
 
 from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import NeuronConfig
@@ -35,6 +33,7 @@ from hil.training.config import TrainConfig
 from hil.training.datasets import Dataset
 from hil.training.network import evaluate, reseed_sampling
 from hil.training.trainer import ProgressCallback, train
+from protocols.fits import mean_interval
 from sim_backend.dw_synapse import DWSynapseConfig
 
 DEFAULT_STATES = (2, 3, 5)
@@ -45,15 +44,6 @@ DEFAULT_DRAWS = 5
 # the reference values (full MNIST, 60,000 training images, 10 epochs): Misba et al., IEEE Access 10, 84946
 REFERENCE = {"floating point": 0.971, "5-state in-situ": 0.9667, "5-state ex-situ": 0.9663,
              "programming energy per inference (J)": 13e-12}
-
-
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and its two-sided t interval (the mean twice when there is one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, mean, mean
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 @dataclass
@@ -190,4 +180,4 @@ def synapse_experiment(dataset: Dataset, config: TrainConfig | None = None,
 
 
 __all__ = ["DEFAULT_HIDDEN", "DEFAULT_MARGIN", "DEFAULT_STATES", "REFERENCE", "SynapseResult", "SynapseRow",
-           "mean_interval", "synapse_experiment"]
+           "synapse_experiment"]
