@@ -153,8 +153,12 @@ class SweepRun:
                         row = self._row(unit, None, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                     yield unit, row
             finally:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
+                # the points in flight are dropped: a local instance started here goes down with its workers
+                # below; on an instance that was already up, they are asked to stop (a forced cancel racing the
+                # shutdown can abort Ray's core worker)
+                if not started_here:
+                    for ref in pending:
+                        ray.cancel(ref)
         finally:
             if started_here:
                 ray.shutdown()
