@@ -80,10 +80,9 @@ def synapse_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     from dataclasses import replace
 
     from hil.neurons.simulated import SimBackend
+    from hil.synapses.sim_synapses import chip_synapses
     from hil.training.config import TrainConfigError
     from hil.training.synapse_experiment import DEFAULT_MARGIN, DEFAULT_STATES
-    from instruments.config_files import DEFAULT_CHIP_FILE, read_yaml
-    from sim_backend.chip import ChipConfigError
     from sim_backend.dw_synapse import DWSynapseConfig
 
     make_synapses = None
@@ -108,8 +107,7 @@ def synapse_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
         def make_synapses(_: DWSynapseConfig, seed: int) -> RecordedSynapseBackend:
             return RecordedSynapseBackend.from_session(session, seed=seed, device=args.device)
     else:
-        raw = read_yaml(args.chip or DEFAULT_CHIP_FILE, "chip", ChipConfigError)
-        synapse = DWSynapseConfig.from_mapping(raw.get("synapses") if isinstance(raw, dict) else None)
+        synapse = chip_synapses(args.chip)
         if args.sigma is not None:
             synapse = replace(synapse, sigma=args.sigma)
         states = tuple(args.states or DEFAULT_STATES)

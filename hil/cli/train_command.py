@@ -149,10 +149,8 @@ def synapse_setup(args: argparse.Namespace, seed: int):  # noqa: ANN201 — (Syn
     from dataclasses import replace
 
     from hil.synapses.dw_linear import SynapseConfig
-    from hil.synapses.sim_synapses import SimSynapseBackend
+    from hil.synapses.sim_synapses import SimSynapseBackend, chip_synapses
     from hil.training.config import TrainConfigError
-    from instruments.config_files import DEFAULT_CHIP_FILE, read_yaml
-    from sim_backend.chip import ChipConfigError
     from sim_backend.dw_synapse import DWSynapseConfig
 
     given = [option for option, value in (("--synapses", args.synapses), ("--synapse-model", args.synapse_model),
@@ -184,8 +182,7 @@ def synapse_setup(args: argparse.Namespace, seed: int):  # noqa: ANN201 — (Syn
     else:
         if args.synapses < 2:
             raise TrainConfigError(f"--synapses: a synapse needs at least 2 states, got {args.synapses}")
-        raw = read_yaml(args.chip or DEFAULT_CHIP_FILE, "chip", ChipConfigError) if args.backend != "replay" else {}
-        device = DWSynapseConfig.from_mapping(raw.get("synapses") if isinstance(raw, dict) else None)
+        device = chip_synapses(args.chip) if args.backend != "replay" else DWSynapseConfig()
         device = device.with_states(args.synapses)
         if args.synapse_sigma is not None:
             device = replace(device, sigma=args.synapse_sigma)

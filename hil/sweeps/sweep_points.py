@@ -73,6 +73,14 @@ def metrics_of(experiment: str) -> tuple[str, ...] | None:
     return METRICS["transfer" if experiment == "transfer" else "train"]
 
 
+def _whole(name: str, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SweepPointError(f"{name}: expected a whole number of at least 1, got {value!r}")
+    return value
+
+
 def _value(name: str, value: Any) -> Any:
     kind, detail, _ = PARAMETERS[name]
     if kind == "quantity":
@@ -84,16 +92,12 @@ def _value(name: str, value: Any) -> Any:
             raise SweepPointError(f"{name}: expected a finite value, got {value!r}")
         return number
     if kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SweepPointError(f"{name}: expected a whole number of at least 1, got {value!r}")
-        return value
+        return _whole(name, value)
     if kind == "ints":
         values = [value] if isinstance(value, int | float) else value
         if not isinstance(values, list) or not values:
             raise SweepPointError(f"{name}: expected a layer size or a list of them, got {value!r}")
-        return [_value("epochs", v) for v in values]
+        return [_whole(name, v) for v in values]
     if kind == "choice":
         if value not in detail:
             raise SweepPointError(f"{name}: expected one of {', '.join(detail)}, got {value!r}")

@@ -26,9 +26,18 @@ class SimSynapseBackend(SynapseBackend):
     def from_chip_file(cls, source: str | Path | Mapping[str, Any] | None = None, seed: int | None = None,
                        device: str | torch.device = "cpu") -> SimSynapseBackend:
         """The synapses of a chip file's ``synapses:`` section (the defaults where it has none)."""
-        raw = source if isinstance(source, Mapping) else read_yaml(source or DEFAULT_CHIP_FILE, "chip",
-                                                                   ChipConfigError)
-        if not isinstance(raw, Mapping):
-            raise ChipConfigError("chip file: expected a mapping at the top level")
-        config = DWSynapseConfig.from_mapping(raw.get("synapses"))
-        return cls(config, seed=int(raw.get("seed", 0)) if seed is None else seed, device=device)
+        raw = _chip_mapping(source)
+        return cls(chip_synapses(raw), seed=int(raw.get("seed", 0)) if seed is None else seed, device=device)
+
+
+def _chip_mapping(source: str | Path | Mapping[str, Any] | None) -> Mapping[str, Any]:
+    raw = source if isinstance(source, Mapping) else read_yaml(source or DEFAULT_CHIP_FILE, "chip", ChipConfigError)
+    if not isinstance(raw, Mapping):
+        raise ChipConfigError("chip file: expected a mapping at the top level")
+    return raw
+
+
+def chip_synapses(source: str | Path | Mapping[str, Any] | None = None) -> DWSynapseConfig:
+    """The DW synapse model of a chip file's ``synapses:`` section (default: the embedded chip's; the model's
+    defaults where the file has no such section)."""
+    return DWSynapseConfig.from_mapping(_chip_mapping(source).get("synapses"))
