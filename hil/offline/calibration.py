@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hil.outputs import check_outputs
+from hil.outputs import check_yaml_output
 from hil.session import Session, SessionError
 from instruments.config_files import DEFAULT_CHIP_FILE
 from protocols.analysis import state_readings, switching_counts
@@ -30,7 +30,6 @@ from protocols.fits import FitError, fit_neel_brown, fit_width_exponent
 from sim_backend.chip import CHIP_FORMAT
 
 MIN_STATE_READINGS = 3
-CHIP_SUFFIXES = (".yaml", ".yml")
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
@@ -107,11 +106,7 @@ def calibrate(session_path: str | Path, base_chip: str | Path | None = None,
 
 def check_chip_output(out: str | Path, force: bool = False) -> Path:
     """Refuse a chip-file name that is not YAML, or an existing file without ``force``."""
-    out = Path(out)
-    if out.suffix.lower() not in CHIP_SUFFIXES:
-        raise SessionError(f"{out}: a chip file is YAML; give --out a name ending in .yaml")
-    check_outputs([out], force)
-    return out
+    return check_yaml_output(out, force, "a chip file", SessionError, "--out")
 
 
 def write_chip(chip: dict[str, Any], out: str | Path, force: bool = False) -> Path:

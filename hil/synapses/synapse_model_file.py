@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from hil.outputs import check_outputs
+from hil.outputs import check_yaml_output
 from hil.session import COMPLETED, Session, SessionError
 from instruments.config_files import check_keys, read_yaml
 from instruments.failures import UserFacingError
@@ -24,7 +24,6 @@ from protocols.dw_programming import MODEL_RESULT, DWProgramming
 from sim_backend.dw_synapse import SYNAPSE_KEYS, DWSynapseConfig, SynapseConfigError
 
 SYNAPSE_MODEL_FORMAT = "hil-synapse-model/1"
-MODEL_SUFFIXES = (".yaml", ".yml")
 FILE_KEYS = {"format", "source", "fit", "notes"}  # besides the model's own keys (a chip file's synapses:)
 
 
@@ -62,11 +61,7 @@ def synapse_model(session: str | Path) -> dict[str, Any]:
 
 def check_model_output(out: str | Path, force: bool = False) -> Path:
     """Refuse a model-file name that is not YAML, or an existing file without ``force``."""
-    out = Path(out)
-    if out.suffix.lower() not in MODEL_SUFFIXES:
-        raise SynapseModelError(f"{out}: a synapse model file is YAML; give a name ending in .yaml")
-    check_outputs([out], force)
-    return out
+    return check_yaml_output(out, force, "a synapse model file", SynapseModelError)
 
 
 def write_synapse_model(model: Mapping[str, Any], out: str | Path, force: bool = False) -> Path:
