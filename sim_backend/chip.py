@@ -28,7 +28,14 @@ from instruments.failures import UserFacingError
 from instruments.units import QuantityError, parse_quantity
 from sim_backend.dw_synapse import DWSynapseConfig, SynapseConfigError
 from sim_backend.dw_track import DWTracks, DWTrackSpec, track_spec
+from sim_backend.effective_switching import BarParameters, LogCountTable, pinned_log_count, pulse_log_count
+from sim_backend.effects.device_effects import DeviceEffects
+from sim_backend.effects.effect_settings import EffectConfigError
+from sim_backend.effects.parameter_drift import DriftState
+from sim_backend.effects.telegraph_noise import TelegraphState
+from sim_backend.first_order_lag import settle
 from sim_backend.sot import (
+    LOGISTIC_WIDTH_FACTOR,
     SAMPLING_BLOCK,
     clamps_that_matter,
     draw_switched,
@@ -40,6 +47,13 @@ from sim_backend.sot import (
 
 CHIP_FORMAT = "hil-chip/1"
 OPEN_CIRCUIT_OHM = math.inf
+EFFECT_STREAMS = 0x5EFF  # mixed into the seed for the effects' own random streams
+# the time one stateless trial (reset, gap, read, bias pulse, gap, read at NPLC 0.01) keeps a station busy, by which
+# the simulator's trials age drifting devices (instruments.trials.TrialTiming: 100 + 10 + 2 × (5 + 200) µs)
+MODELED_TRIAL_S = 520e-6
+DRIFT_TOLERANCE = 1e-4  # relative change of a drifting Ic0 or Δ before the sampling tables are rebuilt
+AMBIENT_SENSITIVITY_PER_K = 1e-2  # an ambient kelvin moves Ic0 and Δ by about 1 % (magnet_temperature)
+TABLE_TOP_FACTOR = 3.0  # a device's sampling table spans 0 … 3 Ic0 (beyond, every pulse switches as at the top)
 
 DeviceIndex = int | Sequence[int] | torch.Tensor
 
@@ -79,7 +93,8 @@ _DEVICE_KEYS: dict[str, tuple[str, bool]] = {
 }
 _TOP_KEYS = {"format", "name", "seed", "material", "variation", "reset", "devices", "notes", "calibration",
              "synapses",  # synapses: the DW synapse model (sim_backend.dw_synapse), validated here too
-             "dw_tracks"}  # dw_tracks: DW synapse tracks of that model beside the Hall bars (sim_backend.dw_track)
+             "dw_tracks",  # dw_tracks: DW synapse tracks of that model beside the Hall bars (sim_backend.dw_track)
+             "effects"}  # effects: the Hall bars' non-idealities (sim_backend.effects.device_effects)
 
 
 def _section(mapping: Mapping[str, Any], key: str, where: str, required: bool = True) -> Mapping[str, Any]:
@@ -122,6 +137,7 @@ class ChipSpec:
     reset: dict[str, float]
     devices: list[dict[str, Any]] = field(default_factory=list)
     tracks: DWTrackSpec | None = None  # the DW synapse tracks (``dw_tracks:``), if the chip has any
+    effects: DeviceEffects = field(default_factory=DeviceEffects)  # the Hall bars' non-idealities (``effects:``)
 
     @classmethod
     def from_mapping(cls, raw: Any) -> ChipSpec:
@@ -144,7 +160,8 @@ class ChipSpec:
         try:
             DWSynapseConfig.from_mapping(raw.get("synapses"))
             tracks = track_spec(raw)
-        except SynapseConfigError as exc:
+            effects = DeviceEffects.from_mapping(raw.get("effects"))
+        except (SynapseConfigError, EffectConfigError) as exc:
             raise ChipConfigError(str(exc)) from None
         reset = {"width": 100e-6, "factor": 1.3}
         reset.update(_quantities(_section(raw, "reset", "", required=False), _RESET_KEYS, "reset.", False))
@@ -172,7 +189,7 @@ class ChipSpec:
             if track_id in seen:
                 raise ChipConfigError(f"dw_tracks.tracks: {track_id!r} is also the id of a Hall bar")
         return cls(name=str(raw.get("name", "chip")), seed=seed, material=material, variation=variation,
-                   reset=reset, devices=devices, tracks=tracks)
+                   reset=reset, devices=devices, tracks=tracks, effects=effects)
 
 
 def load_chip(source: str | Path | Mapping[str, Any] | None = None, seed: int | None = None,
@@ -259,6 +276,28 @@ class Chip:
         self._sampling_cache: dict[tuple[torch.dtype, float], tuple[Any, int, tuple[Any, ...]]] = {}
         # the DW synapse tracks, on random streams of their own (the Hall bars' draws do not change)
         self.tracks = DWTracks(spec.tracks, spec.seed) if spec.tracks is not None else None
+        self._init_effects(spec, n, width, mat["channel_length"])
+
+    def _init_effects(self, spec: ChipSpec, n: int, width: np.ndarray, length_m: float) -> None:
+        """The Hall bars' non-idealities (``effects:``), each on a random stream of its own, so that switching
+        outcomes and device parameters of a chip do not change when an effect is switched on or off."""
+        effects = self.effects = spec.effects
+        streams = [int(s) for s in np.random.SeedSequence([spec.seed, EFFECT_STREAMS]).generate_state(3)]
+        heating, field_, pinning = effects.joule_heating, effects.bias_field, effects.reversal_pinning
+        self.r_th = heating.thermal_resistance(self.width_m, length_m) if heating is not None else None
+        self.pin_probability = (pinning.device_probabilities(n, torch.Generator().manual_seed(streams[0]))
+                                .to(self.device) if pinning is not None else None)
+        self.drift = DriftState(effects.drift, n, streams[1], self.device) if effects.drift is not None else None
+        self.telegraph = (TelegraphState(effects.telegraph_noise, self.width_m, streams[2])
+                          if effects.telegraph_noise is not None else None)
+        self.chirality = field_.chirality if field_ is not None else 1
+        self.field_factor = field_.ic0_factor if field_ is not None else 1.0
+        self.time_s = 0.0  # the chip's own clock: what its operations and idle times have taken
+        self.temperature_k = torch.full((n,), effects.temperature.ambient_k, dtype=torch.float64, device=self.device)
+        self.parameters_version = 0  # bumped when drift has moved the parameters (sampling tables are rebuilt)
+        # the drift the sampling tables were built with: log Ic0 and log Δ factors, the ambient offset (K)
+        self._drift_used = (torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), 0.0)
+        self.trial_time_s = MODELED_TRIAL_S
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -295,21 +334,126 @@ class Chip:
         self.m_z[idx] = torch.as_tensor(m_z, dtype=torch.int8, device=self.device).expand(idx.shape)
 
     def reseed(self, seed: int) -> None:
-        """Restart the switching/read-noise random stream from ``seed`` (the device parameters stay), and the
-        DW tracks' landing and read-noise streams."""
+        """Restart the switching/read-noise random stream from ``seed`` (the device parameters stay), the DW tracks'
+        landing and read-noise streams, and the effects' own streams (drift, telegraph noise)."""
         self.generator.manual_seed(int(seed))
         if self.tracks is not None:
             self.tracks.reseed(seed)
+        streams = [int(s) for s in np.random.SeedSequence([int(seed), EFFECT_STREAMS]).generate_state(3)]
+        if self.drift is not None:
+            self.drift.generator.manual_seed(streams[1])
+        if self.telegraph is not None:
+            self.telegraph.generator.manual_seed(streams[2])
 
     def to(self, device: str | torch.device) -> Chip:
         """A copy of this chip (parameters and state) on another torch device."""
         other = Chip(self.spec, device=device)
-        for name in ("m_z", "cycles", "destroyed"):
+        for name in ("m_z", "cycles", "destroyed", "temperature_k"):
             setattr(other, name, getattr(self, name).to(device))
         other.tracks = self.tracks  # the DW tracks live on the CPU (the emulated station's): shared, not copied
+        other.time_s, other.drift, other.telegraph = self.time_s, self.drift, self.telegraph
+        if other.drift is not None:
+            other.drift.device = other.device
+        other.parameters_version = self.parameters_version
         return other
 
+    # -- the effects: parameters at temperature, time, drift ---------------------------------
+
+    @property
+    def ambient_k(self) -> float:
+        """The room's temperature now (K): the material's reference, moved by the ambient drift."""
+        offset = self.drift.ambient_offset_k if self.drift is not None else 0.0
+        return self.effects.temperature.ambient_k + offset
+
+    def bars(self, idx: torch.Tensor | None = None) -> BarParameters:
+        """The parameters of devices ``idx`` (all: ``None``) as they are now: Ic0 with the bias field and the drift,
+        Δ with the drift (both at the reference temperature), the cold channel, heating and pinning."""
+        ic0, delta = self.ic0_a * self.field_factor, self.delta
+        if self.drift is not None:
+            ic0_drift, delta_drift = self.drift.factors()
+            ic0, delta = ic0 * ic0_drift, delta * delta_drift
+        pick = (lambda t: t) if idx is None else (lambda t: t[idx])
+        return BarParameters(pick(ic0), pick(delta), pick(self.r_ch_ohm), self.ambient_k,
+                             None if self.r_th is None else pick(self.r_th),
+                             None if self.pin_probability is None else pick(self.pin_probability))
+
+    def sync(self, time_s: float) -> None:
+        """Let the chip catch up with a clock (the emulated bench's): it idles from its own time to ``time_s``."""
+        if time_s > self.time_s:
+            self.idle(time_s - self.time_s)
+
+    def idle(self, seconds: float) -> None:
+        """``seconds`` pass with no current: the bars cool towards the room, the parameters drift."""
+        if seconds <= 0:
+            return
+        self._pass_time(seconds, None)
+        if self.r_th is not None and self.effects.joule_heating is not None:
+            keep = math.exp(-seconds / self.effects.joule_heating.time_s)
+            self.temperature_k = self.ambient_k + (self.temperature_k - self.ambient_k) * keep
+        else:
+            self.temperature_k.fill_(self.ambient_k)
+
+    def _pass_time(self, seconds: float, pulses: torch.Tensor | None) -> None:
+        self.time_s += seconds
+        if self.drift is None:
+            return
+        self.drift.advance(seconds, pulses)
+        used_ic0, used_delta, used_ambient = self._drift_used
+        moved = max(float((self.drift.log_ic0 - used_ic0).abs().max()),
+                    float((self.drift.log_delta - used_delta).abs().max()),
+                    AMBIENT_SENSITIVITY_PER_K * abs(self.drift.ambient_offset_k - used_ambient))
+        if moved > DRIFT_TOLERANCE:  # the sampling tables follow
+            self._drift_used = (self.drift.log_ic0.clone(), self.drift.log_delta.clone(), self.drift.ambient_offset_k)
+            self.parameters_version += 1
+            self._sampling_cache.clear()
+
+    def age(self, trials: torch.Tensor) -> None:
+        """Stateless trials (``trials`` per device) kept the station busy and pulsed the devices: with drift, the
+        devices age by the time (:attr:`trial_time_s` a trial, one device at a time) and two pulses per trial."""
+        if self.drift is None:
+            return
+        trials = trials.detach().to("cpu", torch.float64)
+        self._pass_time(float(trials.sum()) * self.trial_time_s, 2.0 * trials)
+
     # -- stateless sampling (for training backends and benchmarks) ---------------------------
+
+    def short_pulse_check(self, width_s: float | torch.Tensor, what: str = "pulse") -> None:
+        """Refuse a pulse too short for the Néel–Brown closed form on a chip whose ``short_pulses`` say so."""
+        effects = self.effects
+        if effects.short_pulse_model == "closed_form":
+            return
+        shortest = float(torch.as_tensor(width_s).min())
+        if shortest < effects.short_pulse_min_s and effects.short_pulse_model == "refuse":
+            raise ShortPulseError(f"a {what} of {shortest * 1e9:.3g} ns is below "
+                                  f"{effects.short_pulse_min_s * 1e9:g} ns, where the thermally activated "
+                                  "(Néel–Brown) closed form does not hold; the chip's "
+                                  "effects.short_pulses.model: macrospin simulates it")
+
+    def log_count(self, devices: DeviceIndex, current_a: torch.Tensor, width_s: float | torch.Tensor) -> torch.Tensor:
+        """``η`` with ``P_sw = 1 − exp(−e^η)`` of one pulse from the reset state at the room's temperature, with
+        every effect of the chip (heating along the pulse, pinning, field, drift). In float64."""
+        idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+        self.short_pulse_check(width_s)
+        current = current_a.to(torch.float64)
+        bars = self.bars(idx)
+        laws = self.effects.temperature
+        steady = start = None
+        heating = self.effects.joule_heating
+        if heating is not None and bars.r_th is not None:
+            steady = bars.ambient_k + heating.steady_rise(current, bars.r_ch_ohm, bars.r_th, laws)
+            start = torch.full_like(steady, bars.ambient_k)
+        eta = pulse_log_count(current, width_s, bars, laws, self.tau0_s, self.exponent_n, start, steady,
+                              heating.time_s if heating is not None else None)
+        if bars.pin is not None and self.effects.reversal_pinning is not None:
+            temperature = steady if steady is not None else torch.full_like(current, bars.ambient_k)
+            overdrive = current / (bars.ic0_a * laws.ic0_factor(temperature))
+            eta = pinned_log_count(eta, overdrive, bars.pin, self.effects.reversal_pinning)
+        return eta
+
+    @property
+    def curve_shaped(self) -> bool:
+        """Whether an effect bends ``η(I)`` away from a line (heating, pinning, ``n ≠ 1``)."""
+        return self.r_th is not None or self.pin_probability is not None or self.exponent_n != 1
 
     def switching_probability(self, devices: DeviceIndex, current_a: torch.Tensor,
                               width_s: float | torch.Tensor) -> torch.Tensor:
@@ -317,28 +461,87 @@ class Chip:
 
         ``devices`` (a long tensor broadcastable with ``current_a``) picks the device of each
         element; ``current_a`` is the pulse magnitude in the switching direction. Computed in the
-        dtype of ``current_a``.
+        dtype of ``current_a``, with every effect of the chip (:meth:`log_count`).
         """
-        ic0, delta = self._cast(current_a.dtype)
-        idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-        return switching_probability(current_a, width_s, ic0[idx], delta[idx], self.tau0_s, self.exponent_n)
+        if self.effects.ideal:
+            self.short_pulse_check(width_s)
+            ic0, delta = self._cast(current_a.dtype)
+            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+            return switching_probability(current_a, width_s, ic0[idx], delta[idx], self.tau0_s, self.exponent_n)
+        eta = self.log_count(devices, current_a, width_s)
+        return (-torch.expm1(-torch.exp(eta))).to(current_a.dtype)
+
+    def logistic_view(self, width_s: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each device's logistic ``(I50, w_I)`` in A now: the current where its curve crosses 1/2 (bisection on
+        :meth:`log_count`) and ``w_I = 0.69/(dη/dI)`` there (physics.md's ``0.69·Ic0/Δ`` for the ideal bar)."""
+        idx = torch.arange(len(self), device=self.device)
+        bars = self.bars(idx)
+        low, high = torch.zeros_like(bars.ic0_a), 3.0 * bars.ic0_a
+        target = math.log(math.log(2.0))
+        for _ in range(60):
+            middle = 0.5 * (low + high)
+            above = self.log_count(idx, middle, width_s) > target
+            high, low = torch.where(above, middle, high), torch.where(above, low, middle)
+        i50 = 0.5 * (low + high)
+        step = 1e-4 * bars.ic0_a
+        slope = (self.log_count(idx, i50 + step, width_s) - self.log_count(idx, i50 - step, width_s)) / (2 * step)
+        return i50, LOGISTIC_WIDTH_FACTOR / slope
+
+    def sampling_model(self, width_s: float) -> tuple[str, Any]:
+        """How :meth:`sample_switching` draws for pulses of ``width_s`` now: ``("line", (intercept, slope, floor,
+        ceiling))`` per device (float64) where ``η`` is a line in ``I``, else ``("table", LogCountTable)``.
+        Remembered until the drift moves the parameters (:attr:`parameters_version`)."""
+        key = ("model", width_s)
+        hit = self._sampling_cache.get(key)
+        if hit is not None:
+            return hit
+        self.short_pulse_check(width_s)
+        if self.curve_shaped:
+            bars = self.bars()
+            top = TABLE_TOP_FACTOR * bars.ic0_a
+            idx = torch.arange(len(self), device=self.device)
+            model: tuple[str, Any] = ("table", LogCountTable(
+                lambda currents: self.log_count(idx[:, None], currents, width_s), top))
+        else:
+            bars = self.bars()
+            model = ("line", log_count_line(bars.ic0_a, bars.delta, width_s, self.tau0_s))
+        self._sampling_cache[key] = model
+        return model
 
     def sample_switching(self, devices: DeviceIndex, current_a: torch.Tensor, width_s: float | torch.Tensor,
                          generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw switched (1) / not (0) for each (device, current) pair, each from the reset state.
 
         Follows :meth:`switching_probability` (the same arguments); outcomes have the dtype of
-        ``current_a``. Does not change the chip's state or cycle counts (a model of many independent
-        trials). The per-element constants of the last ``devices`` tensor are kept, so repeated calls with
-        the same tensor only multiply-add, draw and compare (:func:`~sim_backend.sot.draw_switched`).
+        ``current_a``. Does not change the chip's magnetization or cycle counts (a model of many independent
+        trials); with drift on, the trials age the devices (:meth:`age`). The per-element constants of the last
+        ``devices`` tensor are kept, so repeated calls with the same tensor only multiply-add, draw and compare
+        (:func:`~sim_backend.sot.draw_switched`).
         """
         generator = generator or self.generator
-        if self.exponent_n != 1 or isinstance(width_s, torch.Tensor):
-            ic0, delta = self._cast(current_a.dtype)
+        if isinstance(width_s, torch.Tensor) or (self.exponent_n != 1 and not self.curve_shaped):
+            outcomes = draw_switched(self.log_count(devices, current_a, width_s).to(current_a.dtype), generator) \
+                if not self.effects.ideal else draw_switched(self._ideal_log_count(devices, current_a, width_s),
+                                                             generator)
+        elif self.curve_shaped:
+            outcomes = self._draw_from_table(devices, current_a, float(width_s), generator)
+        else:
+            outcomes = self._draw_from_line(devices, current_a, float(width_s), generator)
+        if self.drift is not None:
             idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-            log_count = log_switching_count(current_a, width_s, ic0[idx], delta[idx], self.tau0_s, self.exponent_n)
-            return draw_switched(log_count, generator)
-        line = self._sampling_params(devices, current_a.dtype, float(width_s))
+            per_device = torch.bincount(idx.expand(current_a.shape).reshape(-1).to("cpu"), minlength=len(self))
+            self.age(per_device)
+        return outcomes
+
+    def _ideal_log_count(self, devices: DeviceIndex, current_a: torch.Tensor, width_s: float | torch.Tensor):
+        self.short_pulse_check(width_s)
+        ic0, delta = self._cast(current_a.dtype)
+        idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+        return log_switching_count(current_a, width_s, ic0[idx], delta[idx], self.tau0_s, self.exponent_n)
+
+    def _draw_from_line(self, devices: DeviceIndex, current_a: torch.Tensor, width_s: float,
+                        generator: torch.Generator) -> torch.Tensor:
+        line = self._sampling_params(devices, current_a.dtype, width_s)
         if not (current_a.is_cpu and current_a.numel() > SAMPLING_BLOCK
                 and all(t is None or t.shape == current_a.shape for t in line[:3])):
             return draw_switched_line(current_a, line, generator)
@@ -352,6 +555,22 @@ class Chip:
                                scratch=scratch[:end - start])
         return outcomes.reshape(current_a.shape)
 
+    def _draw_from_table(self, devices: DeviceIndex, current_a: torch.Tensor, width_s: float,
+                         generator: torch.Generator) -> torch.Tensor:
+        _, table = self.sampling_model(width_s)
+        dtype = current_a.dtype
+        key = ("table", dtype, width_s)
+        hit = self._sampling_cache.get(key)
+        if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None):
+            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+            gathered = table.gathered(idx.expand(current_a.shape) if idx.dim() else idx, dtype)
+            hit = (devices, getattr(devices, "_version", None),
+                   (gathered, table.values64.to(dtype), table.slopes64.to(dtype)))
+            if isinstance(devices, torch.Tensor):
+                self._sampling_cache[key] = hit
+        gathered, values, slopes = hit[2]
+        return draw_switched(table.log_count(current_a, gathered, values, slopes), generator)
+
     def _sampling_params(self, devices: DeviceIndex, dtype: torch.dtype,
                          width_s: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float | None]:
         """η's line (:func:`~sim_backend.sot.log_count_line`) gathered for ``devices``, with only the clamps
@@ -362,7 +581,7 @@ class Chip:
         if hit is not None and hit[0] is devices and hit[1] == devices._version:
             return hit[2]
         idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-        intercept, slope, floor, ceiling = log_count_line(self.ic0_a, self.delta, width_s, self.tau0_s)
+        intercept, slope, floor, ceiling = self.sampling_model(width_s)[1]
         floor, ceiling = clamps_that_matter(floor, ceiling, dtype)
         values = (intercept.to(dtype)[idx], slope.to(dtype)[idx], None if floor is None else floor[idx], ceiling)
         if isinstance(devices, torch.Tensor):
@@ -377,22 +596,24 @@ class Chip:
 
     # -- stateful operations ------------------------------------------------------------------
 
-    def apply_waveform(self, devices: DeviceIndex | str | Sequence[str], levels_a: torch.Tensor | Sequence,
-                       durations_s: torch.Tensor | Sequence) -> torch.Tensor:
-        """Drive a piecewise-constant current waveform through each listed device.
+    def currents_for_voltage(self, device: DeviceIndex | str, levels_v: torch.Tensor,
+                             source_impedance_ohm: float) -> torch.Tensor:
+        """The currents (A) a voltage source behind ``source_impedance_ohm`` drives through a device's channel for
+        ``levels_v``: ``V/(R_ch + R_out)``, with the channel warmed by its own current where heating is on."""
+        index = int(self._indices(device)[0])
+        levels = torch.as_tensor(levels_v, dtype=torch.float64, device=self.device)
+        heating = self.effects.joule_heating
+        r_ch = self.r_ch_ohm[index] * self.effects.temperature.resistance_factor(
+            torch.as_tensor(self.ambient_k, dtype=torch.float64))
+        if heating is None or self.r_th is None:
+            return levels / (r_ch + source_impedance_ohm)
+        return heating.current_for_voltage(levels, r_ch, source_impedance_ohm, self.r_th[index],
+                                           self.effects.temperature)
 
-        ``levels_a`` has shape ``(segments,)`` (the same waveform for every device) or
-        ``(devices, segments)``; ``durations_s`` broadcasts to the same shape. Devices must be
-        distinct. Each nonzero segment counts one cycle. A segment whose magnitude exceeds the
-        device's breakdown current destroys it from then on.
-
-        Returns ``m_z`` after every segment, shape ``(devices, segments)``, int8 (0 once destroyed).
-
-        Within a segment the rate is constant, so the chance of switching towards the segment's sign
-        is ``1 − exp(−dt/τ(|I|))``. Because the process is memoryless, the state after segment ``k``
-        is the sign of the last segment ``j ≤ k`` whose draw fired (or the state before the waveform if
-        none did), which lets the whole waveform be drawn at once without a loop over segments.
-        """
+    def drive(self, devices: DeviceIndex | str | Sequence[str], levels_a: torch.Tensor | Sequence,
+              durations_s: torch.Tensor | Sequence) -> WaveformResponse:
+        """Drive a piecewise-constant current waveform through each listed device (see :meth:`apply_waveform`);
+        returns the magnetization and the bar's temperature after every segment."""
         idx = self._indices(devices)
         if torch.unique(idx).numel() != idx.numel():
             raise ValueError("apply_waveform: each device may appear once per call")
@@ -405,6 +626,9 @@ class Chip:
         if bool((durations < 0).any()):
             raise ValueError("apply_waveform: negative segment duration")
         n_dev, n_seg = levels.shape
+        carrying = (levels != 0) & (durations > 0)
+        if self.effects.short_pulse_model != "closed_form" and bool(carrying.any()):
+            self.short_pulse_check(durations[carrying], "segment carrying current")
 
         # breakdown: the first segment above the limit destroys the device; later segments do nothing
         over = levels.abs() > self.i_breakdown_a[idx, None]
@@ -413,11 +637,19 @@ class Chip:
         first_over = torch.where(over, seg, n_seg).min(dim=1).values
         alive = (seg < first_over[:, None]) & ~broken_before[:, None]
 
-        direction = torch.sign(levels)
-        p = switching_probability(levels.abs(), durations, self.ic0_a[idx, None], self.delta[idx, None],
-                                  self.tau0_s, self.exponent_n)
-        p = torch.where((direction != 0) & alive, p, torch.zeros_like(p))
+        direction = torch.sign(levels) * self.chirality
+        magnitude = levels.abs()
+        temperatures = self._temperatures(idx, magnitude, durations)
+        if self.effects.ideal:
+            p = switching_probability(magnitude, durations, self.ic0_a[idx, None], self.delta[idx, None],
+                                      self.tau0_s, self.exponent_n)
+        else:
+            p = -torch.expm1(-torch.exp(self._segment_log_count(idx, magnitude, durations, temperatures)))
+        p = torch.where((levels != 0) & alive, p, torch.zeros_like(p))
         fired = torch.rand(p.shape, generator=self.generator, dtype=p.dtype, device=self.device) < p
+        if self.chirality == 0:  # no bias field: a reversal ends up or down at random
+            direction = torch.where(torch.rand(p.shape, generator=self.generator, dtype=p.dtype,
+                                               device=self.device) < 0.5, 1.0, -1.0)
         last_fired = torch.where(fired, seg, -1).cummax(dim=1).values
         start = self.m_z[idx].to(torch.int8)
         fired_sign = direction.to(torch.int8).gather(1, last_fired.clamp(min=0))
@@ -425,10 +657,76 @@ class Chip:
         destroyed_after = ~alive
         m_after = torch.where(destroyed_after, torch.zeros_like(m_after), m_after)
 
-        self.cycles[idx] += ((levels != 0) & (durations > 0)).sum(dim=1)
+        pulses = carrying.sum(dim=1)
+        self.cycles[idx] += pulses
         self.destroyed[idx] = broken_before | (first_over < n_seg)
         self.m_z[idx] = torch.where(self.destroyed[idx], start, m_after[:, -1])
-        return m_after
+        self._after_waveform(idx, durations, pulses, temperatures)
+        return WaveformResponse(m_after, temperatures[1])
+
+    def _temperatures(self, idx: torch.Tensor, magnitude: torch.Tensor,
+                      durations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(start, end, steady)`` temperature (K) of every segment (``steady`` ``None`` without heating)."""
+        heating = self.effects.joule_heating
+        if heating is None or self.r_th is None:
+            room = torch.full_like(magnitude, self.ambient_k)
+            return room, room, None
+        laws = self.effects.temperature
+        steady = self.ambient_k + heating.steady_rise(magnitude, self.r_ch_ohm[idx, None], self.r_th[idx, None], laws)
+        starts, ends = settle(self.temperature_k[idx], steady, durations, heating.time_s)
+        return starts, ends, steady
+
+    def _segment_log_count(self, idx: torch.Tensor, magnitude: torch.Tensor, durations: torch.Tensor,
+                           temperatures: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+        """``η`` of every segment with the chip's effects, from where the last segment left the temperature."""
+        bars = self.bars(idx[:, None])
+        laws = self.effects.temperature
+        start, _, steady = temperatures
+        heating = self.effects.joule_heating
+        width = durations.clamp(min=1e-300)  # a zero-length segment: η = −inf below (P = 0)
+        eta = pulse_log_count(magnitude, width, bars, laws, self.tau0_s, self.exponent_n, start, steady,
+                              heating.time_s if heating is not None else None)
+        eta = torch.where(durations > 0, eta, torch.full_like(eta, -math.inf))
+        if bars.pin is not None and self.effects.reversal_pinning is not None:
+            at = steady if steady is not None else start
+            overdrive = magnitude / (bars.ic0_a * laws.ic0_factor(at))
+            eta = pinned_log_count(eta, overdrive, bars.pin, self.effects.reversal_pinning)
+        return eta
+
+    def _after_waveform(self, idx: torch.Tensor, durations: torch.Tensor, pulses: torch.Tensor,
+                        temperatures: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]) -> None:
+        """The chip's clock, the other bars' cooling, the driven bars' temperature and the drift after a waveform."""
+        elapsed = float(durations.sum(dim=1).max()) if durations.numel() else 0.0
+        ends = temperatures[1]
+        if self.r_th is not None and self.effects.joule_heating is not None and elapsed > 0:
+            keep = math.exp(-elapsed / self.effects.joule_heating.time_s)
+            self.temperature_k = self.ambient_k + (self.temperature_k - self.ambient_k) * keep
+            self.temperature_k[idx] = ends[:, -1] if ends.shape[1] else self.temperature_k[idx]
+        per_device = torch.zeros(len(self), dtype=torch.float64)
+        per_device[idx.to("cpu")] = pulses.to("cpu", torch.float64)
+        self._pass_time(elapsed, per_device)
+        if self.r_th is None or self.effects.joule_heating is None:
+            self.temperature_k.fill_(self.ambient_k)
+
+    def apply_waveform(self, devices: DeviceIndex | str | Sequence[str], levels_a: torch.Tensor | Sequence,
+                       durations_s: torch.Tensor | Sequence) -> torch.Tensor:
+        """Drive a piecewise-constant current waveform through each listed device.
+
+        ``levels_a`` has shape ``(segments,)`` (the same waveform for every device) or
+        ``(devices, segments)``; ``durations_s`` broadcasts to the same shape. Devices must be
+        distinct. Each nonzero segment counts one cycle. A segment whose magnitude exceeds the
+        device's breakdown current destroys it from then on.
+
+        Returns ``m_z`` after every segment, shape ``(devices, segments)``, int8 (0 once destroyed).
+
+        Within a segment the rate is that of the segment's current at the bar's temperature along it (constant
+        without heating), so the chance of switching towards the segment's sign (times the bias field's
+        chirality) is ``1 − exp(−∫dt/τ)``. Because the process is memoryless, the state after segment ``k`` is the
+        sign of the last segment ``j ≤ k`` whose draw fired (or the state before the waveform if none did), which
+        lets the whole waveform be drawn at once without a loop over segments. The waveform takes its duration
+        on the chip's clock (:attr:`time_s`).
+        """
+        return self.drive(devices, levels_a, durations_s).m_z
 
     def pulse(self, devices: DeviceIndex | str | Sequence[str], current_a: float | torch.Tensor,
               width_s: float) -> torch.Tensor:
@@ -440,39 +738,88 @@ class Chip:
         return (after != before) & ~self.destroyed[idx]
 
     def reset(self, devices: DeviceIndex | str | Sequence[str]) -> torch.Tensor:
-        """The reset pulse (``reset_width_s``, ``reset_current_a``). Returns True where ``m_z`` is now −1."""
+        """The reset pulse (``reset_width_s``, ``reset_current_a``, its sign turned by the bias field's chirality so
+        that it switches up→down). Returns True where ``m_z`` is now −1."""
         idx = self._indices(devices)
-        self.apply_waveform(idx, self.reset_current_a[idx, None],
+        sign = -1.0 if self.chirality < 0 else 1.0
+        self.apply_waveform(idx, sign * self.reset_current_a[idx, None],
                             torch.tensor([self.reset_width_s], dtype=torch.float64))
         return (self.m_z[idx] == -1) & ~self.destroyed[idx]
 
-    def read(self, devices: DeviceIndex | str | Sequence[str], n_readings: int = 1) -> torch.Tensor:
+    def hall_readings(self, index: int, states: torch.Tensor, times_s: torch.Tensor | None = None,
+                      temperature_k: torch.Tensor | None = None) -> torch.Tensor:
+        """Noisy ``R_xy`` readings (Ω) of device ``index`` in the magnetization ``states`` (0: destroyed → ``inf``):
+        ``R0 + ΔR_AHE(T)/2 · m_z`` plus Gaussian read noise and, with telegraph noise on, the fluctuator's level at
+        ``times_s`` (in time order; default the chip's clock). ``temperature_k``: the bar's temperature at each
+        reading (default the room's)."""
+        states = states.to(self.device)
+        noise = torch.randn(states.shape, generator=self.generator, dtype=torch.float64, device=self.device)
+        amplitude = 0.5 * self.delta_r_ahe_ohm[index]
+        if temperature_k is not None and not self.effects.ideal:
+            amplitude = amplitude * self.effects.temperature.hall_factor(temperature_k.to(self.device))
+        readings = self.r0_ohm[index] + amplitude * states.to(torch.float64) + self.read_noise_ohm * noise
+        if self.telegraph is not None:
+            times = torch.full(states.shape, self.time_s, dtype=torch.float64) if times_s is None \
+                else torch.as_tensor(times_s, dtype=torch.float64).expand(states.shape)
+            readings = readings + self.telegraph.offsets(torch.tensor([index]), times.reshape(1, -1)).reshape(
+                states.shape).to(self.device)
+        return torch.where(states == 0, torch.full_like(readings, OPEN_CIRCUIT_OHM), readings)
+
+    def read(self, devices: DeviceIndex | str | Sequence[str], n_readings: int = 1,
+             spacing_s: float = 0.0) -> torch.Tensor:
         """AHE readings ``R_xy`` in Ω, shape ``(devices, n_readings)``; ``inf`` for a destroyed device.
 
-        The read current is far below ``Ic0`` and does not disturb the state.
+        The read current is far below ``Ic0`` and does not disturb the state; the readings are ``spacing_s``
+        apart from the chip's clock on (what telegraph noise sees), at each bar's present temperature.
         """
         idx = self._indices(devices)
-        clean = self.r0_ohm[idx] + 0.5 * self.delta_r_ahe_ohm[idx] * self.m_z[idx].to(torch.float64)
+        clean_amplitude = 0.5 * self.delta_r_ahe_ohm[idx]
+        if not self.effects.ideal:
+            clean_amplitude = clean_amplitude * self.effects.temperature.hall_factor(self.temperature_k[idx])
+        clean = self.r0_ohm[idx] + clean_amplitude * self.m_z[idx].to(torch.float64)
         noise = torch.randn((idx.numel(), n_readings), generator=self.generator, dtype=torch.float64,
                             device=self.device)
         readings = clean[:, None] + self.read_noise_ohm * noise
+        if self.telegraph is not None:
+            times = self.time_s + spacing_s * torch.arange(n_readings, dtype=torch.float64)
+            readings = readings + self.telegraph.offsets(idx, times.expand(idx.numel(), -1)).to(self.device)
         return torch.where(self.destroyed[idx, None], torch.full_like(readings, OPEN_CIRCUIT_OHM), readings)
 
     def channel_resistance(self, devices: DeviceIndex | str | Sequence[str]) -> torch.Tensor:
-        """Two-terminal channel resistance in Ω; ``inf`` for a destroyed device."""
+        """Two-terminal channel resistance in Ω at the bar's present temperature; ``inf`` for a destroyed device."""
         idx = self._indices(devices)
-        return torch.where(self.destroyed[idx], torch.full_like(self.r_ch_ohm[idx], OPEN_CIRCUIT_OHM),
-                           self.r_ch_ohm[idx])
+        r_ch = self.r_ch_ohm[idx]
+        if not self.effects.ideal:
+            r_ch = r_ch * self.effects.temperature.resistance_factor(self.temperature_k[idx])
+        return torch.where(self.destroyed[idx], torch.full_like(r_ch, OPEN_CIRCUIT_OHM), r_ch)
 
     def dc_sweep(self, devices: DeviceIndex | str | Sequence[str], currents_a: Sequence[float] | torch.Tensor,
                  dwell_s: float) -> torch.Tensor:
         """Step a DC current through ``currents_a`` with ``dwell_s`` per step, reading ``R_xy`` at each step.
 
-        Returns readings of shape ``(devices, steps)`` in Ω. This is the current hysteresis loop.
+        Returns readings of shape ``(devices, steps)`` in Ω. This is the current hysteresis loop; with heating,
+        each step's reading sees the Hall step of the bar's temperature at that current.
         """
         idx = self._indices(devices)
         currents = torch.as_tensor(currents_a, dtype=torch.float64, device=self.device)
-        m = self.apply_waveform(idx, currents, torch.full_like(currents, dwell_s)).to(torch.float64)
+        response = self.drive(idx, currents, torch.full_like(currents, dwell_s))
+        m = response.m_z.to(torch.float64)
         noise = torch.randn(m.shape, generator=self.generator, dtype=torch.float64, device=self.device)
-        readings = self.r0_ohm[idx, None] + 0.5 * self.delta_r_ahe_ohm[idx, None] * m + self.read_noise_ohm * noise
+        amplitude = 0.5 * self.delta_r_ahe_ohm[idx, None]
+        if not self.effects.ideal:
+            amplitude = amplitude * self.effects.temperature.hall_factor(response.temperature_k)
+        readings = self.r0_ohm[idx, None] + amplitude * m + self.read_noise_ohm * noise
         return torch.where(m == 0, torch.full_like(readings, OPEN_CIRCUIT_OHM), readings)
+
+
+@dataclass
+class WaveformResponse:
+    """What a waveform did to each driven device: ``m_z`` (devices, segments, int8; 0 once destroyed) and the
+    bar's temperature in K at the end of every segment."""
+
+    m_z: torch.Tensor
+    temperature_k: torch.Tensor
+
+
+class ShortPulseError(ValueError):
+    """A pulse shorter than the Néel–Brown closed form is trusted for, on a chip that refuses such pulses."""

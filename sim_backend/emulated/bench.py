@@ -61,12 +61,13 @@ class WaveformRecord:
     """What one played waveform did to the routed device, for readings taken while it played.
 
     ``states``: the device's state before the waveform, then after each segment (a Hall bar's ``m_z``, a DW
-    track's wall position); ``readings_of(states)`` turns states into noisy readings in Ω. ``None`` for both:
-    nothing was routed (readings are open).
+    track's wall position); ``readings_of(indices, times)`` turns the states at ``indices`` into noisy readings in Ω
+    taken at the virtual ``times`` (what the device's temperature and its telegraph noise were then). ``None`` for
+    both: nothing was routed (readings are open).
     """
 
     def __init__(self, start_s: float, ends_s: np.ndarray, states: np.ndarray | None = None,
-                 readings_of: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 readings_of: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> None:
         self.start_s, self.ends_s = start_s, ends_s
         self.states, self.readings_of = states, readings_of
 
@@ -75,11 +76,11 @@ class WaveformRecord:
         return float(self.ends_s[-1]) if self.ends_s.size else self.start_s
 
     def rxy_after(self, segments: np.ndarray) -> np.ndarray:
-        """Readings (Ω) in the state after each of the given segments (by index)."""
+        """Readings (Ω) in the state after each of the given segments (by index), at each segment's end."""
         segments = np.asarray(segments, dtype=np.int64)
         if self.states is None or self.readings_of is None:
             return np.full(segments.shape, np.inf)
-        return self.readings_of(self.states[segments + 1])
+        return self.readings_of(segments + 1, self.ends_s[segments])
 
     def rxy_at(self, times_s: np.ndarray) -> np.ndarray:
         """Readings (Ω) at the given virtual times (state of the segment then playing)."""
@@ -87,7 +88,7 @@ class WaveformRecord:
         if self.states is None or self.readings_of is None:
             return np.full(times.shape, np.inf)
         completed = np.searchsorted(self.ends_s, times, side="right")  # segments finished by then
-        return self.readings_of(self.states[completed])
+        return self.readings_of(completed, times)
 
 
 TriggerListener = Callable[[WaveformRecord], None]
@@ -152,9 +153,11 @@ class Bench:
         assert self.chip.tracks is not None
         return self.chip.tracks.index(self.routed_device)
 
-    def _hall_record(self, index: int, start: float, durations: np.ndarray, states: np.ndarray) -> WaveformRecord:
+    def _hall_record(self, index: int, start: float, durations: np.ndarray, states: np.ndarray,
+                     temperatures_k: np.ndarray) -> WaveformRecord:
+        """``states``/``temperatures_k``: before the waveform, then after each segment."""
         return WaveformRecord(start, start + np.cumsum(durations), states,
-                              lambda m: self.rxy_of_states(index, m))
+                              lambda at, times: self.rxy_of_states(index, states[at], times, temperatures_k[at]))
 
     def _drive_track(self, track: int, start: float, levels: np.ndarray, durations: np.ndarray,
                      source_impedance_ohm: float | None, break_at: int | None = None) -> WaveformRecord:
@@ -163,8 +166,9 @@ class Bench:
         assert tracks is not None
         before = np.nan if tracks.destroyed[track] else tracks.weight(track)
         positions = tracks.drive(track, levels, durations, source_impedance_ohm, break_at)
-        return WaveformRecord(start, start + np.cumsum(durations), np.concatenate([[before], positions]),
-                              tracks.readings_ohm)
+        positions = np.concatenate([[before], positions])
+        return WaveformRecord(start, start + np.cumsum(durations), positions,
+                              lambda at, times: tracks.readings_ohm(positions[at]))
 
     # -- what flows through the routed device ---------------------------------------------------
 
@@ -189,18 +193,25 @@ class Bench:
         elif index is None:
             record = WaveformRecord(start, start + np.cumsum(durations))
         else:
-            r_total = float(self.chip.r_ch_ohm[index]) + self.source_impedance_ohm
-            currents = levels / r_total
+            self.chip.sync(start)
+            currents = self.chip.currents_for_voltage(index, torch.from_numpy(levels),
+                                                      self.source_impedance_ohm).numpy()
             if breaks and currents.size:
                 currents = self._breaking(index, currents)
-            before = int(self.chip.m_z[index])
-            m = self.chip.apply_waveform([index], torch.from_numpy(currents)[None, :],
-                                         torch.from_numpy(durations)[None, :])[0].numpy()
-            record = self._hall_record(index, start, durations, np.concatenate([[before], m]).astype(np.int8))
+            record = self._drive_hall(index, start, currents, durations)
         self.advance(float(durations.sum()))
         for listener in list(self._listeners):
             listener(record)
         return record
+
+    def _drive_hall(self, index: int, start: float, currents: np.ndarray, durations: np.ndarray) -> WaveformRecord:
+        """Segments of ``currents`` through Hall bar ``index``: one call into the chip, the record of its states."""
+        chip = self.chip
+        before, warm = int(chip.m_z[index]), float(chip.temperature_k[index])
+        response = chip.drive([index], torch.from_numpy(currents)[None, :], torch.from_numpy(durations)[None, :])
+        states = np.concatenate([[before], response.m_z[0].numpy()]).astype(np.int8)
+        temperatures = np.concatenate([[warm], response.temperature_k[0].cpu().numpy()])
+        return self._hall_record(index, start, durations, states, temperatures)
 
     def _breaking(self, index: int, currents: np.ndarray) -> np.ndarray:
         """``currents`` with the first pulse (the first segment carrying current, else the first segment)
@@ -216,6 +227,7 @@ class Bench:
         """The source meter forces a DC current through the routed device's channel for ``duration_s``."""
         index, track = self._routed_index(), self._routed_track()
         if index is not None and current_a != 0.0:
+            self.chip.sync(self.clock_s)
             self.chip.apply_waveform([index], torch.tensor([[float(current_a)]], dtype=torch.float64),
                                      torch.tensor([[float(duration_s)]], dtype=torch.float64))
         if track is not None and current_a != 0.0:
@@ -252,10 +264,8 @@ class Bench:
                 if over.size:
                     currents = currents.copy()
                     currents[over[0] + 1:] = 0.0
-            before = int(chip.m_z[index])
-            m = chip.apply_waveform([index], torch.from_numpy(np.repeat(currents, holds.size))[None, :],
-                                    torch.from_numpy(durations)[None, :])[0].numpy()
-            record = self._hall_record(index, start, durations, np.concatenate([[before], m]).astype(np.int8))
+            chip.sync(start)
+            record = self._drive_hall(index, start, np.repeat(currents, holds.size), durations)
         self.advance(float(durations.sum()))
         return record
 
@@ -269,6 +279,7 @@ class Bench:
         index = self._routed_index()
         if index is None:
             return np.full(n_readings, np.inf)
+        self.chip.sync(self.clock_s)
         return self.chip.read([index], n_readings)[0].numpy()
 
     def channel_resistance(self) -> float:
@@ -281,13 +292,15 @@ class Bench:
         index = self._routed_index()
         return np.inf if index is None else float(self.chip.channel_resistance([index])[0])
 
-    def rxy_of_states(self, index: int, states: np.ndarray) -> np.ndarray:
-        """Noisy ``R_xy`` readings of device ``index`` in the magnetization ``states`` (0: destroyed → inf)."""
-        chip = self.chip
-        noise = torch.randn(states.shape, generator=chip.generator, dtype=torch.float64).numpy()
-        r0, dr = float(chip.r0_ohm[index]), float(chip.delta_r_ahe_ohm[index])
-        readings = r0 + 0.5 * dr * states.astype(np.float64) + chip.read_noise_ohm * noise
-        return np.where(states == 0, np.inf, readings)
+    def rxy_of_states(self, index: int, states: np.ndarray, times_s: np.ndarray | None = None,
+                      temperatures_k: np.ndarray | None = None) -> np.ndarray:
+        """Noisy ``R_xy`` readings of device ``index`` in the magnetization ``states`` (0: destroyed → inf), taken at
+        the virtual ``times_s`` with the bar at ``temperatures_k`` (:meth:`sim_backend.chip.Chip.hall_readings`)."""
+        return self.chip.hall_readings(
+            index, torch.from_numpy(np.asarray(states)),
+            None if times_s is None else torch.from_numpy(np.asarray(times_s, dtype=np.float64)),
+            None if temperatures_k is None else torch.from_numpy(np.asarray(temperatures_k, dtype=np.float64)),
+        ).cpu().numpy()
 
     # -- trigger line (pulse generator marker → source meter trigger in) ------------------------
 
