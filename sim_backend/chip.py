@@ -563,7 +563,7 @@ class Chip:
         hit = self._sampling_cache.get(key)
         if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None):
             idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-            gathered = table.gathered(idx.expand(current_a.shape) if idx.dim() else idx, dtype)
+            gathered = table.gathered(idx, dtype)  # per device of ``devices``, broadcast against the currents
             hit = (devices, getattr(devices, "_version", None),
                    (gathered, table.values64.to(dtype), table.slopes64.to(dtype)))
             if isinstance(devices, torch.Tensor):
@@ -770,7 +770,8 @@ class Chip:
         """AHE readings ``R_xy`` in Ω, shape ``(devices, n_readings)``; ``inf`` for a destroyed device.
 
         The read current is far below ``Ic0`` and does not disturb the state; the readings are ``spacing_s``
-        apart from the chip's clock on (what telegraph noise sees), at each bar's present temperature.
+        apart from the chip's clock on (what telegraph noise sees), at each bar's present temperature, and take
+        that time on the chip's clock.
         """
         idx = self._indices(devices)
         clean_amplitude = 0.5 * self.delta_r_ahe_ohm[idx]
@@ -783,6 +784,7 @@ class Chip:
         if self.telegraph is not None:
             times = self.time_s + spacing_s * torch.arange(n_readings, dtype=torch.float64)
             readings = readings + self.telegraph.offsets(idx, times.expand(idx.numel(), -1)).to(self.device)
+        self.idle(spacing_s * n_readings)
         return torch.where(self.destroyed[idx, None], torch.full_like(readings, OPEN_CIRCUIT_OHM), readings)
 
     def channel_resistance(self, devices: DeviceIndex | str | Sequence[str]) -> torch.Tensor:

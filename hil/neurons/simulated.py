@@ -6,6 +6,7 @@ file's distributions).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,17 @@ class SimBackend(NeuronBackend):
                          reset_current_a=chip.reset_current_a, reset_width_s=chip.reset_width_s,
                          max_current_a=SAFE_FRACTION_OF_BREAKDOWN * chip.i_breakdown_a,
                          seed=chip.spec.seed if seed is None else seed, device=device)
-        args = (self.pulse_width_s, chip.tau0_s, chip.exponent_n)
-        self._i50_a, self._w_a = _logistic_view(self.chip.ic0_a, self.chip.delta, *args)
-        nominal_delta = torch.full_like(self.chip.ic0_a, chip.spec.material["delta"])
-        self._nominal_i50_a, self._nominal_w_a = _logistic_view(self.chip.nominal_ic0_a, nominal_delta, *args)
+        self._exact = chip.effects.ideal  # ideal bars: the closed form's own fused paths; else the chip's effects
+        if self._exact:
+            args = (self.pulse_width_s, chip.tau0_s, chip.exponent_n)
+            self._i50_a, self._w_a = _logistic_view(self.chip.ic0_a, self.chip.delta, *args)
+            nominal_delta = torch.full_like(self.chip.ic0_a, chip.spec.material["delta"])
+            self._nominal_i50_a, self._nominal_w_a = _logistic_view(self.chip.nominal_ic0_a, nominal_delta, *args)
+        else:
+            self._curve_version = -1
+            self._nominal_i50_a, self._nominal_w_a = nominal_chip(chip.spec, self._device).logistic_view(
+                self.pulse_width_s)
+            self._follow_chip()
 
     @classmethod
     def from_chip_file(cls, source: str | Path | Mapping[str, Any] | None = None, seed: int | None = None,
@@ -88,8 +96,14 @@ class SimBackend(NeuronBackend):
         return cls(load_chip(virtual_chip_mapping(n_devices, width_m, chip, seed), device=torch_device(device)),
                    pulse_width_s=pulse_width_s)
 
+    def _follow_chip(self) -> None:
+        """The devices' logistic view as the chip's effects have them now (rebuilt when the drift moved them)."""
+        if self._curve_version != self.chip.parameters_version:
+            self._i50_a, self._w_a = self.chip.logistic_view(self.pulse_width_s)
+            self._curve_version = self.chip.parameters_version
+
     def probability(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> torch.Tensor:
-        if self.chip.exponent_n != 1:
+        if not self._exact or self.chip.exponent_n != 1:
             return self.chip.switching_probability(neuron_devices, currents_a, self.pulse_width_s)
         # n = 1: P = 1 − exp(−e^η), η a line in I clamped to [η(0), η(Ic0)]: the chip's closed form in a few
         # fused steps per element
@@ -103,7 +117,7 @@ class SimBackend(NeuronBackend):
         # that can change an outcome. On the CPU, large batches go in blocks of rows that stay in cache, each
         # block drawn and counted while it is there (the outcomes are the same as in one piece: the uniforms
         # come from the generator in the same order).
-        if self.chip.exponent_n != 1:
+        if not self._exact or self.chip.exponent_n != 1:
             return super()._sample(neuron_devices, currents_a)
         dtype = currents_a.dtype
         line = self._gathered(neuron_devices, dtype, "line", self._line_per_neuron)
@@ -127,6 +141,8 @@ class SimBackend(NeuronBackend):
         self._count(currents_a.shape[0], currents_a.numel(), energy, bias_j)
 
     def _draw(self, neuron_devices: torch.Tensor, currents_a: torch.Tensor) -> torch.Tensor:
+        if not self._exact:  # the chip's effects (tabulated where they bend η), aging drifting devices
+            return self.chip.sample_switching(neuron_devices, currents_a, self.pulse_width_s, self.generator)
         if self.chip.exponent_n == 1:
             line = self._gathered(neuron_devices, currents_a.dtype, "line", self._line_per_neuron)
             return draw_switched_line(currents_a, line, self.generator)
@@ -147,6 +163,8 @@ class SimBackend(NeuronBackend):
         return self.chip.ic0_a[neuron_devices].to(dtype), self.chip.delta[neuron_devices].to(dtype)
 
     def curve(self, neuron_devices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self._exact:
+            self._follow_chip()
         return self._i50_a[neuron_devices], self._w_a[neuron_devices]
 
     def nominal_curve(self, neuron_devices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,7 +180,17 @@ class SimBackend(NeuronBackend):
     def describe(self) -> dict[str, Any]:
         spec = self.chip.spec
         return {**super().describe(), "chip": spec.name, "chip_seed": spec.seed,
-                "variation": dict(spec.variation), "material": dict(spec.material)}
+                "variation": dict(spec.variation), "material": dict(spec.material),
+                "effects": self.chip.effects.enabled}
+
+
+def nominal_chip(spec: ChipSpec, device: torch.device) -> Chip:
+    """The design's devices of ``spec``: no device-to-device variation, no drift or pinning spread; the bias field
+    and heating, which every device of a design shares, stay."""
+    effects = dataclasses.replace(spec.effects, drift=None, reversal_pinning=None, telegraph_noise=None)
+    return Chip(dataclasses.replace(spec, variation={}, effects=effects,
+                                    devices=[{"id": d["id"], "width": d["width"]} for d in spec.devices]),
+                device=device)
 
 
 def virtual_chip_mapping(n_devices: int, width_m: float | None = None,
@@ -187,4 +215,5 @@ def virtual_chip_mapping(n_devices: int, width_m: float | None = None,
         "variation": dict(spec.variation),
         "reset": dict(spec.reset),
         "devices": [{"id": f"v{i}-{w * 1e6:g}um", "width": w} for i, w in enumerate(widths)],
+        **({"effects": effects} if (effects := spec.effects.as_mapping()) is not None else {}),
     }

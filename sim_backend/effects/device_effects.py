@@ -62,6 +62,28 @@ class DeviceEffects:
     def ideal(self) -> bool:
         return not self.enabled
 
+    def as_mapping(self) -> dict[str, Any] | None:
+        """The ``effects:`` section (SI numbers) that :meth:`from_mapping` reads back as these effects; ``None`` for
+        the ideal devices of a chip without one."""
+        if self == DeviceEffects():
+            return None
+        t = self.temperature
+        out: dict[str, Any] = {"temperature": {"ambient": t.ambient_k, "curie": t.curie_k, "tcr": t.tcr_per_k}}
+        h, f, d, n, p = self.joule_heating, self.bias_field, self.drift, self.telegraph_noise, self.reversal_pinning
+        out["joule_heating"] = False if h is None else {"specific_resistance": h.specific_resistance,
+                                                        "time": h.time_s}
+        out["bias_field"] = False if f is None else {"field": f.field_t, "anisotropy": f.anisotropy_t,
+                                                     "reference": f.reference_t}
+        out["drift"] = False if d is None else {"ic0_walk": d.ic0_walk, "delta_walk": d.delta_walk, "wear": d.wear,
+                                                "wear_spread": d.wear_spread, "ambient_sigma": d.ambient_sigma_k,
+                                                "ambient_time": d.ambient_time_s}
+        out["telegraph_noise"] = False if n is None else {"amplitude": n.amplitude_ohm, "dwell": n.dwell_s,
+                                                          "reference_width": n.reference_width_m}
+        out["reversal_pinning"] = False if p is None else {"probability": p.probability,
+                                                           "overdrive_scale": p.overdrive_scale, "spread": p.spread}
+        out["short_pulses"] = {"min_width": self.short_pulse_min_s, "model": self.short_pulse_model}
+        return out
+
     @classmethod
     def from_mapping(cls, raw: Any) -> DeviceEffects:
         """Validate a chip file's ``effects:`` (``None``: no effects); :class:`EffectConfigError` names the key."""

@@ -5,7 +5,10 @@ ambient temperature with the thermal time constant ``τ_th`` (a first-order lag,
 ``R_th`` comes from the heat's path into the substrate: per unit area it is ``d_ox/k_ox`` for an oxide of thickness
 ``d_ox`` (300 nm of thermal SiO2, ``k ≈ 1.4 W/(m K)``: 2.1e-7 K m²/W), so ``R_th = r_th / (w L)`` — about 7e3 K/W
 for a 3 µm × 10 µm bar, the 1e4 K/W order physics.md gives — and every width reaches the same temperature at the
-same current density. ``τ_th ≈ d_ox²/D_ox`` (``D ≈ 8e-7 m²/s`` for SiO2): about 100 ns, far below a µs pulse.
+same current density. The heat crosses the oxide in ``d_ox²/D_ox`` ≈ 100 ns (``D ≈ 8e-7 m²/s`` for SiO2) but then
+spreads into the silicon under a bar some 10 µm across, which takes ``L²/D_Si`` ≈ 1 µs (``D ≈ 9e-5 m²/s``): one lag of
+``τ_th`` = 1 µs stands for both, so that a bar keeps warming through the first microseconds of a pulse and switching
+against pulse width bends there, as measured bars do.
 
 With ``R_ch(T) = R_ch (1 + α ΔT)``, a current source's steady rise solves ``ΔT = I² R_ch (1 + α ΔT) R_th`` in
 closed form; a voltage source behind ``R_out`` drives less current as the channel warms (solved by a few
@@ -29,7 +32,7 @@ class JouleHeating:
     """``specific_resistance`` in K m²/W (``R_th · area``), ``time_s`` the thermal time constant."""
 
     specific_resistance: float = 2.1e-7
-    time_s: float = 100e-9
+    time_s: float = 1e-6
 
     def thermal_resistance(self, width_m: torch.Tensor, length_m: float) -> torch.Tensor:
         """``R_th`` in K/W of bars of ``width_m`` and ``length_m``."""
