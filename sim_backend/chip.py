@@ -51,8 +51,7 @@ EFFECT_STREAMS = 0x5EFF  # mixed into the seed for the effects' own random strea
 # the time one stateless trial (reset, gap, read, bias pulse, gap, read at NPLC 0.01) keeps a station busy, by which
 # the simulator's trials age drifting devices (instruments.trials.TrialTiming: 100 + 10 + 2 × (5 + 200) µs)
 MODELED_TRIAL_S = 520e-6
-DRIFT_TOLERANCE = 1e-4  # relative change of a drifting Ic0 or Δ before the sampling tables are rebuilt
-AMBIENT_SENSITIVITY_PER_K = 1e-2  # an ambient kelvin moves Ic0 and Δ by about 1 % (magnet_temperature)
+TABLE_POINTS = 256  # per device: a grid step of 3 Ic0/255, half a logistic width of a 10 µs curve
 TABLE_TOP_FACTOR = 3.0  # a device's sampling table spans 0 … 3 Ic0 (beyond, every pulse switches as at the top)
 
 DeviceIndex = int | Sequence[int] | torch.Tensor
@@ -295,8 +294,6 @@ class Chip:
         self.time_s = 0.0  # the chip's own clock: what its operations and idle times have taken
         self.temperature_k = torch.full((n,), effects.temperature.ambient_k, dtype=torch.float64, device=self.device)
         self.parameters_version = 0  # bumped when drift has moved the parameters (sampling tables are rebuilt)
-        # the drift the sampling tables were built with: log Ic0 and log Δ factors, the ambient offset (K)
-        self._drift_used = (torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), 0.0)
         self.trial_time_s = MODELED_TRIAL_S
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -395,16 +392,8 @@ class Chip:
 
     def _pass_time(self, seconds: float, pulses: torch.Tensor | None) -> None:
         self.time_s += seconds
-        if self.drift is None:
-            return
-        self.drift.advance(seconds, pulses)
-        used_ic0, used_delta, used_ambient = self._drift_used
-        moved = max(float((self.drift.log_ic0 - used_ic0).abs().max()),
-                    float((self.drift.log_delta - used_delta).abs().max()),
-                    AMBIENT_SENSITIVITY_PER_K * abs(self.drift.ambient_offset_k - used_ambient))
-        if moved > DRIFT_TOLERANCE:  # the sampling tables follow
-            self._drift_used = (self.drift.log_ic0.clone(), self.drift.log_delta.clone(), self.drift.ambient_offset_k)
-            self.parameters_version += 1
+        if self.drift is not None and self.drift.advance(seconds, pulses):
+            self.parameters_version += 1  # the sampling tables and curves follow the drift's step
             self._sampling_cache.clear()
 
     def age(self, trials: torch.Tensor) -> None:
@@ -501,7 +490,7 @@ class Chip:
             top = TABLE_TOP_FACTOR * bars.ic0_a
             idx = torch.arange(len(self), device=self.device)
             model: tuple[str, Any] = ("table", LogCountTable(
-                lambda currents: self.log_count(idx[:, None], currents, width_s), top))
+                lambda currents: self.log_count(idx[:, None], currents, width_s), top, TABLE_POINTS))
         else:
             bars = self.bars()
             model = ("line", log_count_line(bars.ic0_a, bars.delta, width_s, self.tau0_s))
@@ -528,10 +517,21 @@ class Chip:
         else:
             outcomes = self._draw_from_line(devices, current_a, float(width_s), generator)
         if self.drift is not None:
-            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-            per_device = torch.bincount(idx.expand(current_a.shape).reshape(-1).to("cpu"), minlength=len(self))
-            self.age(per_device)
+            self.age(self._trials_per_device(devices, current_a))
         return outcomes
+
+    def _trials_per_device(self, devices: DeviceIndex, current_a: torch.Tensor) -> torch.Tensor:
+        """How many of the pairs of (``devices``, ``current_a``) fall on each device (remembered for the last
+        ``devices`` tensor): broadcasting repeats every element of ``devices`` alike."""
+        key = ("counts",)
+        hit = self._sampling_cache.get(key)
+        if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None):
+            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+            counts = torch.bincount(idx.reshape(-1).to("cpu"), minlength=len(self)).to(torch.float64)
+            hit = (devices, getattr(devices, "_version", None), counts, idx.numel())
+            if isinstance(devices, torch.Tensor):
+                self._sampling_cache[key] = hit
+        return hit[2] * (current_a.numel() // max(hit[3], 1))
 
     def _ideal_log_count(self, devices: DeviceIndex, current_a: torch.Tensor, width_s: float | torch.Tensor):
         self.short_pulse_check(width_s)
@@ -569,7 +569,17 @@ class Chip:
             if isinstance(devices, torch.Tensor):
                 self._sampling_cache[key] = hit
         gathered, values, slopes = hit[2]
-        return draw_switched(table.log_count(current_a, gathered, values, slopes), generator)
+        per_element = all(t.shape == current_a.shape for t in gathered)
+        if not (current_a.is_cpu and current_a.numel() > SAMPLING_BLOCK and per_element):
+            return draw_switched(table.log_count(current_a, gathered, values, slopes), generator)
+        # a large batch of per-element devices, in blocks that stay in cache (the same uniforms in the same order)
+        flat, flat_gathered = current_a.reshape(-1), [t.reshape(-1) for t in gathered]
+        outcomes = torch.empty_like(flat)
+        for start in range(0, flat.numel(), SAMPLING_BLOCK):
+            end = min(start + SAMPLING_BLOCK, flat.numel())
+            block = tuple(t[start:end] for t in flat_gathered)
+            draw_switched(table.log_count(flat[start:end], block, values, slopes), generator, out=outcomes[start:end])
+        return outcomes.reshape(current_a.shape)
 
     def _sampling_params(self, devices: DeviceIndex, dtype: torch.dtype,
                          width_s: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float | None]:

@@ -76,7 +76,7 @@ class DeviceEffects:
                                                      "reference": f.reference_t}
         out["drift"] = False if d is None else {"ic0_walk": d.ic0_walk, "delta_walk": d.delta_walk, "wear": d.wear,
                                                 "wear_spread": d.wear_spread, "ambient_sigma": d.ambient_sigma_k,
-                                                "ambient_time": d.ambient_time_s}
+                                                "ambient_time": d.ambient_time_s, "interval": d.interval_s}
         out["telegraph_noise"] = False if n is None else {"amplitude": n.amplitude_ohm, "dwell": n.dwell_s,
                                                           "reference_width": n.reference_width_m}
         out["reversal_pinning"] = False if p is None else {"probability": p.probability,
@@ -118,12 +118,13 @@ class DeviceEffects:
         on, drift, _ = read_section(raw.get("drift"), "drift",
                                     {"ic0_walk": ("", *NON_NEGATIVE), "delta_walk": ("", *NON_NEGATIVE),
                                      "wear": ("", *NON_NEGATIVE), "wear_spread": ("", *NON_NEGATIVE),
-                                     "ambient_sigma": ("K", *NON_NEGATIVE), "ambient_time": ("s", *POSITIVE)},
+                                     "ambient_sigma": ("K", *NON_NEGATIVE), "ambient_time": ("s", *POSITIVE),
+                                     "interval": ("s", *POSITIVE)},
                                     {"ic0_walk": d.ic0_walk, "delta_walk": d.delta_walk, "wear": d.wear,
                                      "wear_spread": d.wear_spread, "ambient_sigma": d.ambient_sigma_k,
-                                     "ambient_time": d.ambient_time_s})
+                                     "ambient_time": d.ambient_time_s, "interval": d.interval_s})
         drifting = ParameterDrift(drift["ic0_walk"], drift["delta_walk"], drift["wear"], drift["wear_spread"],
-                                  drift["ambient_sigma"], drift["ambient_time"]) if on else None
+                                  drift["ambient_sigma"], drift["ambient_time"], drift["interval"]) if on else None
         n = TelegraphNoise()
         on, rtn, _ = read_section(raw.get("telegraph_noise"), "telegraph_noise",
                                   {"amplitude": ("ohm", *NON_NEGATIVE), "dwell": ("s", *POSITIVE),
