@@ -12,6 +12,7 @@ import fnmatch
 import itertools
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ DEVICE_KINDS = (HALL_BAR, DW_TRACK)  # a Hall bar (SOT neuron) or a DW synapse t
 MATRIX_ROWS = "ABCDEFGH"
 MATRIX_COLUMNS = range(1, 13)
 MATRIX_SLOTS = range(1, 7)
+DIRECT, DC_BLOCK = "direct", "dc_block"
+COUPLINGS = (DIRECT, DC_BLOCK)  # how the pulse generator reaches the pads it shares with the source meter
+RESET_WIDTH_S = 100e-6  # the characterization's reset pulse (physics.md): a DC block's droop over it is checked
+DROOP_LIMIT = 0.05  # a DC block whose pulses droop more than this by their end is warned about
 
 
 class StationConfigError(UserFacingError, ValueError):
@@ -48,6 +53,10 @@ class StationConfigError(UserFacingError, ValueError):
 
 class SafetyError(UserFacingError, ValueError):
     """A request beyond a device's or the station's limits; refused before any command is sent."""
+
+
+class StationWarning(UserWarning):
+    """A station that loads, but may not measure what it should on a real bench; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,43 @@ class DWTrackLimits:
 
 
 @dataclass(frozen=True)
+class Wiring:
+    """``wiring:``: how the pulse generator reaches the channel's pads, which it shares with the source meter.
+
+    ``direct``: the generator's output (``output_impedance_ohm`` while on, ``off_impedance_ohm`` while off, ``inf``:
+    open) sits across the channel, in parallel with the source meter. ``dc_block``: through a series capacitor
+    (``capacitance_f``; a bias tee's RF port): no DC path for the read current through the generator, and its
+    pulses are high-pass filtered with ``τ = (R_ch + R_out)·C``. ``min_channel_ohm`` … ``max_channel_ohm``: the
+    devices' channel resistances as declared (0 … ``inf`` when not), for the checks made at load.
+    """
+
+    coupling: str
+    capacitance_f: float = math.inf
+    output_impedance_ohm: float = 50.0
+    off_impedance_ohm: float = math.inf
+    min_channel_ohm: float = 0.0
+    max_channel_ohm: float = math.inf
+
+    @property
+    def blocks_dc(self) -> bool:
+        return self.coupling == DC_BLOCK
+
+    def time_constant_s(self, r_ch_ohm: float) -> float:
+        """The DC block's ``τ = (R_ch + R_out)·C`` in s through a channel of ``r_ch_ohm`` (``inf``: direct)."""
+        return (r_ch_ohm + self.output_impedance_ohm) * self.capacitance_f if self.blocks_dc else math.inf
+
+    def droop(self, width_s: float, r_ch_ohm: float) -> float:
+        """How far a rectangular pulse's current has fallen by its end, as a fraction: ``1 − e^(−t/τ)``."""
+        return -math.expm1(-width_s / self.time_constant_s(r_ch_ohm))
+
+    def read_fraction(self, r_ch_ohm: float, generator_on: bool = True) -> float:
+        """The fraction of the source meter's DC current that flows in a channel of ``r_ch_ohm``: the rest goes
+        into the generator's output when it is directly across the channel (``R_out / (R_out + R_ch)``)."""
+        r_out = self.output_impedance_ohm if generator_on else self.off_impedance_ohm
+        return 1.0 if self.blocks_dc or math.isinf(r_out) else r_out / (r_out + r_ch_ohm)
+
+
+@dataclass(frozen=True)
 class Readout:
     read_current_a: float = 100e-6
     compliance_v: float = 2.0
@@ -101,6 +147,7 @@ class StationSpec:
     chip: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     dw_limits: DWTrackLimits | None = None  # safety.dw_track (required when the station has DW tracks)
+    wiring: Wiring | None = None  # None: a file from before wiring: could be declared (nothing modeled, checked)
 
     def devices_of(self, kind: str) -> list[str]:
         """The ids of the station's devices of ``kind`` (``hall_bar`` or ``dw_track``), in file order."""
@@ -192,24 +239,28 @@ def _rule(ok: Callable[[Any], object], message: str, convert: Callable[[Any], An
     return BeforeValidator(check)
 
 
-def _quantity(unit: str) -> Any:
+def _positive(value: Any, unit: str) -> float:
     """A positive quantity such as ``"2.5mA"`` (or a bare SI number), as a float in ``unit``."""
-    def parse(value: Any) -> float:
-        try:
-            number = parse_quantity(value, unit, "\0")
-        except QuantityError as exc:
-            raise _error(str(exc).removeprefix("\0: ")) from None
-        if not math.isfinite(number) or number <= 0:
-            raise _error(f"must be a positive quantity in {unit}, got {value!r}")
-        return number
-    return Annotated[float, BeforeValidator(parse)]
+    try:
+        number = parse_quantity(value, unit, "\0")
+    except QuantityError as exc:
+        raise _error(str(exc).removeprefix("\0: ")) from None
+    if not math.isfinite(number) or number <= 0:
+        raise _error(f"must be a positive quantity in {unit}, got {value!r}")
+    return number
+
+
+def _quantity(unit: str) -> Any:
+    """A key whose value is a positive quantity in ``unit`` (:func:`_positive`)."""
+    return Annotated[float, BeforeValidator(lambda value: _positive(value, unit))]
 
 
 _REQUIRED: Any = None  # default of a required key: validated as a null, so the error says what is expected
 _OR_EMPTY_MAPPING = BeforeValidator(lambda value: value or {})  # an optional key: absent or null is empty
 _OR_EMPTY_LIST = BeforeValidator(lambda value: value or [])
 _KNOWN_TERMINALS = tuple(sorted(f"{role}.{terminal}" for role, terms in TERMINALS.items() for terminal in terms))
-_Metres, _Amps, _Volts, _Seconds, _Ohms, _Number = (_quantity(unit) for unit in ("m", "A", "V", "s", "ohm", ""))
+_Metres, _Amps, _Volts, _Seconds, _Ohms, _Farads, _Number = (_quantity(unit)
+                                                             for unit in ("m", "A", "V", "s", "ohm", "F", ""))
 _Row = Annotated[str, _rule(lambda row: len(str(row)) == 1 and str(row).upper() in MATRIX_ROWS,
                             "not a matrix row (A–H)", str.upper)]
 _Terminal = Annotated[str, _rule(lambda terminal: terminal in _KNOWN_TERMINALS,
@@ -298,6 +349,42 @@ class _Safety(_Section):
     dw_track: _DWTrackSafety | None = None  # the limits of DW synapse tracks (devices of kind dw_track)
 
 
+class _ChannelResistance(_Section):
+    min: _Ohms = _REQUIRED
+    max: _Ohms = _REQUIRED
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _ChannelResistance:
+        if self.min > self.max:
+            raise _error(f"min {self.min:g} ohm is above max {self.max:g} ohm", "min")
+        return self
+
+
+def _impedance_or_open(value: Any) -> float:
+    if isinstance(value, str) and value.strip().lower() == "open":
+        return math.inf
+    return _positive(value, "ohm")
+
+
+class _Wiring(_Section):
+    coupling: Annotated[str, _rule(lambda coupling: coupling in COUPLINGS,
+                                   f"expected one of {', '.join(COUPLINGS)}, got {{!r}}")] = _REQUIRED
+    capacitance: _Farads = Field(None, validate_default=False)  # the DC block's series capacitance
+    output_impedance: _Ohms = "50 ohm"  # the generator's source impedance while its output is on
+    output_off: Annotated[float, BeforeValidator(_impedance_or_open)] = "open"  # "open", or its impedance off
+    channel_resistance: _ChannelResistance | None = None  # the devices' channel resistances, for the load checks
+
+    @model_validator(mode="after")
+    def _capacitance_of_a_dc_block(self) -> _Wiring:
+        if self.coupling == DC_BLOCK and self.capacitance is None:
+            raise _error("expected a quantity in F, got None (a DC block needs its series capacitance)",
+                         "capacitance")
+        if self.coupling == DIRECT and self.capacitance is not None:
+            raise _error("a direct coupling has no series capacitance; remove the key, or say coupling: dc_block",
+                         "capacitance")
+        return self
+
+
 class _Device(_Section):
     id: Annotated[str, _rule(lambda name: isinstance(name, str) and name,
                              "expected a non-empty string, got {!r}")] = _REQUIRED
@@ -336,6 +423,7 @@ class _Station(_Section):
     devices: Annotated[list[_Device], _rule(lambda devices: isinstance(devices, list) and devices,
                                             "expected a non-empty list, got {!r}")] = _REQUIRED
     readout: Annotated[_Readout, _OR_EMPTY_MAPPING] = None
+    wiring: _Wiring | None = None  # absent: a file from before the section existed (warned at load)
     notes: Any = None
 
     @field_validator("devices")
@@ -402,15 +490,135 @@ def parse_station(raw: Any, path: Path | None = None) -> StationSpec:
     chip, matrix = station.chip, station.matrix
     if chip is not None and path is not None and not chip.is_absolute():
         chip = (path.parent / chip).resolve()
-    return StationSpec(
+    w = station.wiring
+    wiring = None if w is None else Wiring(
+        w.coupling, w.capacitance or math.inf, w.output_impedance, w.output_off,
+        *((w.channel_resistance.min, w.channel_resistance.max) if w.channel_resistance else (0.0, math.inf)))
+    spec = StationSpec(
         name=station.name, path=path, triggers=station.triggers, rows=matrix.rows, connect=matrix.connect,
         instruments={role: InstrumentSpec(role, **dict(inst)) for role, inst in dict(station.instruments).items()},
         forbidden=matrix.forbidden, max_compliance_v=safety.max_compliance, max_pulse_width_s=safety.max_pulse_width,
         devices=devices, readout=Readout(r.read_current, r.compliance, r.nplc, r.hall_step), chip=chip, raw=dict(raw),
-        dw_limits=dw_limits)
+        dw_limits=dw_limits, wiring=wiring)
+    if wiring is not None:
+        check_wiring(spec)
+    return spec
 
 
 def load_station_spec(path: str | Path) -> StationSpec:
-    """Read and validate a station file."""
+    """Read and validate a station file (a :class:`StationWarning` when it does not declare its wiring)."""
     path = Path(path)
-    return parse_station(read_yaml(path, "station", StationConfigError), path.resolve())
+    spec = parse_station(read_yaml(path, "station", StationConfigError), path.resolve())
+    if spec.wiring is None:
+        warnings.warn(f"{path.name}: no wiring: section, so nothing says how the pulse generator shares the "
+                      "channel's pads with the source meter; read as before the section existed (nothing about it is "
+                      "checked, and the emulated bench models no shunt, DC block or clamp). Coupled directly, the "
+                      f"generator's 50 Ω output would take {_percent(_shunted(1e3, 50.0))} of the read current of a "
+                      "1 kΩ channel during the fast path's reads: declare wiring: (see station.example-lab.yaml)",
+                      StationWarning, stacklevel=2)
+    return spec
+
+
+# ---- what the wiring does on a real bench: refused or warned at load ----------------------------------------------
+
+
+def check_wiring(spec: StationSpec) -> None:
+    """Refuse (:class:`SafetyError`) a station whose wiring would shunt its reads; warn (:class:`StationWarning`)
+    about a DC block that droops by more than :data:`DROOP_LIMIT` and a compliance that could clamp a pulse."""
+    wiring = spec.wiring
+    assert wiring is not None
+    r_out = wiring.output_impedance_ohm
+    if not wiring.blocks_dc:
+        if spec.fast_path_wired:
+            raise SafetyError(f"wiring.coupling: direct, with the fast path wired (triggers): the pulse generator's "
+                              f"{_si(r_out, 'Ω')} output is across the channel during the fast path's reads and takes "
+                              f"{_share(spec, r_out)}; declare a DC block in series with the generator "
+                              "(wiring.coupling: dc_block, with its capacitance), or remove the trigger line and "
+                              "measure on the naive path")
+        r_off = wiring.off_impedance_ohm
+        if math.isfinite(r_off):
+            raise SafetyError(f"wiring.output_off: {_si(r_off, 'Ω')}: coupled directly, the pulse generator's output "
+                              f"is across the channel even when off, and takes {_share(spec, r_off)} on every read; "
+                              "declare a DC block (wiring.coupling: dc_block), or a generator whose output opens when "
+                              "off (output_off: open)")
+    else:
+        _warn_droop(spec, wiring)
+    if spec.fast_path_wired:
+        _warn_clamp(spec, wiring)
+
+
+def _warn_droop(spec: StationSpec, wiring: Wiring) -> None:
+    """Warn when a DC block's pulses droop by more than :data:`DROOP_LIMIT` through the lowest channel declared."""
+    r = wiring.min_channel_ohm
+    pulses = {f"the {_si(RESET_WIDTH_S, 's')} reset": RESET_WIDTH_S,
+              f"a {_si(spec.max_pulse_width_s, 's')} pulse (safety.max_pulse_width)": spec.max_pulse_width_s}
+    droops = {what: wiring.droop(width, r) for what, width in pulses.items()}
+    if max(droops.values()) <= DROOP_LIMIT:
+        return
+    longest = max(pulses.values())
+    needed = longest / -math.log1p(-DROOP_LIMIT) / (r + wiring.output_impedance_ohm)
+    through = f"a {_si(r, 'Ω')} channel (wiring.channel_resistance.min)" if r > 0 else \
+        "a channel of no resistance (declare wiring.channel_resistance for your devices')"
+    warnings.warn(f"wiring.capacitance: the {_si(wiring.capacitance_f, 'F')} DC block droops "
+                  f"{' and '.join(f'{_percent(d)} over {what}' for what, d in droops.items())} through {through}: "
+                  f"τ = ({_si(r, 'Ω')} + {_si(wiring.output_impedance_ohm, 'Ω')}) × {_si(wiring.capacitance_f, 'F')} "
+                  f"= {_si(wiring.time_constant_s(r), 's')}, and a pulse's current falls that much by its end; "
+                  f"{_si(needed, 'F')} or more keeps it within {_percent(DROOP_LIMIT)}", StationWarning, stacklevel=3)
+
+
+def _warn_clamp(spec: StationSpec, wiring: Wiring) -> None:
+    """Warn when the largest pulse the station allows can exceed the source meter's compliance across a channel:
+    on the fast path the source meter sources the read current through every pulse and would clamp it."""
+    from instruments.adapters import SUPPORTED_MODELS  # the generator's largest level
+
+    generator = spec.instruments["pulse_generator"].model
+    max_level = getattr(SUPPORTED_MODELS["pulse_generator"][generator], "max_level_v", math.inf)
+    readout, r, r_out = spec.readout, wiring.max_channel_ohm, wiring.output_impedance_ohm
+    currents = [d.max_current_a for d in spec.devices.values() if d.kind == HALL_BAR]
+    if not currents or not math.isfinite(max_level):
+        return
+    if math.isfinite(r):
+        pulse_v = min(max(currents) * r, max_level * r / (r + r_out))
+        needed = pulse_v + readout.read_current_a * r * wiring.read_fraction(r)
+        across = f"across a {_si(r, 'Ω')} channel (wiring.channel_resistance.max), with the read current"
+    else:
+        needed, across = max_level, "across a channel of high resistance"
+    if readout.compliance_v >= needed:
+        return
+    warnings.warn(f"readout.compliance: {_si(readout.compliance_v, 'V')} is below the {_si(needed, 'V')} that the "
+                  f"largest pulse the station allows ({generator}: up to ±{_si(max_level, 'V')}) puts {across}: the "
+                  "source meter sources the read current through the fast path's pulses and would clamp such a pulse "
+                  f"at {_si(readout.compliance_v, 'V')}; raise readout.compliance (safety.max_compliance: "
+                  f"{_si(spec.max_compliance_v, 'V')}). Every pulse is checked against its device's measured channel "
+                  "resistance before it is sent", StationWarning, stacklevel=3)
+
+
+def _share(spec: StationSpec, r_out_ohm: float) -> str:
+    """How much of the read current a generator output of ``r_out_ohm`` across the channel takes, in words."""
+    wiring, current = spec.wiring, _si(spec.readout.read_current_a, "A")
+    assert wiring is not None
+    low, high = wiring.min_channel_ohm, wiring.max_channel_ohm
+    if math.isinf(high):
+        return f"~{_percent(_shunted(1e3, r_out_ohm))} of the {current} read current of a 1 kΩ channel"
+    return (f"{_percent(_shunted(low, r_out_ohm))}–{_percent(_shunted(high, r_out_ohm))} of the {current} read "
+            f"current of its {_si(low, 'Ω')}–{_si(high, 'Ω')} channels")
+
+
+def _shunted(r_ch_ohm: float, r_out_ohm: float) -> float:
+    """The fraction of the read current a generator output of ``r_out_ohm`` across the channel takes."""
+    return r_ch_ohm / (r_ch_ohm + r_out_ohm)
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.2g} %" if fraction < 0.1 else f"{100 * fraction:.0f} %"
+
+
+_PREFIXES = {-12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G"}
+
+
+def _si(value: float, unit: str) -> str:
+    """``value`` with an SI prefix and three significant digits: ``_si(1.05e3, "Ω")`` is ``"1.05 kΩ"``."""
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g} {unit}"
+    exponent = min(max(3 * math.floor(math.log10(abs(value)) / 3), -12), 9)
+    return f"{float(f'{value / 10 ** exponent:.3g}'):g} {_PREFIXES[exponent]}{unit}"
