@@ -22,9 +22,10 @@ ENTRIES = {
     "reliability": "benchmarks.reliability",
     "synapses": "benchmarks.synapses",
     "sweeps": "benchmarks.sweeps",
+    "macrospin": "benchmarks.macrospin_steps",
 }
 # reliability runs on its own (minutes)
-DEFAULT = ("sampling", "instruments", "recording", "training", "synapses", "sweeps")
+DEFAULT = ("sampling", "instruments", "recording", "training", "synapses", "sweeps", "macrospin")
 THREADS = 1
 
 
