@@ -34,6 +34,7 @@ from sim_backend.effects.effect_settings import EffectConfigError
 from sim_backend.effects.parameter_drift import DriftState
 from sim_backend.effects.telegraph_noise import TelegraphState
 from sim_backend.first_order_lag import settle
+from sim_backend.macrospin import MacrospinParameters, ShortPulseError, sllg_probability, sllg_switched
 from sim_backend.sot import (
     LOGISTIC_WIDTH_FACTOR,
     SAMPLING_BLOCK,
@@ -51,6 +52,8 @@ EFFECT_STREAMS = 0x5EFF  # mixed into the seed for the effects' own random strea
 # the time one stateless trial (reset, gap, read, bias pulse, gap, read at NPLC 0.01) keeps a station busy, by which
 # the simulator's trials age drifting devices (instruments.trials.TrialTiming: 100 + 10 + 2 × (5 + 200) µs)
 MODELED_TRIAL_S = 520e-6
+MACROSPIN_REPETITIONS = 2000  # macrospins per (device, current) behind a short pulse's switching probability
+PULSE_FRACTION = 0.1  # a segment counts as a pulse (a cycle) from a tenth of the nominal Ic0 up
 TABLE_POINTS = 256  # per device: a grid step of 3 Ic0/255, half a logistic width of a 10 µs curve
 TABLE_TOP_FACTOR = 3.0  # a device's sampling table spans 0 … 3 Ic0 (beyond, every pulse switches as at the top)
 
@@ -411,7 +414,7 @@ class Chip:
         effects = self.effects
         if effects.short_pulse_model == "closed_form":
             return
-        shortest = float(torch.as_tensor(width_s).min())
+        shortest = float(torch.as_tensor(width_s).min()) if torch.as_tensor(width_s).numel() else math.inf
         if shortest < effects.short_pulse_min_s and effects.short_pulse_model == "refuse":
             raise ShortPulseError(f"a {what} of {shortest * 1e9:.3g} ns is below "
                                   f"{effects.short_pulse_min_s * 1e9:g} ns, where the thermally activated "
@@ -457,8 +460,19 @@ class Chip:
             ic0, delta = self._cast(current_a.dtype)
             idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
             return switching_probability(current_a, width_s, ic0[idx], delta[idx], self.tau0_s, self.exponent_n)
+        if self._macrospin_width(width_s):
+            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+            bars = self.bars(idx)
+            return sllg_probability(bars.ic0_a, bars.delta, current_a.to(torch.float64), float(width_s),
+                                    MACROSPIN_REPETITIONS, params=self.macrospin_parameters(),
+                                    generator=self.generator).to(current_a.dtype)
         eta = self.log_count(devices, current_a, width_s)
         return (-torch.expm1(-torch.exp(eta))).to(current_a.dtype)
+
+    def _macrospin_width(self, width_s: float | torch.Tensor) -> bool:
+        """Whether pulses of ``width_s`` are the macrospin's (a chip with ``short_pulses.model: macrospin``)."""
+        return (self.effects.short_pulse_model == "macrospin" and not isinstance(width_s, torch.Tensor)
+                and width_s < self.effects.short_pulse_min_s)
 
     def logistic_view(self, width_s: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Each device's logistic ``(I50, w_I)`` in A now: the current where its curve crosses 1/2 (bisection on
@@ -508,7 +522,12 @@ class Chip:
         (:func:`~sim_backend.sot.draw_switched`).
         """
         generator = generator or self.generator
-        if isinstance(width_s, torch.Tensor) or (self.exponent_n != 1 and not self.curve_shaped):
+        if self._macrospin_width(width_s):
+            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
+            bars = self.bars(idx)
+            outcomes = sllg_switched(bars.ic0_a, bars.delta, current_a.to(torch.float64), float(width_s),
+                                     params=self.macrospin_parameters(), generator=generator).to(current_a.dtype)
+        elif isinstance(width_s, torch.Tensor) or (self.exponent_n != 1 and not self.curve_shaped):
             outcomes = draw_switched(self.log_count(devices, current_a, width_s).to(current_a.dtype), generator) \
                 if not self.effects.ideal else draw_switched(self._ideal_log_count(devices, current_a, width_s),
                                                              generator)
@@ -636,7 +655,9 @@ class Chip:
         if bool((durations < 0).any()):
             raise ValueError("apply_waveform: negative segment duration")
         n_dev, n_seg = levels.shape
-        carrying = (levels != 0) & (durations > 0)
+        # a pulse: a segment whose current could switch or wear the bar (not the read current, nor the small
+        # currents a DC block lets through between pulses)
+        carrying = (levels.abs() >= PULSE_FRACTION * self.nominal_ic0_a[idx, None]) & (durations > 0)
         if self.effects.short_pulse_model != "closed_form" and bool(carrying.any()):
             self.short_pulse_check(durations[carrying], "segment carrying current")
 
@@ -657,6 +678,9 @@ class Chip:
             p = -torch.expm1(-torch.exp(self._segment_log_count(idx, magnitude, durations, temperatures)))
         p = torch.where((levels != 0) & alive, p, torch.zeros_like(p))
         fired = torch.rand(p.shape, generator=self.generator, dtype=p.dtype, device=self.device) < p
+        short = carrying & alive & (durations < self.effects.short_pulse_min_s)
+        if self.effects.short_pulse_model == "macrospin" and bool(short.any()):
+            fired = torch.where(short, self._macrospin_fired(idx, magnitude, durations, short), fired)
         if self.chirality == 0:  # no bias field: a reversal ends up or down at random
             direction = torch.where(torch.rand(p.shape, generator=self.generator, dtype=p.dtype,
                                                device=self.device) < 0.5, 1.0, -1.0)
@@ -673,6 +697,29 @@ class Chip:
         self.m_z[idx] = torch.where(self.destroyed[idx], start, m_after[:, -1])
         self._after_waveform(idx, durations, pulses, temperatures)
         return WaveformResponse(m_after, temperatures[1])
+
+    def macrospin_parameters(self) -> MacrospinParameters:
+        """The macrospin twin's shared parameters: the bias field's magnitude and anisotropy (the chirality stays
+        the chip's), the room's temperature."""
+        field_ = self.effects.bias_field
+        base = MacrospinParameters()
+        return MacrospinParameters(anisotropy_t=field_.anisotropy_t if field_ is not None else base.anisotropy_t,
+                                   bias_field_t=abs(field_.field_t) if field_ is not None else base.bias_field_t,
+                                   temperature_k=self.ambient_k)
+
+    def _macrospin_fired(self, idx: torch.Tensor, magnitude: torch.Tensor, durations: torch.Tensor,
+                         short: torch.Tensor) -> torch.Tensor:
+        """Whether each short segment switched its device, from one stochastic-LLG run of the device's twin per
+        segment (from the state the segment's current switches out of)."""
+        bars = self.bars(idx[:, None])
+        fired = torch.zeros_like(short)
+        params = self.macrospin_parameters()
+        for width in torch.unique(durations[short]).tolist():
+            at = short & (durations == width)
+            outcome = sllg_switched(bars.ic0_a.expand_as(at)[at], bars.delta.expand_as(at)[at], magnitude[at],
+                                    float(width), params=params, generator=self.generator)
+            fired[at] = outcome.to(torch.bool)
+        return fired
 
     def _temperatures(self, idx: torch.Tensor, magnitude: torch.Tensor,
                       durations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -724,8 +771,8 @@ class Chip:
 
         ``levels_a`` has shape ``(segments,)`` (the same waveform for every device) or
         ``(devices, segments)``; ``durations_s`` broadcasts to the same shape. Devices must be
-        distinct. Each nonzero segment counts one cycle. A segment whose magnitude exceeds the
-        device's breakdown current destroys it from then on.
+        distinct. Each segment of at least a tenth of the nominal Ic0 counts one cycle. A segment whose magnitude
+        exceeds the device's breakdown current destroys it from then on.
 
         Returns ``m_z`` after every segment, shape ``(devices, segments)``, int8 (0 once destroyed).
 
@@ -832,6 +879,3 @@ class WaveformResponse:
     m_z: torch.Tensor
     temperature_k: torch.Tensor
 
-
-class ShortPulseError(ValueError):
-    """A pulse shorter than the Néel–Brown closed form is trusted for, on a chip that refuses such pulses."""

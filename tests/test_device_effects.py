@@ -193,3 +193,14 @@ def test_effects_config_errors_name_the_key():
                                 ("short_pulses", {"model": "guess"}, "effects.short_pulses.model")):
         with pytest.raises(ChipConfigError, match=key):
             load_chip(realistic(**{section: value}))
+
+
+def test_short_pulses_go_to_the_macrospin_twin_where_the_chip_says_so():
+    chip = load_chip(realistic("bias_field", short_pulses={"model": "macrospin", "min_width": "20 ns"}), seed=3)
+    ic0 = float(chip.bars().ic0_a[0])
+    p = chip.switching_probability(torch.zeros(3, dtype=torch.long), torch.tensor([0.6, 0.8, 0.9]) * ic0, 2e-9)
+    # a current-dependent probability in the ns regime, not the closed form's flat 1 − 1/e above Ic0
+    assert float(p[0]) < 0.1 < float(p[1]) < float(p[2])
+    chip.set_state("w3-1", -1)
+    m = chip.apply_waveform(["w3-1"], torch.tensor([[0.0, 2.4 * ic0, 0.0]]), torch.tensor([[1e-6, 2e-9, 1e-6]]))
+    assert m.shape == (1, 3) and int(chip.cycles[0]) == 1

@@ -33,11 +33,11 @@ from sim_backend.effects.magnet_temperature import MagnetTemperature
 from sim_backend.effects.parameter_drift import ParameterDrift
 from sim_backend.effects.reversal_pinning import ReversalPinning
 from sim_backend.effects.telegraph_noise import TelegraphNoise
+from sim_backend.macrospin import CLOSED_FORM_MIN_PULSE_S
 
 SECTIONS = ("temperature", "joule_heating", "bias_field", "drift", "telegraph_noise", "reversal_pinning",
             "short_pulses")
 SHORT_PULSE_MODELS = ("refuse", "macrospin", "closed_form")
-CLOSED_FORM_MIN_PULSE_S = 20e-9  # default: below it the thermally activated closed form is not trusted
 
 
 @dataclass(frozen=True)
