@@ -21,7 +21,10 @@ from hil.neurons import (
     sweep_currents,
     virtual_chip_mapping,
 )
+from hil.neurons.curve_tracking import CurveTrackingBackend, InLoopBackend
+from hil.neurons.hardware import HardwareBackend
 from sim_backend import load_chip
+from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.sot import exact_i50
 
 PULSE_S = 10e-6
@@ -37,6 +40,9 @@ BACKENDS = {
     "sim-chip": lambda: SimBackend.from_chip_file(),
     "sim-virtual": lambda: SimBackend.virtual(40, seed=3),
     "replay": replay_of_default_chip,
+    # samples drawn from the curves measured by trials on the embedded chip (as the replay's sweep)
+    "in-loop-curve": lambda: InLoopBackend(SimBackend.from_chip_file(), mode="curve", trials_per_point=400,
+                                           n_points=31, span=(-10.0, 5.0)),
 }
 
 
@@ -328,3 +334,65 @@ def test_replay_without_channel_resistance_reports_unknown_energy():
     backend = ReplayBackend.from_curves(curves)
     backend.sample(torch.tensor([0, 1]), torch.full((3, 2), 1.2e-3))
     assert backend.pulses == 6 and math.isnan(backend.energy_j)
+
+
+# ---------------------------------------------------------------------------------------------
+# devices in the loop: trials and the curves they measure (pulse and curve mode)
+# ---------------------------------------------------------------------------------------------
+
+
+def drifting_chip(n=24, seed=4):
+    """A virtual chip of the realistic chip's 3 µm devices, every effect on (drift among them)."""
+    return SimBackend.virtual(n, width_m=3e-6, chip=DEFAULT_CHIP_FILE.parent / "chip.realistic.yaml", seed=seed)
+
+
+def test_the_station_and_the_simulator_share_one_curve_tracking():
+    assert issubclass(HardwareBackend, CurveTrackingBackend) and issubclass(InLoopBackend, CurveTrackingBackend)
+    assert "_draw" not in vars(HardwareBackend) and "measure_curves" not in vars(HardwareBackend)
+
+
+def test_pulse_mode_plays_every_sample_on_the_chip_and_ages_it():
+    sim = drifting_chip()
+    backend = InLoopBackend(sim, mode="pulse", trials_per_point=25, n_points=16)
+    measured = 24 * 16 * 25
+    assert backend.physical_trials == measured == backend.measurement_trials
+    assert sim.chip.time_s == pytest.approx(measured * sim.chip.trial_time_s)  # the sweep took station time
+    neurons = backend.assign(24)
+    i50, w = backend.curve(neurons)
+    true_i50, true_w = sim.curve(neurons)
+    # measured, not told: a logistic fitted to the Gumbel-shaped curve sits a fraction of a width below its median
+    assert torch.all((i50 - true_i50).abs() < 0.7 * true_w) and torch.allclose(w, true_w, rtol=0.3)
+    outcomes = backend.sample(neurons, (i50 + w)[None, :].expand(500, -1).float())
+    assert backend.physical_trials == measured + 500 * 24 == sim.pulses
+    assert backend.instrument_time_s == pytest.approx(backend.physical_trials * 520e-6)
+    assert sim.chip.time_s == pytest.approx(backend.instrument_time_s)
+    assert 0.6 < float(outcomes.mean()) < 0.8  # P(I50 + w) of a logistic: 0.73
+
+
+def test_curve_mode_samples_measured_curves_remeasures_every_k_calls_and_follows_drift():
+    sim = drifting_chip()
+    backend = InLoopBackend(sim, mode="curve", remeasure_every=3)
+    neurons = backend.assign(24)
+    i50, w = backend.curve(neurons)
+    currents = (i50 + w)[None, :].expand(50, -1).float()
+    backend.sample(neurons, currents)
+    backend.sample(neurons, currents)
+    assert backend.physical_trials == backend.measurement_trials  # drawn from the curves: no trials
+    true_before = sim.curve(neurons)[0]
+    sim.chip.idle(86_400.0)  # a day on the shelf: the devices drift by about a logistic width
+    backend.sample(neurons, currents)  # the third call measures them again
+    assert backend.physical_trials == 2 * backend.measurement_trials
+    moved, truth = backend.curve(neurons)[0] - i50, sim.curve(neurons)[0] - true_before
+    assert float((truth / w).abs().mean()) > 0.5
+    assert float(((moved - truth) / w).abs().mean()) < 0.3  # the re-measured curves moved as the devices did
+    # the measured curves go with the backend's state
+    saved = backend.state_dict()
+    backend.measure_curves()
+    backend.load_state_dict(saved)
+    assert torch.equal(backend.curve(neurons)[0], InLoopBackend.curve(backend, neurons)[0])
+    assert backend.physical_trials == 2 * backend.measurement_trials and backend.calls == 3
+    backend.mode = "pulse"  # the same devices, now every sample a trial
+    backend.sample(neurons, currents)
+    assert backend.physical_trials == 2 * backend.measurement_trials + 50 * 24
+    with pytest.raises(BackendError, match="mode"):
+        backend.mode = "replay"

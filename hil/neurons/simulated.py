@@ -96,6 +96,11 @@ class SimBackend(NeuronBackend):
         return cls(load_chip(virtual_chip_mapping(n_devices, width_m, chip, seed), device=torch_device(device)),
                    pulse_width_s=pulse_width_s)
 
+    @property
+    def trial_time_s(self) -> float:
+        """The modeled time (s) one trial keeps a station busy: the chip's, by which its drifting devices age."""
+        return self.chip.trial_time_s
+
     def _follow_chip(self) -> None:
         """The devices' logistic view as the chip's effects have them now (rebuilt when the drift moved them)."""
         if self._curve_version != self.chip.parameters_version:
