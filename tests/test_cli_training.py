@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,3 +85,20 @@ def test_a_training_resume_with_another_seed_or_backend_source_is_refused(tmp_pa
                                  "--hidden", "16", "--chip", str(CONFIGS / "chip.varied.yaml"), "--out", str(out),
                                  "--resume"], capture_output=True, text=True)
     assert other_chip.returncode == 2 and "different source (source.chip." in other_chip.stderr
+
+
+def test_train_on_the_emulated_station_prints_the_instrument_time_before_it_starts(tmp_path):
+    """A tiny pulse-mode run: the estimate is printed before training and matches the trials the station played."""
+    out = tmp_path / "hw.h5"
+    done = subprocess.run([sys.executable, "-m", "hil.cli", "train", "--backend", "hardware", "--station",
+                           str(CONFIGS / "station.emulated.yaml"), "--epochs", "1", "--hidden", "4", "--eval-samples",
+                           "1", "--progress-every", "0", "--out", str(out)], capture_output=True, text=True, check=True)
+    estimate = re.search(r"estimated instrument time \(pulse mode\): ([\d.]+) s \(([\d,]+) trials × (\d+) µs: "
+                         r"training ([\d,]+), evaluation ([\d,]+), curve measurements ([\d,]+)\)", done.stderr)
+    assert estimate is not None, done.stderr
+    planned, training, evaluation = (int(estimate.group(k).replace(",", "")) for k in (2, 4, 5))
+    assert training == 1347 * 4 and evaluation == 450 * 4
+    played = re.search(r"instrument time: [\d.]+ \w+ \(([\d,]+) trials played on the devices\)", done.stdout)
+    assert played is not None, done.stdout
+    # trials the station adds on its own (a trial played again after its reset failed) come on top of the plan
+    assert planned <= int(played.group(1).replace(",", "")) <= 1.01 * planned

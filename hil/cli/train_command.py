@@ -194,12 +194,14 @@ def run(args: argparse.Namespace) -> int:
 
     from hil.lab.characterization import RESUMED_OUTCOME_SEED
     from hil.lab.provenance import check_resume
+    from hil.neurons.curve_tracking import CurveTrackingBackend
     from hil.neurons.layers import NeuronConfig
     from hil.neurons.sources import open_backend, source_identity
     from hil.offline.summary import session_info
     from hil.outputs import check_outputs
     from hil.session import Session
     from hil.training.datasets import load_dataset
+    from hil.training.instrument_plan import duration_text, plan_trials
     from hil.training.training_run import train_to_session, training_identity
 
     check_backend_options(args)
@@ -219,16 +221,23 @@ def run(args: argparse.Namespace) -> int:
                                                  device=args.device, outcome_seed=outcome_seed) as (backend, source):
         print(f"{backend!r} on {dataset.describe().get('name')}: {config.hidden} hidden neurons, "
               f"{config.epochs} epochs", file=sys.stderr)
+        if isinstance(backend, CurveTrackingBackend):  # the devices play trials: say how long they will take
+            plan = plan_trials(dataset, config, backend)
+            print(f"estimated instrument time ({backend.mode} mode): {plan.describe()}", file=sys.stderr)
         train_to_session(args.out, dataset, backend, source, config,
                          NeuronConfig(mapping=args.mapping, gradient=args.gradient), baselines=args.baselines,
                          resume=args.resume, force=args.force, steps_per_unit=args.checkpoint_every,
                          progress_every_s=args.progress_every, synapses=synapses, synapse_config=synapse_config)
+        played = backend.physical_trials if isinstance(backend, CurveTrackingBackend) else None
+        instrument_s = backend.instrument_time_s if isinstance(backend, CurveTrackingBackend) else 0.0
     training = session_info(args.out)["training"]
     print(f"test accuracy ({training['backend']}): {training['test_accuracy']:.4f}")
     for name in ("deterministic", "stochastic"):
         if f"{name}_accuracy" in training:
             print(f"test accuracy ({name} software baseline): {training[f'{name}_accuracy']:.4f}")
     print(f"pulses: {training['pulses']}, energy: {training['energy_j']:.4g} J; session: {args.out}")
+    if played is not None:
+        print(f"instrument time: {duration_text(instrument_s)} ({played:,} trials played on the devices)")
     if synapses is not None:
         print(f"DW synapses: {synapses.n_devices} devices of {synapses.states} states ({synapse_config.mode}, margin "
               f"{synapse_config.margin:g}), {synapses.program_events} programming events, "

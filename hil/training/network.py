@@ -25,6 +25,7 @@ from hil.training.datasets import Dataset
 
 Neurons = str | NeuronBackend  # "deterministic" | "stochastic" | a backend
 SOFTWARE_NEURONS = ("deterministic", "stochastic")
+EVAL_BATCH = 1024  # test images per forward pass of an evaluation
 
 
 class MLP(nn.Module):
@@ -127,7 +128,7 @@ def on_devices(model: MLP, backend: NeuronBackend, neuron_config: NeuronConfig |
 
 
 @torch.no_grad()
-def evaluate(model: MLP, x: torch.Tensor, y: torch.Tensor, samples: int = 16, batch_size: int = 1024) -> float:
+def evaluate(model: MLP, x: torch.Tensor, y: torch.Tensor, samples: int = 16, batch_size: int = EVAL_BATCH) -> float:
     """Accuracy of ``model`` on ``(x, y)``, averaging its output over ``samples`` stochastic samples."""
     was_training = model.training
     model.eval()
