@@ -87,6 +87,36 @@ def test_a_training_resume_with_another_seed_or_backend_source_is_refused(tmp_pa
     assert other_chip.returncode == 2 and "different source (source.chip." in other_chip.stderr
 
 
+def test_experiment_transfer_prints_the_four_arm_table_with_intervals(tmp_path):
+    """Two seeds of a small network on the drifting, heating varied chip: every arm and condition is a row with its
+    95 % interval over the seeds; only what the physics forces is asserted of their order."""
+    rows = json.loads(hil("experiment", "transfer", "--json", "--epochs", "3", "--hidden", "16", "--seeds", "2",
+                          "--eval-samples", "4", "--progress-every", "0", "--out", tmp_path))
+    assert (tmp_path / "transfer.png").read_bytes()[:4] == b"\x89PNG"
+    by = {(row["arm"], row["condition"]): row for row in rows}
+    arms = [row["arm"] for row in rows if row["group"] == "arm"]
+    assert arms == ["software, nominal mapping", "software, one-time calibration", "hardware-in-loop, pulse mode",
+                    "hardware-in-loop, curve mode"]
+    for row in rows:
+        assert row["seeds"] == 2 and len(row["accuracies"]) == 2
+        assert row["accuracy_low"] <= row["accuracy"] <= row["accuracy_high"]
+    software = by[("software, ideal stochastic sigmoid", "no devices")]
+    nominal = by[("software, nominal mapping", "deployed at T")]
+    calibrated = by[("software, one-time calibration", "calibrated at 0, deployed at T")]
+    pulse = by[("hardware-in-loop, pulse mode", "at the end of its run (T)")]
+    curve = by[("hardware-in-loop, curve mode", "at the end of its run")]
+    # twice the embedded chip's spread: one bias per width misses most devices' switching ranges
+    assert nominal["accuracy"] < software["accuracy"] - 0.15
+    assert nominal["accuracy"] < min(calibrated["accuracy"], pulse["accuracy"]) - 0.1
+    # without drift time changes nothing: the calibration made a week ago is as good as new
+    still = by[("software, one-time calibration, no drift", "deployed a week after calibration")]
+    fresh = by[("software, one-time calibration", "deployed right after calibration")]
+    assert still["accuracies"] == pytest.approx(fresh["accuracies"], abs=1 / 450 + 1e-9)  # one test image
+    # only the devices' trials count, and curve mode plays far fewer of them
+    assert nominal["trials"] == 0 and 0 < calibrated["trials"] < curve["trials"] < pulse["trials"]
+    assert pulse["instrument_hours"] == pytest.approx(pulse["trials"] * 520e-6 / 3600)
+
+
 def test_train_on_the_emulated_station_prints_the_instrument_time_before_it_starts(tmp_path):
     """A tiny pulse-mode run: the estimate is printed before training and matches the trials the station played."""
     out = tmp_path / "hw.h5"

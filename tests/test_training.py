@@ -16,11 +16,15 @@ import torch
 import yaml
 
 from hil.neurons import ReplayBackend, SimBackend, measure_curves, sweep_currents
+from hil.neurons.curve_tracking import InLoopBackend
 from hil.neurons.layers import IdealStochasticNeurons, NeuronConfig, SigmoidNeurons, StochasticNeurons
 from hil.training import TrainConfig, Trainer, build_network, evaluate, train
 from hil.training.datasets import DatasetError, load_dataset, load_digits, load_mnist, mnist_available, read_idx
+from hil.training.drift_transfer import REMEASURE_EPOCHS, TRANSFER_CHIP
 from hil.training.experiments import bias_experiment, energy_experiment, transfer_experiment
-from sim_backend.chip import DEFAULT_CHIP_FILE
+from hil.training.instrument_plan import plan_trials, sampling_calls
+from hil.training.network import reseed_sampling
+from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 
@@ -292,3 +296,69 @@ def test_result_records_are_independent_of_the_model(digits):
     record = copy.deepcopy(result.as_dict())
     assert "model" not in record and record["neurons"] == "stochastic"
     assert record["dataset"]["name"] == "digits" and record["config"]["hidden"] == [16]
+
+
+# ---------------------------------------------------------------------------------------------
+# devices that drift: instrument time, pulse and curve mode
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_transfer_chip_has_the_realistic_chips_effects():
+    """chip.varied.yaml carries chip.realistic.yaml's effects: section unchanged (the two files must not part)."""
+    varied, realistic = load_chip(TRANSFER_CHIP), load_chip(DEFAULT_CHIP_FILE.parent / "chip.realistic.yaml")
+    assert varied.effects == realistic.effects and "drift" in varied.effects.enabled
+    assert varied.spec.variation["ic0"] == 2 * realistic.spec.variation["ic0"]
+
+
+@pytest.mark.parametrize("mode", ["pulse", "curve"])
+def test_the_planned_trials_are_the_trials_a_run_plays(digits, mode):
+    """The instrument-time estimate of hil train: every trial of a run planned from its configuration (two hidden
+    layers, an evaluation every other epoch, curve re-measurements every 30 calls)."""
+    config = TrainConfig(hidden=(24, 8), epochs=3, evaluate_every=2, eval_samples=2)
+    backend = InLoopBackend(SimBackend.virtual(32, width_m=3e-6, chip=TRANSFER_CHIP, seed=3), mode=mode,
+                            remeasure_every=30)
+    plan = plan_trials(digits, config, backend)
+    train(digits, backend, config, NeuronConfig(mapping="nominal"))
+    assert plan.trials == backend.physical_trials and plan.seconds == pytest.approx(backend.instrument_time_s)
+    assert backend.calls == sampling_calls(digits, config) == 2 * (3 * 22 + 2)
+    if mode == "pulse":
+        assert plan.training == 3 * digits.x_train.shape[0] * 32 and plan.evaluation == 2 * 450 * 2 * 32
+    else:
+        assert plan.training == plan.evaluation == 0 and plan.curves == (1 + 136 // 30) * backend.measurement_trials
+
+
+def test_curve_mode_plans_a_twentieth_of_the_trials_of_a_digits_run_in_pulse_mode(digits):
+    """The transfer experiment's runs (digits, 128 devices, 20 epochs; curves of 16 currents × 25 trials a device,
+    measured again every two epochs): what each would keep a station busy, before anything is trained."""
+    config = TrainConfig(epochs=20)
+    every = REMEASURE_EPOCHS * sampling_calls(digits, TrainConfig(epochs=1))
+    plans = {}
+    for mode in ("pulse", "curve"):
+        chip = SimBackend.virtual(128, width_m=3e-6, chip=TRANSFER_CHIP, seed=10)
+        plans[mode] = plan_trials(digits, config, InLoopBackend(chip, mode=mode, remeasure_every=every))
+    assert plans["pulse"].trials >= 20 * plans["curve"].trials
+    assert plans["pulse"].seconds > 3 * 3600 and plans["curve"].seconds < 10 * 60
+    assert "h (" in plans["pulse"].describe() and "min (" in plans["curve"].describe()
+
+
+@pytest.mark.slow
+def test_curve_mode_cuts_a_digits_runs_instrument_time_twentyfold_at_the_accuracy_of_pulse_mode(digits):
+    """Digits, 128 hidden neurons on as many varied 3 µm devices that drift and heat, 20 epochs, seed 0. Pulse
+    mode: every sample a trial on the chip (and the per-epoch evaluations); curve mode: samples from curves measured
+    by trials (16 currents × 25 trials a device), measured again every two epochs. Both networks are then tested
+    on the devices themselves. One seed moves the accuracy by about half a point either way, so this asserts the
+    time ratio and accuracy within one point; the benchmark gives the mean over seeds with its interval."""
+    config = TrainConfig(epochs=20, seed=0)
+    every = REMEASURE_EPOCHS * sampling_calls(digits, TrainConfig(epochs=1))
+    accuracy, trials = {}, {}
+    for mode in ("pulse", "curve"):
+        backend = InLoopBackend(SimBackend.virtual(128, width_m=3e-6, chip=TRANSFER_CHIP, seed=10), mode=mode,
+                                remeasure_every=every)
+        model = train(digits, backend, config, NeuronConfig(mapping="nominal")).model
+        trials[mode] = backend.physical_trials
+        backend.mode = "pulse"
+        reseed_sampling(model, 99)
+        accuracy[mode] = evaluate(model, digits.x_test, digits.y_test, config.eval_samples)
+    assert trials["pulse"] >= 20 * trials["curve"]
+    assert trials["pulse"] * 520e-6 / 3600 > 3.0  # hours of station time in pulse mode, minutes in curve mode
+    assert accuracy["pulse"] > 0.94 and accuracy["curve"] >= accuracy["pulse"] - 0.01

@@ -7,6 +7,8 @@ from typing import Any
 
 from hil.cli.train_command import add_progress_option, add_training_options, folder, positive, train_config
 
+TRANSFER_SEEDS = 3  # the transfer table's default seeds: a t interval needs several
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="reproduce a research claim: a table and a PNG")
@@ -15,6 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=folder, default="experiments", help="folder for the PNG and JSON")
     p.add_argument("--force", action="store_true", help="replace the experiment's files already in --out")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--seeds", type=positive, default=None,
+                   help="transfer and synapses: training seeds from --seed, with intervals over them (default: "
+                   f"transfer {TRANSFER_SEEDS}, synapses 1)")
     add_training_options(p, epochs=20)
     synapses = p.add_argument_group("synapses", "options of hil experiment synapses")
     synapses.add_argument("--states", type=positive, nargs="+", default=None, metavar="K",
@@ -29,7 +34,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     synapses.add_argument("--synapse-session", default=None, metavar="FILE",
                           help="a session with a DW programming characterization: every programming draws one "
                           "of its recorded outcomes (--states and --sigma do not apply)")
-    synapses.add_argument("--seeds", type=positive, default=1, help="training seeds from --seed (intervals over them)")
     synapses.add_argument("--draws", type=positive, default=5, help="ex situ: programming-noise draws evaluated")
     synapses.add_argument("--neurons", default="sigmoid", choices=["sigmoid", "sim"],
                           help="hidden neurons: software sigmoids, or simulated SOT devices of --chip "
@@ -43,16 +47,22 @@ def run(args: argparse.Namespace) -> int:
 
     from hil.display.progress import TrainingProgress
     from hil.training.claims import run_experiment
+    from hil.training.config import TrainConfigError
     from hil.training.datasets import load_dataset
     from hil.training.synapse_experiment import DEFAULT_HIDDEN
 
+    if args.seeds is not None and args.name not in ("transfer", "synapses"):
+        raise TrainConfigError(f"--seeds is for hil experiment transfer and synapses (the {args.name} experiment "
+                               "trains one seed): leave it out")
     config = train_config(args, DEFAULT_HIDDEN if args.name == "synapses" else (128,))
     options = synapse_options(args, config) if args.name == "synapses" else None
+    seeds = [args.seed + i for i in range(args.seeds or TRANSFER_SEEDS)] if args.name == "transfer" else None
     dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
     progress = TrainingProgress(log_every_s=args.progress_every)
     try:
         result = run_experiment(args.name, dataset, config, chip=args.chip, out_dir=args.out,
-                                device=args.device, force=args.force, progress=progress, synapse_options=options)
+                                device=args.device, force=args.force, progress=progress, synapse_options=options,
+                                seeds=seeds)
     finally:
         progress.close()
     if args.json:
@@ -115,5 +125,5 @@ def synapse_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     if args.neurons == "sim":
         neurons = SimBackend.virtual(sum(config.hidden), chip=args.chip, seed=config.seed + 30, device=args.device)
     return {"synapse": synapse, "states": states, "margin": DEFAULT_MARGIN if args.margin is None else args.margin,
-            "seeds": [args.seed + i for i in range(args.seeds)], "draws": args.draws, "neurons": neurons,
+            "seeds": [args.seed + i for i in range(args.seeds or 1)], "draws": args.draws, "neurons": neurons,
             "make_synapses": make_synapses}

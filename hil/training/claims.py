@@ -3,10 +3,11 @@
 Every experiment runs on the simulator with a *virtual chip*: one device per hidden neuron, drawn from
 a chip file's distributions.
 
-- ``transfer``: trained in software (ideal stochastic sigmoids), then run on the varied devices, vs
-  trained with the devices in the loop. Uses ``configs/chip.varied.yaml`` (twice the embedded chip's
-  device-to-device spread) and 3 µm devices with the nominal per-size mapping by default, so the loss of
-  the software-trained network is clear.
+- ``transfer``: on a drifting, heating chip (``configs/chip.varied.yaml``: twice the embedded chip's
+  device-to-device spread, the realistic chip's effects; 3 µm devices), software with the nominal mapping and
+  with a one-time per-device calibration vs hardware-in-loop in pulse and curve mode, over seeds, with the
+  instrument time of each and the conditions where calibration suffices
+  (:mod:`hil.training.drift_transfer`).
 - ``bias``: accuracy vs an absolute bias-current error, one curve per device width.
 - ``energy``: energy per inference (Σ I²·R_ch·t_p over bias pulses and resets) per device width.
 - ``synapses``: few-state DW synapses in deep networks (:mod:`hil.training.synapse_experiment`): floating
@@ -17,7 +18,7 @@ a chip file's distributions.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,11 @@ from hil.neurons.simulated import SimBackend
 from hil.outputs import check_outputs
 from hil.training.config import TrainConfig
 from hil.training.datasets import Dataset
-from hil.training.experiments import bias_experiment, energy_experiment, transfer_experiment
+from hil.training.drift_transfer import DriftTransferResult, drift_transfer_experiment
+from hil.training.experiments import bias_experiment, energy_experiment
 from hil.training.synapse_experiment import REFERENCE, SynapseResult, synapse_experiment
 from hil.training.trainer import ProgressCallback
-from instruments.config_files import CONFIGS
 
-TRANSFER_CHIP = CONFIGS / "chip.varied.yaml"
-TRANSFER_WIDTH_M = 3e-6
 BIAS_ERRORS_A = (0.0, 25e-6, 50e-6, 75e-6, 100e-6, 150e-6)
 
 
@@ -47,10 +46,12 @@ def _plt() -> Any:
 def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str | Path | None = None,
                    out_dir: str | Path = "experiments", device: str = "cpu", force: bool = False,
                    progress: ProgressCallback | None = None,
-                   synapse_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   synapse_options: Mapping[str, Any] | None = None, seeds: Sequence[int] | None = None
+                   ) -> dict[str, Any]:
     """Run one experiment; returns ``{"table", "text", "files", "result"}`` and writes PNG + JSON.
     ``progress`` is called with each training step of every network the experiment trains.
-    ``synapse_options`` (``synapses`` only): keyword arguments of :func:`synapse_experiment`."""
+    ``synapse_options`` (``synapses`` only): keyword arguments of :func:`synapse_experiment`; ``seeds``
+    (``transfer`` only): the training seeds (default: ``config.seed``)."""
     out_dir = Path(out_dir)
     check_outputs([out_dir / f"{name}.png", out_dir / f"{name}.json"], force)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -62,18 +63,11 @@ def run_experiment(name: str, dataset: Dataset, config: TrainConfig, chip: str |
         text = synapse_text(result)
         fig = synapse_figure(plt, result)
     elif name == "transfer":
-        backend = SimBackend.virtual(n_neurons, TRANSFER_WIDTH_M, chip=chip or TRANSFER_CHIP, seed=config.seed + 10,
-                                     device=device)
-        result = transfer_experiment(dataset, backend, config, mapping="nominal", deterministic=True,
-                                     progress=progress)
+        result = drift_transfer_experiment(dataset, config, seeds or [config.seed], chip=chip, device=device,
+                                           progress=progress)
         table = result.table()
-        text = "\n".join(f"{row['network']:48} {row['accuracy']:.4f}" for row in table)
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.barh([r["network"] for r in table], [r["accuracy"] for r in table], color="tab:blue")
-        ax.set_xlim(min(r["accuracy"] for r in table) - 0.05, 1.0)
-        ax.set_xlabel(f"test accuracy ({dataset.describe().get('name')})")
-        ax.set_title(f"Software-trained vs hardware-in-loop, {n_neurons} varied "
-                     f"{TRANSFER_WIDTH_M * 1e6:g} um devices")
+        text = result.text()
+        fig = transfer_figure(plt, result)
     elif name == "bias":
         backend = SimBackend.virtual(3 * n_neurons, chip=chip, seed=config.seed + 20, device=device)
         result = bias_experiment(dataset, backend, BIAS_ERRORS_A, config, progress=progress)
@@ -164,5 +158,34 @@ def synapse_figure(plt: Any, result: SynapseResult) -> Any:
     neurons = "sigmoid" if result.neurons == "deterministic" else result.neurons
     fig.suptitle(f"Few-state stochastic DW synapses: {result.dataset.get('name')}, hidden "
                  f"{tuple(result.config['hidden'])}, {neurons} neurons, {len(result.seeds)} seed(s)")
+    fig.tight_layout()
+    return fig
+
+
+def transfer_figure(plt: Any, result: DriftTransferResult) -> Any:
+    """Accuracy on the devices per arm and condition (bars: 95 % interval over seeds) and each arm's instrument
+    time before deployment (log scale)."""
+    table = result.table()
+    colours = {"software": "0.3", "arm": "tab:blue", "condition": "tab:orange"}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True, gridspec_kw={"width_ratios": [3, 2]})
+    y = list(range(len(table)))
+    errors = [[r["accuracy"] - r["accuracy_low"] for r in table], [r["accuracy_high"] - r["accuracy"] for r in table]]
+    left.barh(y, [r["accuracy"] for r in table], xerr=errors, color=[colours[r["group"]] for r in table], capsize=3)
+    left.set_xlim(max(0.0, min(r["accuracy_low"] for r in table) - 0.02), 1.0)
+    left.set_yticks(y, [f"{r['arm']}\n{r['condition']}" for r in table], fontsize=7)
+    left.invert_yaxis()
+    left.set_xlabel(f"test accuracy on the devices ({result.dataset.get('name')}; bars: 95 % interval over "
+                    f"{len(result.seeds)} seed(s))")
+    hours = [r["instrument_hours"] if r["trials"] else float("nan") for r in table]
+    right.barh(y, hours, color=[colours[r["group"]] for r in table])
+    if any(h > 0 for h in hours):
+        right.set_xscale("log")
+    for i, r in enumerate(table):
+        if not r["trials"]:
+            right.text(0.01, i, "no trials", va="center", fontsize=7, transform=right.get_yaxis_transform())
+    right.tick_params(labelleft=False)
+    right.set_xlabel("instrument time before deployment (h)")
+    fig.suptitle(f"Transfer on a drifting, heating chip: {result.n_devices} devices of {result.width_m * 1e6:g} um "
+                 f"({result.chip}); grey: software, blue: the four arms, orange: conditions")
     fig.tight_layout()
     return fig
