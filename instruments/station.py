@@ -24,13 +24,26 @@ from typing import Any
 from instruments.adapters import MODELS, open_connection
 from instruments.drivers.errors import InstrumentConnectionError, InstrumentErrors
 from instruments.interrupts import interrupts_held
-from instruments.roles import PulseGenerator, SourceMeter, StationInstrument, SwitchMatrix
+from instruments.roles import PulseGenerator, Segment, SourceMeter, StationInstrument, SwitchMatrix
 from instruments.station_config import HALL_BAR, SafetyError, StationSpec, load_station_spec
 from instruments.transport import RecordingAdapter, ReplayAdapter, TransportLog
 
 log = logging.getLogger(__name__)
 
 SOURCE_IMPEDANCE_OHM = 50.0  # the pulse generator's output impedance: I = V / (R_ch + 50 Ω)
+# Through a DC block every pulse is played between two balancing lobes of the opposite sign, each carrying half its
+# charge at this fraction of its level (so each lasts 1 / (2 × 1/8) = 4 pulse widths): the capacitor ends every
+# pulse as it began, and, the lobes being symmetric about the pulse, its mean over time stays where it is at the
+# reads, so neither the baseline nor the running mean of the waveform shifts. The lobe after a 1.3 Ic0 reset carries
+# an eighth of it plus the read current, ≤ 0.23 Ic0 on the embedded chip: over its 400 µs the weakest device
+# (Δ = 35) switches with P ≈ 1e-6, and the read after the reset would show one that did (a sixth: 5e-6; a quarter,
+# 0.41 Ic0: 1.5e-4).
+BALANCE_LEVEL = 1 / 8
+
+
+def balanced_span(width_s: float) -> float:
+    """How long a pulse of ``width_s`` lasts with its two balancing lobes (s)."""
+    return width_s * (1.0 + 1.0 / BALANCE_LEVEL)
 ROLE_NAMES = {"pulse_generator": "pulse generator", "source_meter": "source meter", "switch_matrix": "switch matrix"}
 
 
@@ -105,6 +118,7 @@ class Station:
         self.safe_state_report: SafeStateReport | None = None
         self.lost: dict[str, str] = {}  # devices found open: never routed again (no pulse, no current)
         self._read_configured = False
+        self._generator_live = False  # the generator's output may be on (a direct coupling shunts reads then)
         self._check_depth = 0
 
     @property
@@ -225,6 +239,7 @@ class Station:
                 (confirmed if safe else unsafe).append(name)
             self.routed = None
             self._read_configured = False
+            self._generator_live = False
             report = SafeStateReport(tuple(confirmed), tuple(unsafe), tuple(unreachable), tuple(reconnected))
             self.safe_state_report = report  # known even when a held Ctrl-C is raised next
             if not report.ok:
@@ -312,16 +327,30 @@ class Station:
             self.source_meter.configure_read(readout.read_current_a, readout.compliance_v, readout.nplc)
             self._read_configured = True
 
+    def _quiet_generator(self) -> None:
+        """Before a read: a generator coupled directly shunts the read current while its output is on; off, it
+        opens (the station refuses a direct coupling whose generator does not)."""
+        wiring = self.spec.wiring
+        if self._generator_live and wiring is not None and not wiring.blocks_dc:
+            self.pulse_generator.output_off()
+            # a query: the generator has acted on the write (its output is off) before the source meter reads
+            if not self.pulse_generator.is_safe():
+                raise SafetyError(f"{self.pulse_generator.label}: its output did not go off before a read; a "
+                                  "directly coupled generator would shunt the read current")
+            self._generator_live = False
+
     def read_hall(self, device_id: str, n_readings: int = 1) -> Any:
         """``R_xy`` readings of ``device_id`` in Ω."""
         self.route(device_id)
         self.prepare_reads()
+        self._quiet_generator()
         return self.source_meter.read_hall(n_readings)
 
     def measure_channel_resistance(self, device_id: str) -> float:
         """Two-wire channel resistance of ``device_id`` in Ω, remembered for current→voltage conversion."""
         self.route(device_id)
         self.prepare_reads()
+        self._quiet_generator()
         r_ch = float(self.source_meter.read_channel())
         if not math.isfinite(r_ch) or r_ch <= 0 or r_ch > 1e9:
             raise DeviceOpenError(device_id, f"device {device_id}: channel reads open ({r_ch:.4g} Ω); it may be "
@@ -334,9 +363,57 @@ class Station:
         r_ch = self.channel_resistance_ohm.get(device_id)
         return self.measure_channel_resistance(device_id) if r_ch is None else r_ch
 
+    @property
+    def source_impedance_ohm(self) -> float:
+        """The pulse generator's output impedance (the station file's wiring, 50 Ω by default)."""
+        wiring = self.spec.wiring
+        return SOURCE_IMPEDANCE_OHM if wiring is None else wiring.output_impedance_ohm
+
     def voltage_for(self, device_id: str, current_a: float) -> float:
         """Pulse-generator voltage that drives ``current_a`` through ``device_id``: ``I · (R_ch + 50 Ω)``."""
-        return current_a * (self.channel_resistance(device_id) + SOURCE_IMPEDANCE_OHM)
+        return current_a * (self.channel_resistance(device_id) + self.source_impedance_ohm)
+
+    def voltage_beside_read_current(self, device_id: str, current_a: float) -> float:
+        """The generator level that makes the channel of ``device_id`` carry ``current_a`` while the source meter
+        sources the read current beside it (the fast path): through a DC block the read current flows in the
+        channel and the generator adds the rest, ``(I − I_read)·(R_ch + R_out)``; coupled directly, its output
+        takes part of the read current, ``I·(R_ch + R_out) − I_read·R_out``. (A station that does not declare
+        its wiring: ``I·(R_ch + R_out)``, as before.)"""
+        wiring = self.spec.wiring
+        level = self.voltage_for(device_id, current_a)
+        if wiring is None:
+            return level
+        read = self.spec.readout.read_current_a
+        r_out = self.source_impedance_ohm
+        return level - read * (self.channel_resistance(device_id) + r_out if wiring.blocks_dc else r_out)
+
+    def balanced(self, level_v: float, width_s: float) -> list[Segment]:
+        """The segments that carry one pulse: the pulse alone, or, through a DC block, between two balancing lobes
+        of the opposite sign (each half its charge at :data:`BALANCE_LEVEL` of its level), so that the capacitor
+        ends as it began and shifts no baseline."""
+        wiring = self.spec.wiring
+        if wiring is None or not wiring.blocks_dc or level_v == 0.0:
+            return [Segment(level_v, width_s)]
+        lobe = Segment(-BALANCE_LEVEL * level_v, (balanced_span(width_s) - width_s) / 2)
+        return [lobe, Segment(level_v, width_s), lobe]
+
+    def check_clamp(self, device_id: str, currents_a: Any, what: str = "pulse") -> None:
+        """Refuse (:class:`SafetyError`) a pulse whose voltage across the channel of ``device_id`` (measured) exceeds
+        the source meter's compliance: on the fast path the source meter sources the read current through every
+        pulse and would clamp it there. (Nothing is checked for a station that does not declare its wiring.)"""
+        if self.spec.wiring is None:
+            return
+        compliance = self.spec.readout.compliance_v
+        r_ch = self.channel_resistance(device_id)
+        for current in currents_a:
+            volts = abs(float(current)) * r_ch
+            if volts > compliance:
+                raise SafetyError(f"device {device_id}: a {what} of {float(current) * 1e3:.4g} mA puts {volts:.3g} V "
+                                  f"across its {r_ch:.4g} Ω channel, beyond the source meter's compliance of "
+                                  f"{compliance:.3g} V (readout.compliance): sourcing the read current through the "
+                                  f"pulse, it would clamp the channel current at {compliance / r_ch * 1e3:.3g} mA; "
+                                  f"raise readout.compliance (at most {self.spec.max_compliance_v:.3g} V, "
+                                  "safety.max_compliance) or lower the pulse; nothing was sent")
 
     # -- pulses ------------------------------------------------------------------------------------
 
@@ -352,11 +429,17 @@ class Station:
     def pulse(self, device_id: str, current_a: float, width_s: float) -> None:
         """One rectangular current pulse through ``device_id`` (naive path: one set of commands per pulse)."""
         self.check_pulses(device_id, [current_a], [width_s])
-        voltage = self.voltage_for(device_id, current_a)
-        self.check_levels(device_id, [voltage])
+        segments = self.balanced(self.voltage_for(device_id, current_a), width_s)
+        self.check_levels(device_id, [segment.level_v for segment in segments])
         self.route(device_id)
         self.source_meter.output_off()
-        self.pulse_generator.play_pulse(voltage, width_s)
+        for segment in segments:  # through a DC block: the pulse between its balancing lobes
+            self.pulse_generator.play_pulse(segment.level_v, segment.duration_s)
+        self._generator_live = True
+
+    def pulse_time_s(self, width_s: float) -> float:
+        """How long the generator is busy with one pulse of :meth:`pulse` (with its balancing lobes) in s."""
+        return sum(self.pulse_generator.pulse_time_s(segment.duration_s) for segment in self.balanced(1.0, width_s))
 
     def check_levels(self, device_id: str, levels_v: Any) -> None:
         """Refuse a voltage the pulse generator cannot deliver (SafetyError)."""

@@ -10,17 +10,24 @@
 
 Both return a :class:`TrialBatch`. Its ``instrument_time_s`` is the time the instruments spend
 physically (pulses, gaps, read windows and reading apertures), modeled from the plan.
+
+Through a DC block (the station file's ``wiring``) every pulse is played between its balancing lobes
+(:meth:`instruments.station.Station.balanced`), so that the waveform carries no net charge, trial by trial, and the
+capacitor shifts no baseline; the fast path's levels allow for the read current the source meter sources through
+every pulse, and a pulse whose voltage across the channel the source meter's compliance would clamp is refused
+before anything is sent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from instruments.roles import Segment
-from instruments.station import Station
+from instruments.station import Station, balanced_span
 from instruments.station_config import SafetyError
 
 
@@ -31,12 +38,17 @@ class TrialTiming:
     reset_width_s: float = 100e-6
     gap_s: float = 5e-6
     read_window_s: float = 10e-6  # at least the source meter's aperture (it is widened to it)
+    balanced: bool = False  # each pulse between its balancing lobes (a DC-blocked generator: set by the fast path)
 
     def window(self, aperture_s: float) -> float:
         return max(self.read_window_s, aperture_s)
 
+    def span(self, width_s: float) -> float:
+        """How long a pulse of ``width_s`` takes in the waveform (with its balancing lobes when ``balanced``)."""
+        return balanced_span(width_s) if self.balanced else width_s
+
     def trial_time(self, bias_width_s: float, aperture_s: float = 0.0) -> float:
-        return self.reset_width_s + bias_width_s + 2 * (self.gap_s + self.window(aperture_s))
+        return self.span(self.reset_width_s) + self.span(bias_width_s) + 2 * (self.gap_s + self.window(aperture_s))
 
 
 DEFAULT_TIMING = TrialTiming()
@@ -115,22 +127,28 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
                           "trigger input (station file: triggers); use run_trials_naive")
     bias = np.asarray(bias_a, dtype=np.float64).reshape(-1)
     _check(station, device, bias, width_s, reset_a, timing)
+    wiring = station.spec.wiring
+    timing = dataclasses.replace(timing, balanced=wiring is not None and wiring.blocks_dc)
     station.route(device)
     station.prepare_reads()
-    r_total = station.voltage_for(device, 1.0)  # V per A: R_ch + 50 Ω
+    # V per A (R_ch + 50 Ω), and the level of no current beside the read current (0 V for an undeclared wiring)
+    r_total = station.voltage_for(device, 1.0)
+    offset = station.voltage_beside_read_current(device, 0.0)
     window = timing.window(station.source_meter.aperture_s)
-    station.check_levels(device, [reset_a * r_total, *(bias * r_total)])
+    reset_v, bias_v = offset + reset_a * r_total, offset + bias * r_total
+    station.check_levels(device, [reset_v, *bias_v])
+    station.check_clamp(device, [reset_a], "reset pulse")
+    station.check_clamp(device, bias, "bias pulse")
 
-    def trial_segments(current: float) -> list[Segment]:
-        return [Segment(reset_a * r_total, timing.reset_width_s), Segment(0.0, timing.gap_s),
-                Segment(0.0, window), Segment(current * r_total, width_s), Segment(0.0, timing.gap_s),
-                Segment(0.0, window)]
+    def trial_segments(level_v: float) -> list[Segment]:
+        return [*station.balanced(reset_v, timing.reset_width_s), Segment(0.0, timing.gap_s), Segment(0.0, window),
+                *station.balanced(level_v, width_s), Segment(0.0, timing.gap_s), Segment(0.0, window)]
 
-    per_trial = len(trial_segments(0.0))
+    per_trial = len(trial_segments(1.0))
     period = timing.trial_time(width_s, station.source_meter.aperture_s)
     # readings at the start of each read window
-    offsets = [timing.reset_width_s + timing.gap_s, period - window]
-    all_segments = [s for current in bias for s in trial_segments(float(current))]
+    offsets = [timing.span(timing.reset_width_s) + timing.gap_s, period - window]
+    all_segments = [s for level in bias_v for s in trial_segments(float(level))]
     data = play_timed(station, all_segments, per_trial, offsets, period, "trial")
     reset_readings, after = data[:, 0], data[:, 1]
     switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
@@ -154,7 +172,6 @@ def run_trials_naive(station: Station, device: str, bias_a: Sequence[float], wid
         station.pulse(device, float(current), width_s)
         after[k] = station.read_hall(device)[0]
     switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
-    generator = station.pulse_generator
-    per_trial = generator.pulse_time_s(timing.reset_width_s) + generator.pulse_time_s(width_s) + 2 * aperture_s
+    per_trial = station.pulse_time_s(timing.reset_width_s) + station.pulse_time_s(width_s) + 2 * aperture_s
     return TrialBatch(device, "naive", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
                       bias.size * per_trial)

@@ -153,8 +153,9 @@ def test_fast_and_naive_paths_agree_and_report_instrument_time(emulated, station
     table = [[fast.switched.sum(), (~fast.switched).sum()], [naive.switched.sum(), (~naive.switched).sum()]]
     assert stats.chi2_contingency(table).pvalue > 1e-3
     assert type(fast) is type(naive) and fast.path == "fast" and naive.path == "naive"
-    # the fast path's modeled trial: 100 us reset + 10 us bias + gaps + two read apertures
-    assert fast.instrument_time_s / 1500 == pytest.approx(100e-6 + 10e-6 + 2 * (5e-6 + 200e-6))
+    # the fast path's modeled trial: 100 us reset + 10 us bias, each between its balancing lobes (4 widths on either
+    # side: the default station's DC block), + gaps + two read apertures
+    assert fast.instrument_time_s / 1500 == pytest.approx(9 * 100e-6 + 9 * 10e-6 + 2 * (5e-6 + 200e-6))
 
 
 def test_over_limit_pulse_is_refused_before_any_command(emulated, station):

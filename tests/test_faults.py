@@ -207,7 +207,7 @@ def test_a_device_that_breaks_down_is_reported_lost_and_gets_no_more_pulses(tmp_
         fits = run.analysis("fits")
     lost = trials[trials["device"] == b"w3-2"]
     assert lost.size == 50 * 8  # its 8th unit broke it: 8 units recorded, then no pulse for its other 24
-    assert cycles <= 2 * lost.size
+    assert cycles <= 6 * lost.size  # two pulses a trial, each between its balancing lobes (the default DC block)
     assert np.all(trials["reset_ok"][trials["device"] != b"w3-2"] == 1)  # the others were measured as usual
     assert "logistic" in fits["w3-1"] and "logistic" in fits["w5-1"]
 

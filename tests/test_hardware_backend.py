@@ -28,9 +28,11 @@ def test_pulse_mode_samples_are_trials_on_the_emulated_devices(hardware):
     outcomes = backend.sample(neurons, currents)
     assert outcomes.shape == (200, 36) and outcomes.dtype == torch.float32
     assert set(outcomes.unique().tolist()) == {0.0, 1.0}
-    # every sample was one trial on the station: a reset and a bias pulse reached the emulated chip
+    # every sample was one trial on the station: a reset and a bias pulse reached the emulated chip, each between
+    # its two balancing lobes (the default station's DC block; the chip counts a lobe as a cycle when it carries a
+    # tenth of Ic0 or more: the reset's do, a bias pulse's may not)
     assert backend.physical_trials - trials == 200 * 36
-    assert int(chip.cycles.sum()) - cycles == 2 * 200 * 36
+    assert 2 * 200 * 36 < int(chip.cycles.sum()) - cycles <= 6 * 200 * 36
     assert backend.pulses == 200 * 36 and backend.energy_j > 0
     # the trials follow the devices' measured curves (40 trials per point: a few percent of noise in them)
     expected = float(backend.probability(neurons, currents).mean())

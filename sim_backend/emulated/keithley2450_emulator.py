@@ -255,6 +255,7 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         self.trigger_model.catch_up()  # a running loop's readings are in the buffer as time goes by
         errors_before = len(self.errors)
         reply = super().handle(message)
+        self.tell_bench()
         # the 2450 words -222 "Parameter data out of range"
         for i in range(errors_before, len(self.errors)):
             code, text = self.errors[i]
@@ -310,8 +311,19 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         twice = function == "RES" and self.settings["SENS:RES:OCOM"]
         return float(self.settings[f"SENS:{function}:NPLC"]) / LINE_FREQUENCY_HZ * (2 if twice else 1)
 
+    def tell_bench(self) -> None:
+        """Tell the bench what the output does now: on or off, the source function, its level and limit (what the
+        channel carries depends on them and on the wiring: ``Bench.set_source_meter``)."""
+        if self.bench is not None:
+            function = self.source_function
+            self.bench.set_source_meter(self.output_on, function, self.levels[function],
+                                        self.vlim_v if function == "CURR" else self.ilim_a)
+
     def _channel_ohm(self) -> float:
-        return self.bench.channel_resistance() if self.bench is not None else math.inf
+        if self.bench is None:
+            return math.inf
+        self.tell_bench()
+        return self.bench.channel_resistance()
 
     def _operating_points(self, levels: np.ndarray, r_ch_ohm: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """``(currents A, voltages V)`` at the force terminals with the output on, for source ``levels``
@@ -381,7 +393,10 @@ class EmulatedKeithley2450(BufferCommands, SweepCommands, TriggerCommands, Statu
         return self.levels[self.source_function]
 
     def rxy_now(self, n: int) -> np.ndarray:
-        return self.bench.read_rxy(n) if self.bench is not None else np.full(n, math.inf)
+        if self.bench is None:
+            return np.full(n, math.inf)
+        self.tell_bench()
+        return self.bench.read_rxy(n)
 
     def clock(self) -> float:
         return self.bench.clock_s if self.bench is not None else 0.0

@@ -264,7 +264,14 @@ class EmulatedKeysight81160A(ScpiInstrument):
             reply = super().handle(_SOURCE_ROOT.sub(r"\1\2:", rest)) if rest.strip() else None
         self._track_changes(before)
         self._update_registers()
+        self._tell_bench()
         return reply
+
+    def _tell_bench(self) -> None:
+        """Tell the bench which outputs are on (what reaches the pads between waveforms depends on it)."""
+        if self.bench is not None:
+            for number, ch in self.channels.items():
+                self.bench.set_generator_output(number, ch.output)
 
     def _ch(self, number: str) -> OutputChannel:
         index = int(number) if number else 1
@@ -634,6 +641,7 @@ class EmulatedKeysight81160A(ScpiInstrument):
         return np.where(phase < symmetry, 2 * phase / symmetry - 1, 1 - 2 * (phase - symmetry) / (1 - symmetry))
 
     def _trigger(self, args: str, *groups: str) -> None:
+        self._tell_bench()
         for number, ch in self.channels.items():
             if not (ch.output and ch.arm_source == "MAN"):
                 continue

@@ -102,7 +102,9 @@ class EmulatedStation:
                 raise EmulatedStationError(f"device {device_id}: the station says width {device.width_m:.3g} m, "
                                            f"the chip {chip_width:.3g} m")
         self.chip = chip
-        self.bench = Bench(chip, {device: spec.route(device) for device in spec.devices}, realtime=realtime)
+        self.bench = Bench(chip, {device: spec.route(device) for device in spec.devices}, realtime=realtime,
+                           wiring=spec.wiring,
+                           generator_channel=spec.instruments["pulse_generator"].options.get("channel", 1))
         self.instruments: dict[str, EmulatedInstrument] = {}
         self.servers: dict[str, InstrumentServer] = {}
         ports = ports or {}
