@@ -9,3 +9,7 @@ derives from :class:`UserFacingError` besides its usual base (``ValueError``, ``
 
 class UserFacingError(Exception):
     """An expected failure whose message names the thing at fault and what to do."""
+
+
+class UserFacingWarning(UserWarning):
+    """Something a lab user should know that does not stop the command; the message says what and what to do."""

@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
 from instruments.config_files import read_yaml
-from instruments.failures import UserFacingError
+from instruments.failures import UserFacingError, UserFacingWarning
 from instruments.units import QuantityError, parse_quantity
 
 STATION_FORMAT = "hil-station/1"
@@ -55,7 +55,7 @@ class SafetyError(UserFacingError, ValueError):
     """A request beyond a device's or the station's limits; refused before any command is sent."""
 
 
-class StationWarning(UserWarning):
+class StationWarning(UserFacingWarning):
     """A station that loads, but may not measure what it should on a real bench; the message says why."""
 
 

@@ -14,10 +14,11 @@ import argparse
 import importlib
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from hil import __version__
-from instruments.failures import UserFacingError
+from instruments.failures import UserFacingError, UserFacingWarning
 
 COMMANDS = ("demo", "emulate", "characterize", "info", "report", "replay", "calibrate", "train", "experiment",
             "sweep", "watch")
@@ -60,9 +61,22 @@ def report_failure(args: argparse.Namespace, exc: BaseException) -> None:
               "and --resume", file=sys.stderr)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
+                  line: str | None = None) -> None:
+    """A warning meant for the user (a station that may not measure what it should) as one line; others as usual."""
+    if issubclass(category, UserFacingWarning):
+        print(f"warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
