@@ -33,15 +33,17 @@ from instruments.station_config import SafetyError
 
 @dataclass(frozen=True)
 class TrialTiming:
-    """The shape of one trial on the fast path, in s."""
+    """The shape of one trial on the fast path, in s; ``reads``: readings in each read window (their median is
+    what the trial's outcome is read from)."""
 
     reset_width_s: float = 100e-6
     gap_s: float = 5e-6
-    read_window_s: float = 10e-6  # at least the source meter's aperture (it is widened to it)
+    read_window_s: float = 10e-6  # at least the source meter's apertures (it is widened to them)
+    reads: int = 1
     balanced: bool = False  # each pulse between its balancing lobes (a DC-blocked generator: set by the fast path)
 
     def window(self, aperture_s: float) -> float:
-        return max(self.read_window_s, aperture_s)
+        return max(self.read_window_s, self.reads * aperture_s)
 
     def span(self, width_s: float) -> float:
         """How long a pulse of ``width_s`` takes in the waveform (with its balancing lobes when ``balanced``)."""
@@ -54,9 +56,27 @@ class TrialTiming:
 DEFAULT_TIMING = TrialTiming()
 
 
+@dataclass(frozen=True)
+class ReadLevels:
+    """A device's two Hall levels as measured (Ω): ``low`` after a reset, ``high`` after a pulse that surely switched
+    it; a reading is read as switched above the midpoint between them."""
+
+    low_ohm: float
+    high_ohm: float
+
+    @property
+    def threshold_ohm(self) -> float:
+        return 0.5 * (self.low_ohm + self.high_ohm)
+
+
 @dataclass
 class TrialBatch:
-    """Outcomes of ``n`` trials on one device. Readings in Ω, currents in A."""
+    """Outcomes of ``n`` trials on one device. Readings in Ω, currents in A.
+
+    ``reset_readings_ohm``/``readings_ohm``: the reading the outcome was read from, after the reset and after the
+    bias pulse (the median of the window's readings); ``raw_readings_ohm``: every reading, shape ``(n, 2, reads)``
+    (window 0 after the reset, 1 after the bias pulse).
+    """
 
     device: str
     path: str
@@ -68,24 +88,46 @@ class TrialBatch:
     switched: np.ndarray
     reset_ok: np.ndarray
     instrument_time_s: float
+    raw_readings_ohm: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.bias_a.size)
 
 
-def classify(reset_readings: np.ndarray, readings: np.ndarray, hall_step_ohm: float) -> tuple[np.ndarray, np.ndarray]:
+def classify(reset_readings: np.ndarray, readings: np.ndarray, hall_step_ohm: float,
+             levels: ReadLevels | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(switched, reset_ok)`` from the readings after reset and after the bias pulse.
 
-    The reset leaves the device down: its reading sits at the device's low level (the median of the
-    batch's reset readings). A switch moves the reading up by about the Hall step; half of it is the
-    threshold. An open reading (``inf``/overflow) counts as neither switched nor reset.
+    With the device's measured ``levels``: the reset worked where its reading lies below their midpoint, and the
+    trial switched where the reading after the bias pulse lies above it. Without: the reset leaves the device down,
+    at its low level (the median of the batch's reset readings); a switch moves the reading up by about the
+    station's nominal Hall step, half of which is the threshold. An open reading (``inf``/overflow) counts as
+    neither switched nor reset.
     """
     finite = np.isfinite(reset_readings) & (np.abs(reset_readings) < 1e30)
+    after_finite = np.isfinite(readings) & (np.abs(readings) < 1e30)
+    if levels is not None:
+        reset_ok = finite & (reset_readings < levels.threshold_ohm)
+        return reset_ok & after_finite & (readings > levels.threshold_ohm), reset_ok
     low = np.median(reset_readings[finite]) if finite.any() else np.nan
     threshold = 0.5 * hall_step_ohm
     reset_ok = finite & (reset_readings - low < threshold)
-    switched = reset_ok & np.isfinite(readings) & (np.abs(readings) < 1e30) & (readings - reset_readings > threshold)
+    switched = reset_ok & after_finite & (readings - reset_readings > threshold)
     return switched, reset_ok
+
+
+def window_medians(readings: np.ndarray) -> np.ndarray:
+    """The median of each row's readings (``(n, reads)``); a row with an open reading keeps it open."""
+    if readings.shape[1] == 1:
+        return readings[:, 0].copy()
+    return np.median(readings, axis=1)
+
+
+def fast_path_timing(station: Station, timing: TrialTiming = DEFAULT_TIMING) -> TrialTiming:
+    """``timing`` as the fast path plays it on ``station``: balanced through a DC block (its ``trial_time`` is then
+    the instrument time of a trial there)."""
+    wiring = station.spec.wiring
+    return dataclasses.replace(timing, balanced=wiring is not None and wiring.blocks_dc)
 
 
 def _check(station: Station, device: str, bias_a: np.ndarray, width_s: float, reset_a: float,
@@ -120,15 +162,15 @@ def play_timed(station: Station, segments: Sequence[Segment], per_item: int, off
 
 
 def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,
-                    timing: TrialTiming = DEFAULT_TIMING) -> TrialBatch:
-    """``len(bias_a)`` trials on ``device`` through arbitrary waveforms and buffered triggered readings."""
+                    timing: TrialTiming = DEFAULT_TIMING, levels: ReadLevels | None = None) -> TrialBatch:
+    """``len(bias_a)`` trials on ``device`` through arbitrary waveforms and buffered triggered readings
+    (``timing.reads`` readings per read window; outcomes read against ``levels`` when given, see :func:`classify`)."""
     if not station.spec.fast_path_wired:
         raise SafetyError("the fast path needs the pulse generator's marker wired to the source meter's "
                           "trigger input (station file: triggers); use run_trials_naive")
     bias = np.asarray(bias_a, dtype=np.float64).reshape(-1)
     _check(station, device, bias, width_s, reset_a, timing)
-    wiring = station.spec.wiring
-    timing = dataclasses.replace(timing, balanced=wiring is not None and wiring.blocks_dc)
+    timing = fast_path_timing(station, timing)
     station.route(device)
     station.prepare_reads()
     # V per A (R_ch + 50 Ω), and the level of no current beside the read current (0 V for an undeclared wiring)
@@ -145,33 +187,40 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
                 *station.balanced(level_v, width_s), Segment(0.0, timing.gap_s), Segment(0.0, window)]
 
     per_trial = len(trial_segments(1.0))
-    period = timing.trial_time(width_s, station.source_meter.aperture_s)
-    # readings at the start of each read window
-    offsets = [timing.span(timing.reset_width_s) + timing.gap_s, period - window]
+    aperture = station.source_meter.aperture_s
+    period = timing.trial_time(width_s, aperture)
+    # the readings of each read window, one aperture apart from the window's start
+    offsets = [start + k * aperture for start in (timing.span(timing.reset_width_s) + timing.gap_s, period - window)
+               for k in range(timing.reads)]
     all_segments = [s for level in bias_v for s in trial_segments(float(level))]
     data = play_timed(station, all_segments, per_trial, offsets, period, "trial")
-    reset_readings, after = data[:, 0], data[:, 1]
-    switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
-    return TrialBatch(device, "fast", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
-                      bias.size * period)
+    return _batch(station, device, "fast", bias, width_s, reset_a, data.reshape(bias.size, 2, timing.reads),
+                  bias.size * period, levels)
+
+
+def _batch(station: Station, device: str, path: str, bias: np.ndarray, width_s: float, reset_a: float,
+           raw: np.ndarray, instrument_time_s: float, levels: ReadLevels | None) -> TrialBatch:
+    """The batch of trials whose readings are ``raw`` ``(n, 2, reads)``: outcomes read from each window's median."""
+    reset_readings, after = window_medians(raw[:, 0, :]), window_medians(raw[:, 1, :])
+    switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm, levels)
+    return TrialBatch(device, path, bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
+                      instrument_time_s, raw)
 
 
 def run_trials_naive(station: Station, device: str, bias_a: Sequence[float], width_s: float, reset_a: float,
-                     timing: TrialTiming = DEFAULT_TIMING) -> TrialBatch:
+                     timing: TrialTiming = DEFAULT_TIMING, levels: ReadLevels | None = None) -> TrialBatch:
     """The same trials with separate commands for every pulse and every read."""
     bias = np.asarray(bias_a, dtype=np.float64).reshape(-1)
     _check(station, device, bias, width_s, reset_a, timing)
     station.route(device)
     station.prepare_reads()
-    reset_readings = np.empty(bias.size)
-    after = np.empty(bias.size)
+    raw = np.empty((bias.size, 2, timing.reads))
     aperture_s = station.source_meter.aperture_s
     for k, current in enumerate(bias):
         station.pulse(device, reset_a, timing.reset_width_s)
-        reset_readings[k] = station.read_hall(device)[0]
+        raw[k, 0] = station.read_hall(device, timing.reads)
         station.pulse(device, float(current), width_s)
-        after[k] = station.read_hall(device)[0]
-    switched, reset_ok = classify(reset_readings, after, station.spec.readout.hall_step_ohm)
-    per_trial = station.pulse_time_s(timing.reset_width_s) + station.pulse_time_s(width_s) + 2 * aperture_s
-    return TrialBatch(device, "naive", bias, width_s, reset_a, reset_readings, after, switched, reset_ok,
-                      bias.size * per_trial)
+        raw[k, 1] = station.read_hall(device, timing.reads)
+    per_trial = (station.pulse_time_s(timing.reset_width_s) + station.pulse_time_s(width_s)
+                 + 2 * timing.reads * aperture_s)
+    return _batch(station, device, "naive", bias, width_s, reset_a, raw, bias.size * per_trial, levels)

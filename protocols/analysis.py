@@ -15,7 +15,14 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import stats
 
-from protocols.fits import FitError, LogisticFit, fit_logistic, fit_neel_brown, wilson_interval
+from protocols.fits import (
+    FitError,
+    LogisticFit,
+    fit_logistic,
+    fit_logit_trend,
+    fit_neel_brown,
+    wilson_interval,
+)
 
 CURVE_DTYPE = np.dtype([("device", "S32"), ("amplitude_a", "f8"), ("width_s", "f8"), ("n_trials", "i8"),
                         ("n_switched", "i8"), ("p", "f8"), ("ci_low", "f8"), ("ci_high", "f8")])
@@ -72,6 +79,39 @@ def reset_summary(trials: np.ndarray) -> dict[str, dict[str, float]]:
     for device in np.unique(trials["device"]):
         ok = trials["reset_ok"][trials["device"] == device]
         out[text(device)] = {"n_resets": int(ok.size), "reset_success_rate": float(ok.mean()) if ok.size else 0.0}
+    return out
+
+
+def drift_tracking(reference: np.ndarray, fits: dict[str, dict[str, Any]],
+                   confidence: float = 0.95) -> dict[str, dict[str, Any]]:
+    """Per device, how far its curve moved during the run, from its reference points (``reference_points`` rows).
+
+    The logit of the reference fraction is fitted as a line in station time (binomial ML, :func:`fit_logit_trend`);
+    with the device's logistic width ``w`` (its fit) a slope ``b`` per hour is an I50 drift of ``−b·w`` A per hour
+    (``i50_drift_a_per_hour``, with its ``confidence`` interval from the slope's standard error). A device whose
+    reference points all came out alike (P = 0 or 1 throughout) has no drift estimate, only its points.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    zq = float(stats.norm.ppf(0.5 + confidence / 2.0))
+    for device in np.unique(reference["device"]):
+        rows = np.sort(reference[reference["device"] == device], order="station_time_s")
+        hours = rows["station_time_s"] / 3600.0
+        entry: dict[str, Any] = {"n_points": int(rows.size), "station_time_h": hours.tolist(),
+                                 "p": (rows["n_switched"] / np.maximum(rows["n_trials"], 1)).tolist(),
+                                 "amplitude_a": float(rows["amplitude_a"][0])}
+        logistic = fits.get(text(device), {}).get("logistic")
+        try:
+            trend = fit_logit_trend(hours, rows["n_switched"], rows["n_trials"])
+            if logistic is None:
+                raise FitError("the device's curve has no logistic fit to turn the trend into current")
+        except FitError as exc:
+            entry["error"] = str(exc)
+        else:
+            w = float(logistic["w_a"])
+            drift, half = -trend.slope * w, zq * trend.slope_err * abs(w)
+            entry.update({"i50_drift_a_per_hour": drift, "ci_low": drift - half, "ci_high": drift + half,
+                          "relative_per_hour": drift / float(logistic["i50_a"])})
+        out[text(device)] = entry
     return out
 
 

@@ -67,8 +67,9 @@ class NeelBrownFit:
 
 
 def _glm_binomial(columns: list[np.ndarray], k: np.ndarray, n: np.ndarray, link: str,
-                  offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Fit ``η = offset + β0 + Σ βj·xj`` by Fisher scoring; return ``β``, its covariance and the log-likelihood."""
+                  offset: np.ndarray | None = None, rising: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """Fit ``η = offset + β0 + Σ βj·xj`` by Fisher scoring; return ``β``, its covariance and the log-likelihood.
+    ``rising``: a switching curve, whose probability must rise with the first column."""
     k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
     cols = [np.asarray(c, dtype=np.float64) for c in columns]
     off = np.zeros_like(k) if offset is None else np.broadcast_to(np.asarray(offset, dtype=np.float64), k.shape)
@@ -127,9 +128,25 @@ def _glm_binomial(columns: list[np.ndarray], k: np.ndarray, n: np.ndarray, link:
     transform[1:, 1:] = np.diag(1.0 / scale)
     coef = transform @ beta
     cov = transform @ cov_std @ transform.T
-    if coef[1] <= 0:
+    if rising and coef[1] <= 0:
         raise FitError("switching probability does not rise with current in these data")
     return coef, cov, ll
+
+
+@dataclass(frozen=True)
+class TrendFit:
+    """``logit P = intercept + slope·x``: how a switching fraction moves along ``x`` (e.g. time), binomial ML."""
+
+    intercept: float
+    slope: float
+    slope_err: float
+    n_points: int
+
+
+def fit_logit_trend(x: np.ndarray, n_switched: np.ndarray, n_trials: np.ndarray) -> TrendFit:
+    """The logit of a switching fraction as a line in ``x`` (rising or falling), from counts at each ``x``."""
+    (a, b), cov, _ = _glm_binomial([x], n_switched, n_trials, "logit", rising=False)
+    return TrendFit(float(a), float(b), float(np.sqrt(cov[1, 1])), int(np.count_nonzero(np.asarray(n_trials) > 0)))
 
 
 def fit_logistic(current_a: np.ndarray, n_switched: np.ndarray, n_trials: np.ndarray) -> LogisticFit:

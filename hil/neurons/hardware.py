@@ -27,7 +27,7 @@ from hil.neurons.backend import DEFAULT_PULSE_S, BackendError
 from hil.neurons.curve_tracking import CurveTrackingBackend, check_tracking
 from instruments.station import Station
 from instruments.trials import DEFAULT_TIMING, TrialTiming
-from protocols.device_trial import TRIALS, DeviceTrials, TrialSettings, switched
+from protocols.device_trial import TRIALS, DeviceTrials, TrialSettings, final_outcomes
 
 
 class HardwareBackend(CurveTrackingBackend):
@@ -75,12 +75,13 @@ class HardwareBackend(CurveTrackingBackend):
 
     def _trials(self, device_id: str, currents_a: np.ndarray) -> np.ndarray:
         rows = self.trials.run(device_id, currents_a, self.reset_current[device_id])
+        self.trials.take_extra()  # the devices' measured Hall levels stay in self.trials.levels
         if self.record is not None:
             self.record(rows)
         else:
             self.unrecorded.append(rows)
         self.physical_trials += int(rows.size)
-        return switched(rows)
+        return final_outcomes(rows, currents_a.size)  # a trial whose reset failed counts by its replay
 
     def take_unrecorded(self) -> list[np.ndarray]:
         """The trials played while nothing recorded them (the curve measurement when the backend started),

@@ -117,6 +117,10 @@ def session_info(path: str | Path) -> dict[str, Any]:
                                         n_loops=interval["n_loops"])
             for name, values in (run.analysis("reset") or {}).items():
                 device(name)["reset_success_rate"] = values["reset_success_rate"]
+            for name, drift in (run.analysis("drift") or {}).items():
+                device(name)["drift"] = drift
+            for row in run.table("read_levels") if "read_levels" in run.table_names() else ():
+                device(row["device"].decode())["read_levels_ohm"] = [float(row["low_ohm"]), float(row["high_ohm"])]
             resistances = run.analysis("channel_resistance") or {}
             for name, r_ch in resistances.items():
                 device(name)["r_ch_ohm"] = r_ch
@@ -200,6 +204,21 @@ def format_info(info: dict[str, Any]) -> str:
             r_ch = f"{d['r_ch_ohm']:.1f}" if "r_ch_ohm" in d else "-"
             width = f"{d['width_m'] * 1e6:.1f}µm" if "width_m" in d else "?"
             lines.append(f"{d['id']:10} {width:>7} {r_ch:>9} {i50:>20} {w:>16} {loop:>26}")
+    drifting = [d for d in info["devices"] if "drift" in d]
+    if drifting:
+        lines.append("drift from the reference points (I50 per hour of station time, 95 % interval):")
+        for d in drifting:
+            drift = d["drift"]
+            if "i50_drift_a_per_hour" in drift:
+                lines.append(f"  {d['id']:10} {drift['i50_drift_a_per_hour'] * 1e6:+.2f} µA/h "
+                             f"[{drift['ci_low'] * 1e6:+.2f}, {drift['ci_high'] * 1e6:+.2f}] over "
+                             f"{drift['n_points']} points, {drift['station_time_h'][-1] * 3600:.1f} s")
+            else:
+                lines.append(f"  {d['id']:10} no estimate: {drift.get('error', '')}")
+    failing = [d for d in info["devices"] if d.get("reset_success_rate", 1.0) < 1.0]
+    if failing:
+        lines.append("failed resets (flagged, left out of the curves): " + ", ".join(
+            f"{d['id']} {1 - d['reset_success_rate']:.2%}" for d in failing))
     if info.get("dw_tracks"):
         lines.append(f"{'DW track':10} {'state':>5} {'n':>5} {'level (weight)':>27} {'sigma / spacing':>24} "
                      f"{'G (mS)':>8}")

@@ -206,7 +206,8 @@ class Keithley2450(RaisingErrorQueue, StockKeithley2450):
         (measure, delay) pairs, and a counter branch back to the first measurement.
         """
         strict_range(n_trials, [1, MAX_BUFFER_READINGS // (len(delays_s) + 1)])
-        gaps = [d - aperture_s for d in delays_s]
+        # back-to-back readings (one aperture apart) need no delay: rounding must not make it −1e-20 s
+        gaps = [0.0 if abs(d - aperture_s) < 1e-12 else d - aperture_s for d in delays_s]
         tail = period_s - sum(delays_s) - aperture_s
         for value in (first_delay_s, *gaps, tail):
             if not DELAY_RANGE[0] <= value <= DELAY_RANGE[1]:
