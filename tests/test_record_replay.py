@@ -95,7 +95,7 @@ def test_transport_replay_reproduces_the_recorded_trials_exactly():
     result = replay_transport(DATA_SESSION)
     assert result["identical"]
     assert [r["protocol"] for r in result["runs"]] == ["channel_resistance", "bias_sweep", "hysteresis_loop"]
-    assert result["runs"][1]["n_records"] == 12 * 16 * 50
+    assert result["runs"][1]["n_records"] == 12 * 16 * 50 + 12  # the trials, and each device's measured levels
 
 
 def test_transport_replay_stops_at_the_first_changed_command():
@@ -105,10 +105,11 @@ def test_transport_replay_stops_at_the_first_changed_command():
     changed[1]["pulse_width"] = "20us"  # a longer bias pulse
     with pytest.raises(TransportMismatch) as err:
         replay_transport(DATA_SESSION, changed)
-    # the first command that differs: the source meter's trigger-model delay across the (longer) bias pulse,
-    # programmed before the waveform is uploaded
+    # the first command that differs: the source meter's trigger-model delay across the (longer) bias pulse, its
+    # balancing lobes (4 widths on either side, through the station's DC block) and the gap, programmed before the
+    # waveform is uploaded: 9 × 10 µs + 5 µs, then 9 × 20 µs + 5 µs
     assert str(err.value) == ("source_meter: command #131 differs from the recording: expected "
-                              "b':TRIG:BLOC:DEL:CONS 5, 1.5e-05', sent b':TRIG:BLOC:DEL:CONS 5, 2.5e-05'")
+                              "b':TRIG:BLOC:DEL:CONS 5, 9.5e-05', sent b':TRIG:BLOC:DEL:CONS 5, 0.000185'")
 
 
 def test_replay_backend_trains_from_the_shipped_session_without_physics(monkeypatch):
