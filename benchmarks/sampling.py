@@ -9,7 +9,10 @@ the repetitions), on one torch thread:
 - ``sampling_bernoulli_sigmoid_<n>``: the old reference ``bernoulli(sigmoid(x))`` against the RNG floor;
 - ``sampling_sim_backend_<n>_bandwidth``: ``SimBackend.sample`` against the **memory-bandwidth floor**, one
   elementwise pass over the bytes a sampler must read and write (the currents copied into a buffer
-  allocated once).
+  allocated once);
+- ``sampling_chip_effects_<n>``: ``Chip.sample_switching`` on ``configs/chip.realistic.yaml`` (heating, bias field,
+  drift, telegraph noise and pinning on: tabulated η(I), the drift aging the devices by every call's trials) against
+  the same call on the ideal chip (aim: ratio ≤ 1.5).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 from benchmarks.harness import Row, interleaved_times, ratio_row
 from hil.neurons import SimBackend
+from instruments.config_files import CONFIGS
 from sim_backend import load_chip
 
 SIZES = (100, 10_000, 1_000_000)
@@ -38,6 +42,7 @@ def _rows(n_pairs: int) -> list[Row]:
     currents = (i50 + w * k).float()
     # the chip: every pair on one of the 12 devices (3 widths), currents from 0.6 to 0.9 Ic0
     chip = load_chip()
+    realistic = load_chip(CONFIGS / "chip.realistic.yaml")
     devices = torch.randint(0, len(chip), (n_pairs,), generator=generator)
     chip_currents = (chip.ic0_a[devices] * (0.6 + 0.3 * torch.rand(n_pairs, generator=generator,
                                                                      dtype=torch.float64))).float()
@@ -54,6 +59,7 @@ def _rows(n_pairs: int) -> list[Row]:
         "copy": lambda: copied.copy_(currents),
         "sim": lambda: backend.sample(neurons, currents),
         "chip": lambda: chip.sample_switching(devices, chip_currents, PULSE_S),
+        "effects": lambda: realistic.sample_switching(devices, chip_currents, PULSE_S),
         "bernoulli": lambda: torch.bernoulli(torch.sigmoid(logits), generator=draws),
     }
     times = interleaved_times({name: repeated(fn) for name, fn in fns.items()}, repeats=REPEATS[n_pairs])
@@ -69,6 +75,9 @@ def _rows(n_pairs: int) -> list[Row]:
                        "reference: torch.rand (RNG floor)"),
         ratio_row(f"sampling_bernoulli_sigmoid_{n_pairs:.0e}", times, "bernoulli", "rand", scale=scale,
                   note=f"torch.bernoulli(torch.sigmoid(x)) (the old floor), {where}; reference: torch.rand"),
+        ratio_row(f"sampling_chip_effects_{n_pairs:.0e}", times, "effects", "chip", scale=scale,
+                  note=f"Chip.sample_switching with every effect of chip.realistic.yaml on, {where}; reference: the "
+                       "same on the ideal chip (the effects' cost)"),
         ratio_row(f"sampling_sim_backend_{n_pairs:.0e}_bandwidth", times, "sim", "copy", scale=scale,
                   note=f"SimBackend.sample, {where}; reference: a copy of I into a buffer allocated once, one pass "
                        "over the bytes read and written (memory-bandwidth floor)"),
