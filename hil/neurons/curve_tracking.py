@@ -68,7 +68,7 @@ class CurveTrackingBackend(NeuronBackend):
         self.sweeps = {d: np.asarray(sweeps[d], dtype=np.float64).reshape(-1) for d in self.device_ids}
         self.trials_per_point = int(trials_per_point)
         self.remeasure_every = int(remeasure_every)
-        self.trial_time_s = float(trial_time_s)
+        self._trial_time_s = float(trial_time_s)
         self.source = source
         self.physical_trials = 0  # trials actually played on the devices (pulse mode: every sample, and the curves)
         self.calls = 0
@@ -84,6 +84,11 @@ class CurveTrackingBackend(NeuronBackend):
     def mode(self, mode: str) -> None:
         check_tracking(mode)
         self._mode = mode
+
+    @property
+    def trial_time_s(self) -> float:
+        """The modeled time (s) one trial keeps the station busy."""
+        return self._trial_time_s
 
     @property
     def measurement_trials(self) -> int:

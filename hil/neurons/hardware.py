@@ -12,7 +12,7 @@ Two modes (the curve tracking of :mod:`hil.neurons.curve_tracking`, which the si
 of the station's own measurements), which the layers use to map inputs to currents and for the
 surrogate gradient. Every instrument's error queue is read after each call's trials; ``record``, when
 set, receives the ``trials`` rows of every batch (a training session stores them). ``instrument_time_s``: the
-trials played × the station's modeled time of one trial (:meth:`~instruments.trials.TrialTiming.trial_time`).
+trials played × the station's modeled time of one trial (:attr:`HardwareBackend.trial_time_s`).
 """
 
 from __future__ import annotations
@@ -59,6 +59,15 @@ class HardwareBackend(CurveTrackingBackend):
                          remeasure_every, reset_current_a=[self.reset_current[d] for d in ids],
                          reset_width_s=timing.reset_width_s, max_current_a=[s.max_current_a for s in specs], seed=seed,
                          source=f"station {station.spec.name}")
+
+    @property
+    def trial_time_s(self) -> float:
+        """The modeled time (s) of one trial on this station: as the trials played so far took it in the trials'
+        own model (their path, timing and the station's wiring); before any, the fast path's
+        :meth:`~instruments.trials.TrialTiming.trial_time`."""
+        if self.trials.trials_played:
+            return self.trials.instrument_time_s / self.trials.trials_played
+        return self.timing.trial_time(self.pulse_width_s, self.station.source_meter.aperture_s)
 
     # -- trials -------------------------------------------------------------------------------------
 
