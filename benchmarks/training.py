@@ -17,13 +17,25 @@ Rows:
 - ``<dataset>_hil_instrument_hours``: how long the devices-in-the-loop run above would keep a real station
   busy: the device trials it made (counted by the backend: one per hidden neuron per training image, plus
   ``eval_samples`` per hidden neuron per test image at every evaluation) × the physical time per trial
-  (the emulated station's virtual clock over a hardware-backend call of the training batch's shape).
+  (the emulated station's virtual clock over a hardware-backend call of the training batch's shape);
+- ``<dataset>_transfer_*``: the four-arm transfer table of ``hil experiment transfer`` (its defaults: 128 hidden
+  neurons on as many varied 3 µm devices that drift and heat, 20 epochs) over ``SEEDS``: software with the
+  nominal mapping, software with a one-time calibration (deployed when the pulse-mode run ends), hardware-in-loop
+  in pulse and in curve mode, and the calibrated and the pulse-mode networks deployed a week later; accuracy on the
+  devices, reference the ideal stochastic network, the 95 % t interval, the paired difference to the pulse-mode
+  network and the instrument time in the note;
+- ``<dataset>_hil_instrument_hours_pulse`` / ``_curve``: the instrument time of those two hardware-in-loop runs
+  (their trials × the chip's modeled 520 µs per trial); the curve row's reference is the pulse row, so its ratio is
+  the fraction of the station time curve mode needs (aim ≤ 0.05) and its note the accuracy it costs (aim ≤ 0.3 pp).
+  On the MNIST split only the planned trials of the same two runs are given (:func:`plan_trials`, which a test
+  checks against the trials a run plays): their accuracy is not measured here.
 
 MNIST rows appear when ``../shared/data/mnist`` holds the MNIST test split (8,000 train / 2,000 test).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 
@@ -32,10 +44,23 @@ import torch
 from benchmarks.harness import Row, interleaved_times, ratio_row, spread_of
 from benchmarks.instruments import modeled_trial_time_s
 from hil.neurons import ReplayBackend, SimBackend, measure_curves, sweep_currents
+from hil.neurons.curve_tracking import InLoopBackend
 from hil.neurons.layers import NeuronConfig
 from hil.training import TrainConfig, Trainer, build_network, train
 from hil.training.datasets import Dataset, load_digits, load_mnist, mnist_available
+from hil.training.drift_transfer import (
+    CALIBRATED,
+    CHIP_SEED_OFFSET,
+    HIL_CURVE,
+    HIL_PULSE,
+    REMEASURE_EPOCHS,
+    SOFTWARE_NOMINAL,
+    TRANSFER_CHIP,
+    TRANSFER_WIDTH_M,
+    drift_transfer_experiment,
+)
 from hil.training.experiments import transfer_experiment
+from hil.training.instrument_plan import plan_trials, sampling_calls
 from protocols.fits import mean_interval
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
@@ -43,6 +68,15 @@ HIDDEN = 128
 SEEDS = (0, 1, 2, 3, 4)
 SWEEP_TRIALS = 200  # trials per point of the simulated bias sweep that the replay backend replays
 EPOCHS_PER_REPEAT, EPOCH_REPEATS = 10, 11  # one epoch on digits is ~15 ms: too short to time alone
+TRANSFER_EPOCHS = 20  # hil experiment transfer's default
+TRANSFER_ROWS = {  # row name: (arm, condition)
+    "software_nominal": (SOFTWARE_NOMINAL, "deployed at T"),
+    "software_calibrated": (CALIBRATED, "calibrated at 0, deployed at T"),
+    "hil_pulse": (HIL_PULSE, "at the end of its run (T)"),
+    "hil_curve": (HIL_CURVE, "at the end of its run"),
+    "software_calibrated_week": (CALIBRATED, "deployed a week after calibration"),
+    "hil_pulse_week": (HIL_PULSE, "deployed a week after its run"),
+}
 
 NOTES = {
     "deterministic": "software, sigmoid",
@@ -116,6 +150,67 @@ def _dataset_rows(data: Dataset, config: TrainConfig, trial_s: float) -> list[Ro
     return rows
 
 
+def _interval(row: dict, key: str = "accuracy", unit: str = "") -> str:
+    """``[low, high]`` of a transfer-table row's ``key`` (accuracy, or the difference to the pulse mode in pp)."""
+    if unit:
+        return f"{row[f'{key}_pp']:+.2f} {unit} [{row[f'{key}_low_pp']:+.2f}, {row[f'{key}_high_pp']:+.2f}]"
+    return f"{row[key]:.4f} [{row[f'{key}_low']:.4f}, {row[f'{key}_high']:.4f}]"
+
+
+def _transfer_rows(data: Dataset) -> list[Row]:
+    """The four-arm transfer table over ``SEEDS`` and the instrument hours of its two in-loop runs."""
+    config = TrainConfig(hidden=(HIDDEN,), epochs=TRANSFER_EPOCHS)
+    result = drift_transfer_experiment(data, config, SEEDS)
+    table = {(row["arm"], row["condition"]): row for row in result.table()}
+    references = table[("software, ideal stochastic sigmoid", "no devices")]["accuracies"]
+    reference = statistics.fmean(references)
+    shape = (f"{data.n_features}-{HIDDEN}-{data.n_classes}, {config.epochs} epochs, {HIDDEN} devices of 3 um "
+             f"({result.chip}: {', '.join(result.effects)}); seeds {SEEDS[0]}-{SEEDS[-1]}")
+    rows = []
+    for name, key in TRANSFER_ROWS.items():
+        row = table[key]
+        vs_pulse = "" if name == "hil_pulse" else f"; vs pulse mode {_interval(row, 'vs_hil_pulse', 'pp')}"
+        rows.append(Row(f"{data.name}_transfer_{name}", row["accuracy"], "accuracy", reference,
+                        row["accuracy"] / reference,
+                        f"{key[0]}, {key[1]}: {_interval(row)}{vs_pulse}; instrument time "
+                        f"{row['instrument_hours']:.3g} h ({row['trials']:,.0f} trials); {shape}",
+                        spread_of([a / r for a, r in zip(row["accuracies"], references, strict=True)])))
+    pulse, curve = table[TRANSFER_ROWS["hil_pulse"]], table[TRANSFER_ROWS["hil_curve"]]
+    hours = {mode: [s / 3600 for s in result.row(*TRANSFER_ROWS[f"hil_{mode}"]).instrument_s]
+             for mode in ("pulse", "curve")}
+    split = result.pulse_trials
+    rows.append(Row(f"{data.name}_hil_instrument_hours_pulse", pulse["instrument_hours"], "h", note=(
+        f"pulse mode: {pulse['trials']:,.0f} trials ({split['training']:,} training samples, {split['evaluation']:,} "
+        f"in the per-epoch evaluations, {split['curves']:,} measuring the curves) x 520 us; accuracy on the devices "
+        f"{_interval(pulse)}; {shape}"), spread=spread_of(hours["pulse"])))
+    ratios = [c / p for c, p in zip(hours["curve"], hours["pulse"], strict=True)]
+    rows.append(Row(f"{data.name}_hil_instrument_hours_curve", curve["instrument_hours"], "h",
+                    pulse["instrument_hours"], curve["instrument_hours"] / pulse["instrument_hours"], (
+                        f"curve mode: {curve['trials']:,.0f} trials, all measuring the curves (16 currents x 25 trials "
+                        f"a device, again every K = {result.remeasure_every} calls); reference: pulse mode; accuracy "
+                        f"on the devices {_interval(curve)}, {_interval(curve, 'vs_hil_pulse', 'pp')} against pulse "
+                        f"mode (paired over seeds); aim: ratio <= 0.05 at <= 0.3 pp; {shape}"), spread_of(ratios)))
+    return rows
+
+
+def _planned_hours_rows(data: Dataset) -> list[Row]:
+    """The instrument hours the transfer experiment's two in-loop runs would take on ``data`` (planned, not run)."""
+    config = TrainConfig(hidden=(HIDDEN,), epochs=TRANSFER_EPOCHS)
+    every = REMEASURE_EPOCHS * sampling_calls(data, dataclasses.replace(config, epochs=1))
+    hours = {}
+    for mode in ("pulse", "curve"):
+        chip = SimBackend.virtual(HIDDEN, width_m=TRANSFER_WIDTH_M, chip=TRANSFER_CHIP, seed=CHIP_SEED_OFFSET)
+        hours[mode] = plan_trials(data, config, InLoopBackend(chip, mode=mode, remeasure_every=every))
+    shape = (f"{data.n_features}-{HIDDEN}-{data.n_classes}, {config.epochs} epochs, {HIDDEN} devices of 3 um; planned "
+             "trials x 520 us (not run: accuracy not measured)")
+    pulse, curve = hours["pulse"], hours["curve"]
+    return [Row(f"{data.name}_hil_instrument_hours_pulse", pulse.seconds / 3600, "h",
+                note=f"pulse mode: {pulse.describe()}; {shape}"),
+            Row(f"{data.name}_hil_instrument_hours_curve", curve.seconds / 3600, "h", pulse.seconds / 3600,
+                curve.seconds / pulse.seconds, f"curve mode, re-measured every K = {every} calls: {curve.describe()}; "
+                f"reference: pulse mode; {shape}")]
+
+
 def run() -> list[Row]:
     torch.manual_seed(0)
     digits = load_digits()
@@ -123,6 +218,9 @@ def run() -> list[Row]:
     trial_s = modeled_trial_time_s(config.batch_size, HIDDEN)
     rows = [_epoch_time(digits)]
     rows += _dataset_rows(digits, config, trial_s)
+    rows += _transfer_rows(digits)
     if mnist_available(MNIST_DIR):
-        rows += _dataset_rows(load_mnist(MNIST_DIR), config, trial_s)
+        mnist = load_mnist(MNIST_DIR)
+        rows += _dataset_rows(mnist, config, trial_s)
+        rows += _planned_hours_rows(mnist)
     return rows
