@@ -147,8 +147,9 @@ class _Calibration:
         self.nominal_ic0 = {d: material["jc0"] * w * material["thickness"] for d, w in devices.items()}
         self.readout = self._readout()
         self.field_sign, self.polarity = self._polarity()
-        self.pulses = session_pulses(runs, self.nominal_ic0, bool(station and station.wiring
-                                                                   and station.wiring.blocks_dc))
+        blocked = bool(station and station.wiring and station.wiring.blocks_dc)
+        self.pulses = session_pulses(runs, self.nominal_ic0, blocked,
+                                     station.readout.read_current_a if station is not None else 0.0)
         resistance = _concat([r["tables"][RESISTANCE.name] for r in runs if RESISTANCE.name in r["tables"]])
         self.measured_r_ch = {d: float(np.mean(v)) for d, v in resistance_readings(
             {RESISTANCE.name: resistance}).items()} if resistance.size else {}

@@ -39,19 +39,24 @@ SECONDS_PER_HOUR = 3600.0
 CHI2_95 = float(stats.chi2.ppf(0.95, 1))
 
 
-def segment_pulses(current_a: np.ndarray, nominal_ic0_a: np.ndarray | float, blocks_dc: bool) -> np.ndarray:
-    """How many pulses the chip counts for one pulse of ``current_a`` (A) as the station plays it: the chip counts
-    every segment of at least :data:`~sim_backend.chip.PULSE_FRACTION` of the nominal Ic0, and through a DC block
-    the station plays each pulse between two balancing lobes at :data:`~instruments.station.BALANCE_LEVEL` of it,
-    which count where they reach that fraction."""
-    magnitude = np.abs(np.asarray(current_a, dtype=np.float64))
+def segment_pulses(current_a: np.ndarray, nominal_ic0_a: np.ndarray | float, blocks_dc: bool,
+                   read_current_a: float = 0.0) -> np.ndarray:
+    """How many pulses the chip counts for one pulse of ``current_a`` (A, signed) as the station plays it: the chip
+    counts every segment that carries at least :data:`~sim_backend.chip.PULSE_FRACTION` of the nominal Ic0. Through a
+    DC block the station plays each pulse between two balancing lobes at :data:`~instruments.station.BALANCE_LEVEL`
+    of its generator level, ``(I − I_read)`` (the read current flows through the channel beside it), so a lobe's
+    channel carries ``−BALANCE_LEVEL (I − I_read) + I_read``: the lobes count where that reaches the fraction."""
+    current = np.asarray(current_a, dtype=np.float64)
     floor = PULSE_FRACTION * np.asarray(nominal_ic0_a, dtype=np.float64)
-    lobes = 2.0 * (BALANCE_LEVEL * magnitude >= floor) if blocks_dc else 0.0
-    return np.where(magnitude >= floor, 1.0 + lobes, 0.0)
+    lobes = 0.0
+    if blocks_dc:
+        lobe = -BALANCE_LEVEL * (current - read_current_a) + read_current_a
+        lobes = 2.0 * (np.abs(lobe) >= floor)
+    return np.where(np.abs(current) >= floor, 1.0 + lobes, 0.0)
 
 
-def session_pulses(runs: Sequence[Mapping[str, Any]], nominal_ic0_a: Mapping[str, float],
-                   blocks_dc: bool) -> list[np.ndarray | None]:
+def session_pulses(runs: Sequence[Mapping[str, Any]], nominal_ic0_a: Mapping[str, float], blocks_dc: bool,
+                   read_current_a: float = 0.0) -> list[np.ndarray | None]:
     """Per run, the pulses each ``trials`` row's device had received before the row (session order: runs, then
     rows), counting resets, bias pulses, the level measurements before a device's trials and the loops' DC steps;
     ``None`` for a run without trials."""
@@ -67,14 +72,15 @@ def session_pulses(runs: Sequence[Mapping[str, Any]], nominal_ic0_a: Mapping[str
         if trials is not None and trials.size:
             before = np.zeros(trials.size)
             nominal = np.array([nominal_ic0_a.get(d.decode(), np.inf) for d in trials["device"]])
-            per_row = (segment_pulses(trials["reset_a"], nominal, blocks_dc)
-                       + segment_pulses(trials["amplitude_a"], nominal, blocks_dc))
+            per_row = (segment_pulses(trials["reset_a"], nominal, blocks_dc, read_current_a)
+                       + segment_pulses(trials["amplitude_a"], nominal, blocks_dc, read_current_a))
             for i, device in enumerate(trials["device"]):
                 name = device.decode()
                 if name in pending:  # the level measurement: reset and a strong pulse the other way, n times
                     pairs = pending.pop(name)
-                    received[name] = received.get(name, 0.0) + 2 * pairs * float(
-                        segment_pulses(trials["reset_a"][i], nominal[i], blocks_dc))
+                    level_pair = segment_pulses(np.array([trials["reset_a"][i], -trials["reset_a"][i]]), nominal[i],
+                                                blocks_dc, read_current_a).sum()
+                    received[name] = received.get(name, 0.0) + pairs * float(level_pair)
                 before[i] = received.get(name, 0.0)
                 received[name] = before[i] + per_row[i]
         steps = tables.get("steps")
