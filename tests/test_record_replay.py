@@ -87,8 +87,10 @@ def test_replay_command_writes_figures_and_json(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert "verdict: agrees" in out  # recorded from the default chip, replayed against it
     assert (tmp_path / "replay.json").is_file()
-    # P(I) of the bias sweep and, as the README says, the loops of the hysteresis run: measured vs simulated
-    assert {p.name for p in tmp_path.glob("*.png")} == {"replay_001_bias_sweep.png", "replay_002_hysteresis_loop.png"}
+    # P(I) of the bias sweep and, as the README says, the loops of the hysteresis run: measured vs simulated; and the
+    # effects the session shows (here the loops' plateau sag)
+    assert {p.name for p in tmp_path.glob("*.png")} == {"replay_001_bias_sweep.png", "replay_002_hysteresis_loop.png",
+                                                        "replay_effects.png"}
 
 
 def test_transport_replay_reproduces_the_recorded_trials_exactly():

@@ -43,16 +43,23 @@ def run(args: argparse.Namespace) -> int:
     result = replay(args.file, chip=args.chip)
     files = write_replay_report(result, args.out, session_path=args.file, force=args.force, fmt=args.format)
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "runs"} | {
+        print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "effects")} | {
             "runs": [{"name": r["name"], "protocol": r["protocol"],
-                      "devices": {d: v["verdict"] for d, v in r["devices"].items()}} for r in result["runs"]]},
-            indent=2))
+                      "devices": {d: v["verdict"] for d, v in r["devices"].items()}} for r in result["runs"]],
+            "effects": {name: {"verdict": row["verdict"],
+                               "devices": {d: v["verdict"] for d, v in row["devices"].items()}}
+                        for name, row in result["effects"].items()}}, indent=2))
     else:
         for run_ in result["runs"]:
             verdicts = run_["devices"]
             differing = [d for d, v in verdicts.items() if v["verdict"] == "differs"]
             print(f"run {run_['name']} {run_['protocol']:18} {len(verdicts) - len(differing)}/{len(verdicts)} "
                   "devices agree" + (f"; differ: {', '.join(differing)}" if differing else ""))
+        for name, row in result["effects"].items():
+            differing = row["devices_differing"]
+            print(f"effect {name:22} {row['verdict']}: {len(row['devices']) - len(differing)}/{len(row['devices'])} "
+                  "devices agree" + (f"; differ: {', '.join(differing)}" if differing else "")
+                  + (f"; pooled p = {row['pooled']['p_value']:.2g}" if "pooled" in row else ""))
         print(f"verdict: {result['verdict']} (chip {result['chip']!r})")
         for path in files:
             print(path)

@@ -5,8 +5,11 @@ emulated instruments in front of a simulated chip (the embedded one, or a given 
 recorded run is measured again by the same protocol with the same parameters and seed — the same
 devices, currents, pulse widths, resets and order, through the same drivers. Per device the comparison
 gives measured vs simulated P(I) with Wilson intervals, a per-point binomial test of the measured counts
-against the simulator's probability (Bonferroni over the device's points), the reset success rates, and
-for hysteresis loops the measured loop width against the spread of :data:`LOOP_REPEATS` simulated loops.
+against the simulator's probability as the station drives the chip (Bonferroni over the device's points; on a
+chip that drifts, against the simulated run's counts), the reset success rates, and for hysteresis loops the
+measured loop width against the spread of :data:`LOOP_REPEATS` simulated loops. The chip's effects are judged
+row by row (:mod:`hil.offline.effect_comparison`: I50 against pulse width, drift rates, failed resets, the loops'
+plateau sag); the verdict is ``differs`` where a device or a row does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from scipy import stats
 
 from hil.lab.characterization import station_guard
+from hil.offline.effect_comparison import compare_effects, draw_effects
 from hil.offline.plot_style import checked_format, natural_order, save
 from hil.outputs import check_outputs
 from hil.session import Session
@@ -33,7 +37,10 @@ from protocols.analysis import (
     loops_of,
     readable,
     step_current,
+    switching_curves,
 )
+from protocols.bias_sweep import REFERENCE_POINTS
+from protocols.device_trial import TRIALS
 from protocols.engine import MemoryStore, RunEngine
 from protocols.fits import wilson_interval
 from protocols.hysteresis_loop import STEPS, HysteresisLoop
@@ -66,23 +73,59 @@ def simulate(spec: StationSpec, runs: list[dict[str, Any]], chip: Chip) -> list[
     return [{"tables": sink.tables(), "analyses": sink.results} for sink in store.runs]
 
 
-def _compare_curves(chip: Chip, measured: np.ndarray, simulated: np.ndarray | None) -> dict[str, Any]:
+def _curve_points(run: dict[str, Any]) -> np.ndarray | None:
+    """A run's switching curves (its ``curves`` analysis); for a bias sweep with reference points, without them: a
+    reference point pools a drifting device's trials over the whole run, and the ``drift`` row judges it."""
+    curves = run["analyses"].get("curves")
+    reference = run["tables"].get(REFERENCE_POINTS.name)
+    if curves is None or reference is None or not reference.size:
+        return curves
+    trials = run["tables"][TRIALS.name]
+    return switching_curves(trials[~np.isin(trials["unit"], reference["unit"])])
+
+
+def _model_curves(chip: Chip, spec: StationSpec, curves: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per device of a run's ``curves``, the chip's switching probability at each point as the station drives it (the
+    voltage for the requested current through the measured channel, :meth:`~sim_backend.chip.Chip.currents_for_voltage`:
+    a heating channel carries a little less)."""
+    if curves is None:
+        return {}
+    r_out = spec.wiring.output_impedance_ohm if spec.wiring is not None else 50.0
+    out = {}
+    for device, c in curves_by_device(curves).items():
+        index = chip.index(device)
+        r_ch = float(chip.channel_resistance([index])[0])
+        current = chip.currents_for_voltage(index, torch.from_numpy(c.current_a * (r_ch + r_out)), r_out)
+        out[device] = chip.switching_probability(torch.full((c.current_a.size,), index), current.to(torch.float64),
+                                                 torch.from_numpy(c.width_s.copy())).numpy()
+    return out
+
+
+def _compare_curves(measured: np.ndarray, simulated: np.ndarray | None, model: dict[str, np.ndarray],
+                    drifting: bool) -> dict[str, Any]:
+    """Per device, each point's measured count against the model's probability (binomial test), or, on a chip that
+    drifts (whose curve at the start does not hold through the run), against the simulated run's count (the
+    conditional binomial test of two counts); Bonferroni over the device's points."""
     out: dict[str, Any] = {}
     simulated_counts = curves_by_device(simulated) if simulated is not None else {}
     for device, c in curves_by_device(measured).items():
-        index = chip.index(device)
-        p_model = chip.switching_probability(torch.full((c.current_a.size,), index),
-                                             torch.from_numpy(c.current_a.copy()),
-                                             torch.from_numpy(c.width_s.copy())).numpy()
-        pvalues = np.array([stats.binomtest(int(k), int(n), float(np.clip(p, 0.0, 1.0))).pvalue
-                            for k, n, p in zip(c.n_switched, c.n_trials, p_model, strict=True)])
-        flagged = pvalues < ALPHA / pvalues.size
-        low, high = wilson_interval(c.n_switched, c.n_trials)
+        p_model = model[device]
         sim = simulated_counts.get(device)
         sim_p: list[float | None] = [None] * c.current_a.size
+        sim_k: list[tuple[float, float] | None] = [None] * c.current_a.size
         if sim is not None:
-            lookup = dict(zip(zip(sim.current_a, sim.width_s, strict=True), sim.p, strict=True))
-            sim_p = [lookup.get((a, w)) for a, w in zip(c.current_a, c.width_s, strict=True)]
+            lookup = {(a, w): (k, n) for a, w, k, n in zip(sim.current_a, sim.width_s, sim.n_switched, sim.n_trials,
+                                                           strict=True)}
+            sim_k = [lookup.get((a, w)) for a, w in zip(c.current_a, c.width_s, strict=True)]
+            sim_p = [None if kn is None else kn[0] / max(kn[1], 1) for kn in sim_k]
+        if drifting:
+            pvalues = np.array([_two_counts(k, n, kn) for k, n, kn in zip(c.n_switched, c.n_trials, sim_k,
+                                                                           strict=True)])
+        else:
+            pvalues = np.array([stats.binomtest(int(k), int(n), float(np.clip(p, 0.0, 1.0))).pvalue
+                                for k, n, p in zip(c.n_switched, c.n_trials, p_model, strict=True)])
+        flagged = pvalues < ALPHA / pvalues.size
+        low, high = wilson_interval(c.n_switched, c.n_trials)
         out[device] = {
             "amplitude_a": c.current_a.tolist(),
             "measured_p": c.p.tolist(),
@@ -90,11 +133,21 @@ def _compare_curves(chip: Chip, measured: np.ndarray, simulated: np.ndarray | No
             "simulated_p": [None if p is None else float(p) for p in sim_p],
             "model_p": p_model.tolist(),
             "p_values": pvalues.tolist(),
+            "tested_against": "simulated counts" if drifting else "model probability",
             "points_disagreeing": int(flagged.sum()),
             "n_points": int(pvalues.size),
             "verdict": "agrees" if not flagged.any() else "differs",
         }
     return out
+
+
+def _two_counts(k: float, n: float, other: tuple[float, float] | None) -> float:
+    """p-value of ``k`` of ``n`` against ``other`` ``(k, n)`` at the same rate: given both counts' sum, ``k`` is
+    binomial with the share ``n`` has of the trials (1 where there is no simulated count)."""
+    if other is None:
+        return 1.0
+    total = int(k + other[0])
+    return 1.0 if total == 0 else float(stats.binomtest(int(k), total, n / (n + other[1])).pvalue)
 
 
 def _compare_loops(measured_steps: np.ndarray, simulated_steps: np.ndarray) -> dict[str, Any]:
@@ -131,13 +184,16 @@ def replay(session_path: str | Path, chip: Chip | str | Path | None = None,
         spec = parse_station(session.attrs["station"])
         runs = [{"name": run.name, "protocol": run.protocol, "parameters": run.parameters,
                  "analyses": run.analyses(), "tables": run.tables()} for run in session.runs]
+    curves = [_curve_points(run) for run in runs]
+    models = [_model_curves(chip, spec, c) for c in curves]  # before the chip drifts
+    drifting = chip.drift is not None
     simulated = simulate(spec, runs, chip)
     result: dict[str, Any] = {"session": str(session_path), "chip": chip.spec.name, "runs": []}
-    for run, sim in zip(runs, simulated, strict=True):
+    for run, sim, model, points in zip(runs, simulated, models, curves, strict=True):
         entry: dict[str, Any] = {"name": run["name"], "protocol": run["protocol"], "devices": {}}
         measured = run["analyses"]
-        if measured.get("curves") is not None:
-            entry["devices"] = _compare_curves(chip, measured["curves"], sim["analyses"].get("curves"))
+        if points is not None:
+            entry["devices"] = _compare_curves(points, _curve_points(sim), model, drifting)
             entry["reset_success"] = {device: {"measured": v["reset_success_rate"],
                                                "simulated": sim["analyses"]["reset"][device]["reset_success_rate"]}
                                       for device, v in (measured.get("reset") or {}).items()}
@@ -146,9 +202,11 @@ def replay(session_path: str | Path, chip: Chip | str | Path | None = None,
             entry["loops"] = {"measured": loop_width_by_device(measured["loops"]),
                               "simulated_example": _first_loops(sim["tables"][STEPS.name])}
         result["runs"].append(entry)
+    result["effects"] = compare_effects(runs, simulated)
     differing = sorted({d for run in result["runs"] for d, v in run["devices"].items() if v["verdict"] == "differs"})
     result["devices_differing"] = differing
-    result["verdict"] = "agrees" if not differing else "differs"
+    result["effects_differing"] = [name for name, row in result["effects"].items() if row["verdict"] == "differs"]
+    result["verdict"] = "agrees" if not differing and not result["effects_differing"] else "differs"
     result["n_devices"] = len({d for run in result["runs"] for d in run["devices"]})
     return result
 
@@ -163,8 +221,9 @@ def _first_loops(steps: np.ndarray) -> dict[str, dict[str, list[float]]]:
 
 def write_replay_report(result: dict[str, Any], out_dir: str | Path, session_path: str | Path | None = None,
                         force: bool = False, fmt: str = "png") -> list[Path]:
-    """``replay.json`` and one figure per run (``fmt``: png, pdf or svg) comparing measured and simulated
-    curves or loops."""
+    """``replay.json``, one figure per run (``fmt``: png, pdf or svg) comparing measured and simulated curves or
+    loops, and where the session shows effects ``replay_effects``
+    (:func:`hil.offline.effect_comparison.draw_effects`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,10 +233,13 @@ def write_replay_report(result: dict[str, Any], out_dir: str | Path, session_pat
     checked_format(fmt)
     figures = [out_dir / f"replay_{run['name']}_{run['protocol']}.{fmt}" for run in result["runs"]
                if run.get("devices") or run.get("loops")]
-    check_outputs([out_dir / "replay.json", *figures], force)
+    effects = out_dir / f"replay_effects.{fmt}"
+    check_outputs([out_dir / "replay.json", *figures, *([effects] if result.get("effects") else [])], force)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "replay.json"]
     written[0].write_text(json.dumps({k: v for k, v in result.items()}, indent=2))
+    if result.get("effects"):
+        written.append(save(draw_effects(plt, result["effects"]), effects))
     measured_steps = {}
     if session_path is not None:
         with Session(session_path) as session:
