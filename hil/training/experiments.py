@@ -1,7 +1,9 @@
 """The experiments of physics.md §3: what hardware-in-loop training buys, as numbers.
 
 - :func:`transfer_experiment` — trained in software with ideal stochastic sigmoids, then run on the
-  varied devices without retraining, vs trained with the devices in the loop;
+  varied devices without retraining, vs trained with the devices in the loop, on one backend as it is (the
+  sweeps' ``transfer`` point; ``hil experiment transfer`` runs the four-arm table on a drifting chip,
+  :mod:`hil.training.drift_transfer`);
 - :func:`bias_experiment` — accuracy vs an absolute bias-current error, one curve per device width;
 - :func:`energy_experiment` — energy per inference (bias pulses and resets) per device width.
 """
