@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="chip file to write (.yaml): every Hall bar's fitted simulator parameters")
     p.add_argument("--synapse-model", metavar="OUT",
                    help="synapse model file to write (.yaml): the DW synapse model of the session's dw_programming run")
-    p.add_argument("--base-chip", help="chip file whose material values the calibration starts from")
+    p.add_argument("--base-chip", help="chip file whose material values and effects the calibration starts from "
+                   "(an effect the session has no data for keeps its setting)")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
@@ -69,4 +70,32 @@ def write_chip_file(args: argparse.Namespace) -> None:
         if "r_ch" in device:
             parts.append(f"R_ch {device['r_ch']:.1f} Ω")
         print("  ".join(parts))
+    for line in effect_lines(chip["calibration"]["effects"]):
+        print(line)
     print(f"chip file: {path}")
+
+
+def effect_lines(effects: dict) -> list[str]:
+    """One line per effect of a calibrated chip's ``calibration.effects``: what was fitted, or why not."""
+    lines = []
+    for name, entry in effects.items():
+        if isinstance(entry, str):
+            lines.append(f"{name}: {entry}")
+        elif name == "joule_heating":
+            lines.append(f"{name}: specific resistance {entry['specific_resistance']:.3g} ± "
+                         f"{entry['specific_resistance_err']:.2g} K m²/W; thermal time {entry['time'] * 1e6:.3g} µs "
+                         f"({entry['time_note']})")
+        elif name == "drift":
+            low, high = entry["ic0_walk_interval"]
+            lines.append(f"{name}: wear {entry['wear_mean']:.3g} ± {entry['wear_mean_err']:.2g} per 10^6 pulses; "
+                         f"walk {entry['ic0_walk']:.2g} per √h [{low:.2g}, {high:.2g}]")
+        elif name == "reversal_pinning":
+            low, high = entry["probability_interval"]
+            lines.append(f"{name}: median probability {entry['probability']:.3g} [{low:.3g}, {high:.3g}], spread "
+                         f"{entry['spread']:.2g}")
+        elif name == "readout":
+            lines.append(f"read noise {entry['read_noise']:.3g} ± {entry['read_noise_err']:.2g} Ω; telegraph noise "
+                         f"{entry['telegraph_note']}")
+        elif name == "bias_field":
+            lines.append(f"{name}: sign {entry['sign']:+d} (from the measured Hall levels)")
+    return lines
