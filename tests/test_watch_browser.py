@@ -18,7 +18,7 @@ from tests.test_live_view import POLL_S, characterize, live_sweep
 POINTS = "return document.querySelectorAll('.plot.pi g.points path.point').length"
 ERRORS = "return [...document.querySelectorAll('#errors:not([hidden]) li.instrument-error')].map(e => e.textContent)"
 # the source meter rejects this message (about three quarters into the sweep), as a real one rejects a command
-REJECTED_MESSAGE = 2000  # of about 2,700
+REJECTED_MESSAGE = 2001  # of about 3,000: a command (every 4th message here is a :READ? query)
 TIMEOUT_S = 60
 
 
