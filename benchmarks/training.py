@@ -25,7 +25,7 @@ Rows:
   devices, reference the ideal stochastic network, the 95 % t interval, the paired difference to the pulse-mode
   network and the instrument time in the note;
 - ``<dataset>_hil_instrument_hours_pulse`` / ``_curve``: the instrument time of those two hardware-in-loop runs
-  (their trials × the chip's modeled 520 µs per trial); the curve row's reference is the pulse row, so its ratio is
+  (their trials × the chip's modeled 1.4 ms per trial); the curve row's reference is the pulse row, so its ratio is
   the fraction of the station time curve mode needs (aim ≤ 0.05) and its note the accuracy it costs (aim ≤ 0.3 pp).
   On the MNIST split only the planned trials of the same two runs are given (:func:`plan_trials`, which a test
   checks against the trials a run plays): their accuracy is not measured here.

@@ -49,9 +49,11 @@ from sim_backend.sot import (
 CHIP_FORMAT = "hil-chip/1"
 OPEN_CIRCUIT_OHM = math.inf
 EFFECT_STREAMS = 0x5EFF  # mixed into the seed for the effects' own random streams
-# the time one stateless trial (reset, gap, read, bias pulse, gap, read at NPLC 0.01) keeps a station busy, by which
-# the simulator's trials age drifting devices (instruments.trials.TrialTiming: 100 + 10 + 2 × (5 + 200) µs)
-MODELED_TRIAL_S = 520e-6
+# the time one stateless trial keeps the shipped station busy, by which the simulator's trials age drifting devices:
+# the 100 µs reset and the 10 µs bias pulse each between their balancing lobes (4 widths on either side, through the
+# station's DC block), two gaps and two read windows at NPLC 0.01 (instruments.trials.TrialTiming:
+# 9 × 100 + 9 × 10 + 2 × (5 + 200) µs)
+MODELED_TRIAL_S = 1.4e-3
 MACROSPIN_REPETITIONS = 2000  # macrospins per (device, current) behind a short pulse's switching probability
 PULSE_FRACTION = 0.1  # a segment counts as a pulse (a cycle) from a tenth of the nominal Ic0 up
 TABLE_POINTS = 256  # per device: a grid step of 3 Ic0/255, half a logistic width of a 10 µs curve
@@ -356,6 +358,29 @@ class Chip:
             other.drift.device = other.device
         other.parameters_version = self.parameters_version
         return other
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the chip has become since it was built (its parameters come from its file): magnetization,
+        cycles, breakdowns, the clock, the bars' temperatures, the drift, the telegraph levels and the random
+        stream, so that a checkpointed simulation continues exactly."""
+        return {"m_z": self.m_z.clone(), "cycles": self.cycles.clone(), "destroyed": self.destroyed.clone(),
+                "time_s": self.time_s, "temperature_k": self.temperature_k.clone(),
+                "generator": self.generator.get_state(),
+                "drift": None if self.drift is None else self.drift.state_dict(),
+                "telegraph": None if self.telegraph is None else self.telegraph.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (of a chip built from the same file)."""
+        for name in ("m_z", "cycles", "destroyed", "temperature_k"):
+            setattr(self, name, state[name].to(self.device))
+        self.time_s = float(state["time_s"])
+        self.generator.set_state(state["generator"])
+        if self.drift is not None and state.get("drift") is not None:
+            self.drift.load_state_dict(state["drift"])
+        if self.telegraph is not None and state.get("telegraph") is not None:
+            self.telegraph.load_state_dict(state["telegraph"])
+        self.parameters_version += 1
+        self._sampling_cache.clear()
 
     # -- the effects: parameters at temperature, time, drift ---------------------------------
 

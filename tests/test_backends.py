@@ -364,7 +364,7 @@ def test_pulse_mode_plays_every_sample_on_the_chip_and_ages_it():
     assert torch.all((i50 - true_i50).abs() < 0.7 * true_w) and torch.allclose(w, true_w, rtol=0.3)
     outcomes = backend.sample(neurons, (i50 + w)[None, :].expand(500, -1).float())
     assert backend.physical_trials == measured + 500 * 24 == sim.pulses
-    assert backend.instrument_time_s == pytest.approx(backend.physical_trials * 520e-6)
+    assert backend.instrument_time_s == pytest.approx(backend.physical_trials * 1.4e-3)  # the station's trial
     assert sim.chip.time_s == pytest.approx(backend.instrument_time_s)
     assert 0.6 < float(outcomes.mean()) < 0.8  # P(I50 + w) of a logistic: 0.73
 

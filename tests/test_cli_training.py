@@ -114,7 +114,7 @@ def test_experiment_transfer_prints_the_four_arm_table_with_intervals(tmp_path):
     assert still["accuracies"] == pytest.approx(fresh["accuracies"], abs=1 / 450 + 1e-9)  # one test image
     # only the devices' trials count, and curve mode plays far fewer of them
     assert nominal["trials"] == 0 and 0 < calibrated["trials"] < curve["trials"] < pulse["trials"]
-    assert pulse["instrument_hours"] == pytest.approx(pulse["trials"] * 520e-6 / 3600)
+    assert pulse["instrument_hours"] == pytest.approx(pulse["trials"] * 1.4e-3 / 3600)
 
 
 def test_train_on_the_emulated_station_prints_the_instrument_time_before_it_starts(tmp_path):

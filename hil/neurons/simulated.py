@@ -182,6 +182,20 @@ class SimBackend(NeuronBackend):
         super().to(device)
         return self
 
+    def state_dict(self) -> dict[str, Any]:
+        """Besides the random stream and counters: a non-ideal chip's own state (its drift, clock, temperatures),
+        which the trials change."""
+        state = super().state_dict()
+        if not self._exact:
+            state["chip"] = self.chip.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if state.get("chip") is not None:
+            self.chip.load_state_dict(state["chip"])
+            self._curve_version = -1
+
     def describe(self) -> dict[str, Any]:
         spec = self.chip.spec
         return {**super().describe(), "chip": spec.name, "chip_seed": spec.seed,

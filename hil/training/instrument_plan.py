@@ -41,7 +41,7 @@ class TrialPlan:
         return self.trials * self.trial_time_s
 
     def describe(self) -> str:
-        """``'3.16 h (21,880,320 trials × 520 µs: training …, evaluation …, curve measurements …)'``."""
+        """``'8.51 h (21,880,320 trials × 1.4 ms: training …, evaluation …, curve measurements …)'``."""
         parts = ", ".join(f"{name} {n:,}" for name, n in (("training", self.training), ("evaluation", self.evaluation),
                                                           ("curve measurements", self.curves)) if n)
         return f"{duration_text(self.seconds)} ({self.trials:,} trials × {self.trial_time_s * 1e6:.0f} µs: {parts})"
