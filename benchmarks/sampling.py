@@ -3,6 +3,9 @@
 Rows, each from interleaved repetitions in one run (ratio = time / reference time, spread min/median/max over
 the repetitions), on one torch thread:
 
+The samplers' own rows run on the ideal chip (``configs/chip.ideal.yaml``: the closed form's fused line), the
+effects' row on the default chip against it.
+
 - ``sampling_sim_backend_<n>``: ``SimBackend.sample`` (the draw and the pulse and energy counting) against the
   **RNG floor** ``torch.rand`` of the same shape (aim: ratio ≤ 1.5);
 - ``sampling_chip_<n>``: ``Chip.sample_switching`` on per-pair devices against the RNG floor;
@@ -10,7 +13,7 @@ the repetitions), on one torch thread:
 - ``sampling_sim_backend_<n>_bandwidth``: ``SimBackend.sample`` against the **memory-bandwidth floor**, one
   elementwise pass over the bytes a sampler must read and write (the currents copied into a buffer
   allocated once);
-- ``sampling_chip_effects_<n>``: ``Chip.sample_switching`` on ``configs/chip.realistic.yaml`` (heating, bias field,
+- ``sampling_chip_effects_<n>``: ``Chip.sample_switching`` on ``configs/chip.default.yaml`` (heating, bias field,
   drift, telegraph noise and pinning on: tabulated η(I), the drift aging the devices by every call's trials) against
   the same call on the ideal chip (aim: ratio ≤ 1.5).
 """
@@ -21,7 +24,7 @@ import torch
 
 from benchmarks.harness import Row, interleaved_times, ratio_row
 from hil.neurons import SimBackend
-from instruments.config_files import CONFIGS
+from instruments.config_files import DEFAULT_CHIP_FILE, IDEAL_CHIP_FILE
 from sim_backend import load_chip
 
 SIZES = (100, 10_000, 1_000_000)
@@ -35,14 +38,14 @@ REPEATS = {100: 30, 10_000: 30, 1_000_000: 15}
 def _rows(n_pairs: int) -> list[Row]:
     generator = torch.Generator().manual_seed(n_pairs)
     # the backend: one virtual device per neuron, currents within ±3 w_I of each device's I50 (where draws matter)
-    backend = SimBackend.virtual(NEURONS, seed=1)
+    backend = SimBackend.virtual(NEURONS, chip=IDEAL_CHIP_FILE, seed=1)
     neurons = backend.assign(NEURONS)
     i50, w = backend.curve(neurons)
     k = torch.rand(n_pairs // NEURONS, NEURONS, generator=generator, dtype=torch.float64) * 6 - 3
     currents = (i50 + w * k).float()
     # the chip: every pair on one of the 12 devices (3 widths), currents from 0.6 to 0.9 Ic0
-    chip = load_chip()
-    realistic = load_chip(CONFIGS / "chip.realistic.yaml")
+    chip = load_chip(IDEAL_CHIP_FILE)
+    realistic = load_chip(DEFAULT_CHIP_FILE)
     devices = torch.randint(0, len(chip), (n_pairs,), generator=generator)
     chip_currents = (chip.ic0_a[devices] * (0.6 + 0.3 * torch.rand(n_pairs, generator=generator,
                                                                      dtype=torch.float64))).float()
@@ -76,7 +79,7 @@ def _rows(n_pairs: int) -> list[Row]:
         ratio_row(f"sampling_bernoulli_sigmoid_{n_pairs:.0e}", times, "bernoulli", "rand", scale=scale,
                   note=f"torch.bernoulli(torch.sigmoid(x)) (the old floor), {where}; reference: torch.rand"),
         ratio_row(f"sampling_chip_effects_{n_pairs:.0e}", times, "effects", "chip", scale=scale,
-                  note=f"Chip.sample_switching with every effect of chip.realistic.yaml on, {where}; reference: the "
+                  note=f"Chip.sample_switching with every effect of chip.default.yaml on, {where}; reference: the "
                        "same on the ideal chip (the effects' cost)"),
         ratio_row(f"sampling_sim_backend_{n_pairs:.0e}_bandwidth", times, "sim", "copy", scale=scale,
                   note=f"SimBackend.sample, {where}; reference: a copy of I into a buffer allocated once, one pass "

@@ -22,7 +22,8 @@ def _shipped(folder: str) -> Path:
 
 CONFIGS = _shipped("configs")
 DATA = _shipped("data")
-DEFAULT_CHIP_FILE = CONFIGS / "chip.default.yaml"
+DEFAULT_CHIP_FILE = CONFIGS / "chip.default.yaml"  # the embedded chip: devices with the non-idealities on
+IDEAL_CHIP_FILE = CONFIGS / "chip.ideal.yaml"  # the same devices, ideal (the textbook Néel–Brown bar)
 EMULATED_STATION_FILE = CONFIGS / "station.emulated.yaml"
 PROTOCOL_FILES = CONFIGS / "protocols"
 EMULATED_SESSION = DATA / "emulated-session.h5"

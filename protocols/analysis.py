@@ -118,9 +118,10 @@ def drift_tracking(reference: np.ndarray, fits: dict[str, dict[str, Any]],
 def loop_switching(current_a: np.ndarray, reading_ohm: np.ndarray) -> tuple[float, float, float, float] | None:
     """``(i_up, i_down, r_low, r_high)`` of one loop (steps in order), or ``None`` if it did not switch.
 
-    The readings split at the midpoint between the loop's low and high levels; ``i_up`` is the first
-    current of the rising branch that reads high, ``i_down`` the first of the falling branch that reads
-    low.
+    The readings split at the midpoint between the loop's low and high levels, each taken as the majority of itself
+    and its neighbours (a single misread — read or telegraph noise — does not move a switching point); ``i_up``
+    is the first current of the rising branch that reads high, ``i_down`` the first of the falling branch that
+    reads low.
     """
     finite = readable(reading_ohm)
     if finite.sum() < 4:
@@ -128,7 +129,7 @@ def loop_switching(current_a: np.ndarray, reading_ohm: np.ndarray) -> tuple[floa
     low, high = np.percentile(reading_ohm[finite], [10, 90])
     if high - low <= 0:
         return None
-    is_high = reading_ohm > 0.5 * (low + high)
+    is_high = _majority_of_three(reading_ohm > 0.5 * (low + high))
     turn = int(np.argmax(current_a))
     rising, falling = slice(0, turn + 1), slice(turn, None)
     up_hits = np.flatnonzero(is_high[rising] & finite[rising])
@@ -136,6 +137,14 @@ def loop_switching(current_a: np.ndarray, reading_ohm: np.ndarray) -> tuple[floa
     if up_hits.size == 0 or down_hits.size == 0:
         return None
     return float(current_a[rising][up_hits[0]]), float(current_a[falling][down_hits[0]]), float(low), float(high)
+
+
+def _majority_of_three(flags: np.ndarray) -> np.ndarray:
+    """Each flag replaced by the majority of itself and its two neighbours (the ends keep theirs)."""
+    out = flags.copy()
+    if flags.size >= 3:
+        out[1:-1] = flags[:-2].astype(int) + flags[1:-1] + flags[2:] >= 2
+    return out
 
 
 def readable(reading_ohm: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 import pyvisa
 
 from instruments.adapters import open_connection
+from instruments.config_files import IDEAL_CHIP_FILE
 from instruments.station_config import load_station_spec
 from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
 from sim_backend.emulated.bench import Bench
@@ -10,10 +11,12 @@ from sim_backend.emulated.bench import Bench
 STATION_FILE = DEFAULT_CHIP_FILE.parent / "station.emulated.yaml"
 
 
-def station_bench(routed=None, seed=1):
-    """The emulated station's chip (with ``seed``) and routes on a bench; ``routed`` device switched in."""
+def station_bench(routed=None, seed=1, chip=IDEAL_CHIP_FILE):
+    """The emulated station's routes on a bench with ``chip`` (default: the ideal devices, so that what the
+    emulated instruments do is not blurred by the devices' non-idealities) drawn with ``seed``; ``routed`` device
+    switched in."""
     spec = load_station_spec(STATION_FILE)
-    bench = Bench(load_chip(spec.chip, seed=seed), {device: spec.route(device) for device in spec.devices})
+    bench = Bench(load_chip(chip, seed=seed), {device: spec.route(device) for device in spec.devices})
     if routed is not None:
         bench.set_closed(spec.route(routed))
         assert bench.routed_device == routed

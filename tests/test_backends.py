@@ -23,6 +23,7 @@ from hil.neurons import (
 )
 from hil.neurons.curve_tracking import CurveTrackingBackend, InLoopBackend
 from hil.neurons.hardware import HardwareBackend
+from instruments.config_files import IDEAL_CHIP_FILE
 from sim_backend import load_chip
 from sim_backend.chip import DEFAULT_CHIP_FILE
 from sim_backend.sot import exact_i50
@@ -31,18 +32,20 @@ PULSE_S = 10e-6
 
 
 def replay_of_default_chip(seed=0):
-    """A recording of the embedded chip: a 31-point bias sweep per device, 400 trials per point."""
-    sim = SimBackend.from_chip_file(seed=seed)
+    """A recording of the embedded chip's ideal devices: a 31-point bias sweep per device, 400 trials per point."""
+    sim = SimBackend.from_chip_file(IDEAL_CHIP_FILE, seed=seed)
     return ReplayBackend.from_curves(measure_curves(sim, sweep_currents(sim), 400), source="simulated sweep")
 
 
+# the interface's contract on ideal devices (a logistic-like curve from 0 to 1); the default chip's devices, which
+# saturate below 1 and drift, have their own test below
 BACKENDS = {
-    "sim-chip": lambda: SimBackend.from_chip_file(),
-    "sim-virtual": lambda: SimBackend.virtual(40, seed=3),
+    "sim-chip": lambda: SimBackend.from_chip_file(IDEAL_CHIP_FILE),
+    "sim-virtual": lambda: SimBackend.virtual(40, chip=IDEAL_CHIP_FILE, seed=3),
     "replay": replay_of_default_chip,
     # samples drawn from the curves measured by trials on the embedded chip (as the replay's sweep)
-    "in-loop-curve": lambda: InLoopBackend(SimBackend.from_chip_file(), mode="curve", trials_per_point=400,
-                                           n_points=31, span=(-10.0, 5.0)),
+    "in-loop-curve": lambda: InLoopBackend(SimBackend.from_chip_file(IDEAL_CHIP_FILE), mode="curve",
+                                           trials_per_point=400, n_points=31, span=(-10.0, 5.0)),
 }
 
 
@@ -120,8 +123,8 @@ def test_sampled_frequencies_agree_with_the_probability(backend):
     neurons = backend.assign(backend.n_devices)
     i50, w = backend.curve(neurons)
     currents = (i50 + 0.5 * w)[None, :].expand(4000, -1).float()
+    p = backend.probability(neurons, currents[:1])[0]  # before the trials, which may age drifting devices
     counts = backend.sample(neurons, currents).sum(0)
-    p = backend.probability(neurons, currents[:1])[0]
     for k, prob in zip(counts.tolist(), p.tolist(), strict=True):
         assert stats.binomtest(int(k), 4000, prob).pvalue > 1e-4
 
@@ -181,7 +184,7 @@ def test_backends_run_on_cuda(backend):
 
 
 def test_sim_probability_is_the_chip_closed_form():
-    chip = load_chip()
+    chip = load_chip(IDEAL_CHIP_FILE)
     backend = SimBackend(chip)
     neurons = backend.assign(12)
     currents = torch.linspace(-1e-3, 8e-3, 500, dtype=torch.float64)[:, None].expand(-1, 12)
@@ -193,7 +196,7 @@ def test_sim_probability_is_the_chip_closed_form():
 
 
 def test_sim_curve_is_the_exact_median_and_the_logistic_width_of_physics_md():
-    chip = load_chip()
+    chip = load_chip(IDEAL_CHIP_FILE)
     backend = SimBackend(chip, pulse_width_s=PULSE_S)
     i50, w = backend.curve(torch.arange(12))
     assert torch.allclose(i50, exact_i50(chip.ic0_a, chip.delta, PULSE_S))
@@ -203,35 +206,36 @@ def test_sim_curve_is_the_exact_median_and_the_logistic_width_of_physics_md():
 
 
 def test_virtual_chip_draws_one_device_per_neuron_from_the_file_distributions():
-    backend = SimBackend.virtual(400, width_m=5e-6, seed=11)
+    backend = SimBackend.virtual(400, width_m=5e-6, chip=IDEAL_CHIP_FILE, seed=11)
     assert backend.n_devices == 400 and torch.all(backend.width_m == 5e-6)
     nominal_ic0 = 1.0e11 * 5e-6 * 5e-9
     spread = (backend.chip.ic0_a / nominal_ic0).log()
     assert abs(float(spread.std()) - 0.05) < 0.01 and abs(float(spread.mean())) < 0.01
     assert abs(float(backend.chip.delta.log().std()) - 0.10) < 0.015
-    again = SimBackend.virtual(400, width_m=5e-6, seed=11)
+    again = SimBackend.virtual(400, width_m=5e-6, chip=IDEAL_CHIP_FILE, seed=11)
     assert torch.equal(again.chip.ic0_a, backend.chip.ic0_a)
-    assert not torch.equal(SimBackend.virtual(400, width_m=5e-6, seed=12).chip.ic0_a, backend.chip.ic0_a)
+    other = SimBackend.virtual(400, width_m=5e-6, chip=IDEAL_CHIP_FILE, seed=12)
+    assert not torch.equal(other.chip.ic0_a, backend.chip.ic0_a)
 
 
 def test_virtual_chip_takes_the_file_widths_in_turn_and_its_variation():
-    mapping = virtual_chip_mapping(7)
+    mapping = virtual_chip_mapping(7, chip=IDEAL_CHIP_FILE)
     assert [d["width"] for d in mapping["devices"]] == [3e-6] * 4 + [5e-6] * 3
-    backend = SimBackend.virtual(24)
+    backend = SimBackend.virtual(24, chip=IDEAL_CHIP_FILE)
     assert sorted(set(backend.width_m.tolist())) == [3e-6, 5e-6, 10e-6]
     # a chip mapping with its own variation is honoured
-    mapping = virtual_chip_mapping(300, 3e-6)
+    mapping = virtual_chip_mapping(300, 3e-6, chip=IDEAL_CHIP_FILE)
     mapping["variation"] = {**mapping["variation"], "ic0": 0.0, "delta": 0.0}
     flat = SimBackend(load_chip(mapping))
     i50, w = flat.curve(flat.assign(300))
     nominal_i50, nominal_w = flat.nominal_curve(flat.assign(300))
     assert torch.allclose(i50, nominal_i50) and torch.allclose(w, nominal_w)
     with pytest.raises(BackendError, match="n_devices"):
-        SimBackend.virtual(0)
+        SimBackend.virtual(0, chip=IDEAL_CHIP_FILE)
 
 
 def test_sim_backend_leaves_the_chip_state_alone():
-    chip = load_chip()
+    chip = load_chip(IDEAL_CHIP_FILE)
     backend = SimBackend(chip)
     before = (chip.m_z.clone(), chip.cycles.clone())
     backend.sample(backend.assign(12), torch.full((100, 12), 5e-3))
@@ -242,7 +246,7 @@ def test_sim_energy_per_trial_grows_with_width():
     """Ic0 ∝ w and R_ch ∝ 1/w: a trial at the same point of the curve costs energy ∝ w (physics.md §3.4)."""
     energy = {}
     for width in (3e-6, 5e-6, 10e-6):
-        backend = SimBackend.virtual(50, width_m=width, seed=1)
+        backend = SimBackend.virtual(50, width_m=width, chip=IDEAL_CHIP_FILE, seed=1)
         neurons = backend.assign(50)
         backend.sample(neurons, backend.curve(neurons)[0][None, :].expand(100, -1))
         energy[width] = backend.energy_j / backend.pulses
@@ -299,7 +303,7 @@ def test_replay_curve_is_the_binomial_logistic_fit_and_nominal_the_pooled_fit():
 
 
 def test_replay_of_a_simulated_sweep_follows_the_simulator():
-    sim = SimBackend.from_chip_file()
+    sim = SimBackend.from_chip_file(IDEAL_CHIP_FILE)
     replay = ReplayBackend.from_curves(measure_curves(sim, sweep_currents(sim), 2000))
     neurons = sim.assign(12)
     i50, w = sim.curve(neurons)
@@ -343,7 +347,7 @@ def test_replay_without_channel_resistance_reports_unknown_energy():
 
 def drifting_chip(n=24, seed=4):
     """A virtual chip of the realistic chip's 3 µm devices, every effect on (drift among them)."""
-    return SimBackend.virtual(n, width_m=3e-6, chip=DEFAULT_CHIP_FILE.parent / "chip.realistic.yaml", seed=seed)
+    return SimBackend.virtual(n, width_m=3e-6, chip=DEFAULT_CHIP_FILE.parent / "chip.default.yaml", seed=seed)
 
 
 def test_the_station_and_the_simulator_share_one_curve_tracking():
@@ -396,3 +400,19 @@ def test_curve_mode_samples_measured_curves_remeasures_every_k_calls_and_follows
     assert backend.physical_trials == 2 * backend.measurement_trials + 50 * 24
     with pytest.raises(BackendError, match="mode"):
         backend.mode = "replay"
+
+
+def test_the_default_chips_devices_follow_their_curve_and_saturate_below_one():
+    backend = SimBackend.from_chip_file()
+    neurons = backend.assign(12)
+    i50, w = backend.curve(neurons)
+    p = backend.probability(neurons, torch.stack([i50 - 6 * w, i50, i50 + 6 * w]))
+    assert torch.allclose(p[1], torch.full_like(p[1], 0.5), atol=0.01)
+    # well above I50 a reversal can still stop at a pinning site (less often as the current nears Ic0)
+    pin = backend.chip.pin_probability
+    assert bool((p[0] < 0.02).all()) and bool((p[2] > 0.9).all()) and bool((1 - p[2] > 0.3 * pin).all())
+    currents = (i50 + 0.5 * w)[None, :].expand(4000, -1).float()
+    expected = backend.probability(neurons, currents[:1])[0]
+    counts = backend.sample(neurons, currents).sum(0)
+    for k, prob in zip(counts.tolist(), expected.tolist(), strict=True):
+        assert stats.binomtest(int(k), 4000, prob).pvalue > 1e-4

@@ -4,7 +4,8 @@ A station whose wiring would shunt the reads is refused at load with the reason;
 compliance a pulse could exceed, is warned about with its numbers; the emulated bench does to reads and pulses what
 the declared wiring does (a direct coupling's shunt, a DC block's high-pass and baseline, the source meter's
 clamp); and on the default station (a DC block) the fast path still measures the chip's own switching probability.
-"""
+The chip behind the benches is the ideal one: the electrical models are what is judged, exactly, not the devices' own
+non-idealities."""
 
 import dataclasses
 import math
@@ -21,7 +22,7 @@ from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
 from scipy import stats
 
 from instruments.adapters import open_connection
-from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
+from instruments.config_files import EMULATED_STATION_FILE, IDEAL_CHIP_FILE, PROTOCOL_FILES
 from instruments.station import BALANCE_LEVEL, Station, balanced_span
 from instruments.station_config import (
     SafetyError,
@@ -65,7 +66,7 @@ def dc_bench(capacitance_f, device="w3-1", off_impedance_ohm=math.inf):
     sourcing the read current (10 V limit) and the generator's output on."""
     spec = load_station_spec(EMULATED_STATION_FILE)
     wiring = Wiring("dc_block", capacitance_f, off_impedance_ohm=off_impedance_ohm)
-    bench = Bench(load_chip(spec.chip), {d: spec.route(d) for d in spec.devices}, wiring=wiring)
+    bench = Bench(load_chip(IDEAL_CHIP_FILE), {d: spec.route(d) for d in spec.devices}, wiring=wiring)
     bench.set_closed(spec.route(device))
     bench.set_source_meter(True, "CURR", READ_A, 10.0)
     bench.set_generator_output(1, True)
@@ -182,7 +183,7 @@ def test_a_station_file_that_declares_no_wiring_loads_with_a_warning(tmp_path):
 def test_a_generator_coupled_directly_shunts_the_read_current_while_its_output_is_on():
     """Stock drivers over TCP: the Hall step reads scaled by R_out / (R_out + R_ch), the channel as R_ch ∥ 50 Ω."""
     spec = spec_with(lambda raw: (direct(raw), raw.update(triggers=[])))
-    with EmulatedStation(spec) as emulated:
+    with EmulatedStation(spec, chip=IDEAL_CHIP_FILE) as emulated:
         chip, device = emulated.chip, "w3-1"
         i = chip.index(device)
         r_ch, step = float(chip.r_ch_ohm[i]), float(chip.delta_r_ahe_ohm[i])
@@ -218,7 +219,7 @@ def test_a_generator_coupled_directly_shunts_the_read_current_while_its_output_i
 
 def test_the_naive_path_switches_a_directly_coupled_generator_off_before_it_reads():
     spec = spec_with(lambda raw: (direct(raw), raw.update(triggers=[])))
-    with EmulatedStation(spec) as emulated, Station.open(emulated.spec) as station:
+    with EmulatedStation(spec, chip=IDEAL_CHIP_FILE) as emulated, Station.open(emulated.spec) as station:
         device = "w5-1"
         chip = emulated.chip
         i = chip.index(device)
@@ -252,7 +253,7 @@ def test_a_pulse_the_compliance_would_clamp_is_refused_at_run_time_before_anythi
 
     with pytest.warns(StationWarning, match="readout.compliance: 1.5 V"):
         spec = spec_with(low)
-    with EmulatedStation(spec) as emulated, Station.open(emulated.spec) as station:
+    with EmulatedStation(spec, chip=IDEAL_CHIP_FILE) as emulated, Station.open(emulated.spec) as station:
         r_ch = station.measure_channel_resistance("w3-1")
         volts = 1.95e-3 * r_ch
         assert volts > 1.5
@@ -338,7 +339,7 @@ def test_a_segments_mean_current_is_what_the_device_sees_for_the_pulses_in_use()
     """The chip gets each segment's mean current. Within the 10 µs bias pulse through the default station's block
     (τ ≥ 30 ms) the current decays by 0.03 %: switching with the decaying current, integrated in 1000 steps,
     differs from switching at its mean by less than 1e-5 in probability, for the widest device at its I50."""
-    chip = load_chip(load_station_spec(EMULATED_STATION_FILE).chip)
+    chip = load_chip(IDEAL_CHIP_FILE)
     i = chip.index("w10-1")
     tau = (250.0 + 50.0) * 100e-6
     current = float(exact_i50(chip.ic0_a[i], chip.delta[i], PULSE_S))
@@ -359,7 +360,8 @@ def test_a_segments_mean_current_is_what_the_device_sees_for_the_pulses_in_use()
 def test_on_the_default_station_a_bias_sweep_over_tcp_recovers_the_chips_switching_probability():
     """The fast path through the DC block (balanced pulses, the read current allowed for): every point's switched
     fraction agrees with the device's own probability, a narrow and a wide device, and every reset worked."""
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated, Station.open(emulated.spec) as station:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated, \
+            Station.open(emulated.spec) as station:
         chip = emulated.chip
         pvalues = []
         for device, reset in (("w3-4", -1.95e-3), ("w10-2", -6.5e-3)):
@@ -381,7 +383,7 @@ def test_on_the_default_station_a_bias_sweep_over_tcp_recovers_the_chips_switchi
 
 def test_the_emulated_bench_of_a_station_that_declares_no_wiring_models_none():
     spec = dataclasses.replace(load_station_spec(EMULATED_STATION_FILE), wiring=None)
-    with EmulatedStation(spec) as emulated:
+    with EmulatedStation(spec, chip=IDEAL_CHIP_FILE) as emulated:
         assert emulated.bench.wiring is None
         emulated.bench.set_closed(spec.route("w3-1"))
         emulated.bench.set_source_meter(True, "CURR", READ_A, 0.1)  # a limit the pulse exceeds: not modeled

@@ -1,6 +1,6 @@
 """Calibration and replay of the chip's effects: heating, drift and pinning recovered from a session, and judged.
 
-The session is recorded on the emulated station from the realistic chip (``configs/chip.realistic.yaml``) with its
+The session is recorded on the emulated station from the realistic chip (``configs/chip.default.yaml``) with its
 Joule heating, bias field and telegraph noise as shipped, and with wear and pinning made strong enough to resolve in a
 short run (no walk, no room drift, one wear rate and one pinning probability for every device): bias sweeps at three
 pulse widths with reference points, a reset check with repeated reads, and hysteresis loops.
@@ -18,11 +18,11 @@ from hil.lab.characterization import characterize
 from hil.offline.calibration import calibrate, write_chip
 from hil.offline.comparison import replay
 from hil.offline.heating_fit import ChipLaws, HeatedFit, SwitchingData, fit_heated
-from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
+from instruments.config_files import EMULATED_STATION_FILE, IDEAL_CHIP_FILE, PROTOCOL_FILES
 from protocols.fits import fit_neel_brown
 from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
 
-REALISTIC = DEFAULT_CHIP_FILE.parent / "chip.realistic.yaml"
+REALISTIC = DEFAULT_CHIP_FILE
 DEVICES = ["w3-1", "w5-1", "w10-1"]
 WEAR = 1.5  # per 10^6 pulses: 300 times the shipped chip's, about 2 % of Ic0 over one sweep
 PINNING = 0.2
@@ -158,7 +158,7 @@ def test_calibration_recovers_the_heating_the_wear_and_the_pinning(calibrated, c
 
 
 def test_calibration_without_the_data_keeps_the_base_chips_effects_and_says_why(chips, tmp_path):
-    sweep = protocol("bias-sweep.yaml", devices=["w3-2"], trials_per_point=100,
+    sweep = protocol("bias-sweep.yaml", devices=["w3-2"], trials_per_point=100, reference=None,
                      bias={"3um": {"start": "0.8mA", "stop": "1.4mA", "points": 12}})
     out = tmp_path / "one-width.h5"
     characterize(EMULATED_STATION_FILE, [sweep], out, progress=False, chip=chips[0])
@@ -181,7 +181,7 @@ def test_replay_agrees_with_the_calibrated_chip_and_flags_the_ideal_chips_effect
     own = replay(session, chip=calibrated[1])
     assert own["verdict"] == "agrees", (own["devices_differing"], own["effects_differing"])
     assert set(own["effects"]) == {"i50_vs_width", "drift", "reset_failures", "plateau_sag"}
-    ideal = replay(session, chip=DEFAULT_CHIP_FILE)
+    ideal = replay(session, chip=IDEAL_CHIP_FILE)
     # no heating, no wear, no pinning: I50 falls with the width as ln t_p alone, stays put, and every reset holds
     assert {"i50_vs_width", "drift", "reset_failures"} <= set(ideal["effects_differing"])
     assert ideal["effects"]["drift"]["pooled"]["p_value"] < 1e-6

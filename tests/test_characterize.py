@@ -1,4 +1,9 @@
-"""Characterization on the emulated station: fits, physical trends, sessions, crash and resume, reports."""
+"""Characterization on the emulated station: fits, physical trends, sessions, crash and resume, reports.
+
+The shipped station's chip has the non-idealities on (heating, drift, telegraph noise, pinning): the fits are judged
+against each device's curve as the chip has it. The crash-and-resume tests count every trial exactly, so they run
+on the ideal chip, whose resets never fail (no replays) — the machinery is the same.
+"""
 
 import json
 import os
@@ -18,6 +23,7 @@ from hil.lab.characterization import characterize
 from hil.offline.figures import write_report
 from hil.offline.summary import session_info
 from hil.session import Session
+from instruments.config_files import IDEAL_CHIP_FILE
 from protocols.engine import ResumeError
 from protocols.fits import fit_logistic
 from sim_backend import load_chip
@@ -60,36 +66,49 @@ def test_session_holds_every_trial_and_what_produced_it(session):
         sweep = s.runs[1]
         params = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
         assert sweep.parameters["trials_per_point"] == params["trials_per_point"] and sweep.parameters["seed"] == 1
-        trials = sweep.table("trials")
-        assert trials.size == 12 * 16 * 200 == sweep.attrs["n_planned_trials"]
+        trials, levels = sweep.table("trials"), sweep.table("read_levels")
+        # every planned trial (16 points × 200, and 3 reference points × 100, per device) once, then the replays of
+        # the few whose reset failed (or read as failed), each of a trial flagged reset_ok = 0
+        first = trials[trials["attempt"] == 0]
+        assert first.size == 12 * (16 * 200 + 3 * 100) == sweep.attrs["n_planned_trials"]
+        assert (trials["attempt"] > 0).sum() == (trials["reset_ok"] == 0).sum() - (trials["reset_ok"][
+            trials["attempt"] == 2] == 0).sum()
+        assert 0 < (trials["reset_ok"] == 0).mean() < 0.01
         assert set(trials.dtype.names) >= {"device", "amplitude_a", "width_s", "outcome", "reading_ohm", "time_s"}
-        assert np.all(trials["width_s"] == pytest.approx(10e-6)) and trials["reset_ok"].all()
-        # switched trials read high, the others low (the outcome follows from the reading)
-        switched = trials["outcome"] == 1
-        assert np.all(trials["reading_ohm"][switched] > trials["reset_reading_ohm"][switched] + 1.0)
+        assert np.all(trials["width_s"] == pytest.approx(10e-6))
+        # switched trials read above their device's measured threshold, the others below it
+        threshold = dict(zip(levels["device"], levels["threshold_ohm"], strict=True))
+        above = trials["reading_ohm"] > np.array([threshold[d] for d in trials["device"]])
+        valid = trials["reset_ok"] == 1
+        assert np.array_equal(trials["outcome"][valid] == 1, above[valid])
         assert s.runs[0].table("resistance").size == 12
 
 
 def test_fits_recover_the_simulators_true_parameters(session, chip):
-    """Néel–Brown fits recover each device's Ic0 and Δ; logistic fits recover the logistic closest to the
-    device's true curve over the same sweep (the large-sample target of the fit) — within 99.9 % intervals."""
+    """Logistic fits recover the logistic closest to each device's true curve (with its heating, field and pinning)
+    over the same sweep — the large-sample target of the fit — within 99.9 % intervals; the Néel–Brown fit puts the
+    median where the device has it. (On the ideal chip the Néel–Brown fit recovers Ic0 and Δ themselves:
+    tests/test_record_replay.py.)"""
     curves, fits, _ = curves_of(session)
     for device in chip.ids:
         i = chip.index(device)
         nb = fits[device]["neel_brown"]
-        assert abs(nb["ic0_a"] - float(chip.ic0_a[i])) < Z_999 * nb["ic0_err_a"], device
-        assert abs(nb["delta"] - float(chip.delta[i])) < Z_999 * nb["delta_err"], device
         rows = curves[curves["device"] == device.encode()]
-        p_true = chip.switching_probability(torch.full((rows.size,), i), torch.from_numpy(rows["amplitude_a"].copy()),
-                                            10e-6).numpy()
+        # the current the station drives: the generator's part (all but the read current the source meter adds)
+        # is a voltage set from the cold channel resistance, and the pulse warms the channel (less current)
+        requested = torch.from_numpy(rows["amplitude_a"].copy())
+        read_a = 100e-6
+        driven = read_a + chip.currents_for_voltage(i, (requested - read_a) * (float(chip.r_ch_ohm[i]) + 50.0), 50.0)
+        p_true = chip.switching_probability(torch.full((rows.size,), i), driven, 10e-6).numpy()
         huge = 10**7  # expected counts of a very long run: where the logistic fit converges to
         target = fit_logistic(rows["amplitude_a"], p_true * huge, np.full(rows.size, huge))
         logistic = fits[device]["logistic"]
         assert abs(logistic["i50_a"] - target.i50_a) < Z_999 * logistic["i50_err_a"], device
         assert abs(logistic["w_a"] - target.w_a) < Z_999 * logistic["w_err_a"], device
-        # and the exact median of the device lies where the fitted Néel–Brown curve puts it
+        # and the median of the device's curve (in the currents the station was asked for) lies near where the
+        # fitted Néel–Brown curve puts it (the form has no pinning plateau below 1, which pulls its fit a little)
         median = float(exact_i50(torch.tensor(nb["ic0_a"]), torch.tensor(nb["delta"]), 10e-6))
-        assert median == pytest.approx(float(exact_i50(chip.ic0_a[i], chip.delta[i], 10e-6)), rel=0.01)
+        assert median == pytest.approx(target.i50_a, rel=0.03)
 
 
 def test_measured_trends_narrower_is_lower_steeper_and_narrower_loop(session):
@@ -114,7 +133,7 @@ def test_info_json_reports_format_runs_devices_fits_and_loops(session):
     assert info["format_version"] == 2
     assert [(r["protocol"], r["status"]) for r in info["runs"]] == [
         ("channel_resistance", "completed"), ("bias_sweep", "completed"), ("hysteresis_loop", "completed")]
-    assert info["runs"][1]["n_trials"] == 38400
+    assert info["runs"][1]["n_trials"] == 12 * (16 * 200 + 3 * 100)  # the planned trials, reference points included
     device = next(d for d in info["devices"] if d["id"] == "w5-3")
     assert device["width_m"] == pytest.approx(5e-6)
     logistic = device["fits"]["logistic"]
@@ -138,6 +157,7 @@ def test_report_writes_figures_and_summary(session, tmp_path):
 def _resume_protocol(tmp_path):
     raw = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
     raw.update({"devices": ["w3-1", "w5-1", "w10-1"], "trials_per_point": 40, "batch": 10, "path": "naive"})
+    raw.pop("reference")
     raw["bias"] = {"3um": {"start": "1.0mA", "stop": "1.25mA", "points": 8},
                    "5um": {"start": "1.6mA", "stop": "2.05mA", "points": 8},
                    "10um": {"start": "3.4mA", "stop": "4.1mA", "points": 8}}
@@ -150,7 +170,7 @@ def test_sigkill_mid_sweep_then_resume_keeps_every_trial_exactly_once(tmp_path):
     protocol = _resume_protocol(tmp_path)
     out = tmp_path / "killed.h5"
     cmd = [sys.executable, "-m", "hil.cli", "characterize", "--station", str(STATION), "--protocol", str(protocol),
-           "--out", str(out)]
+           "--out", str(out), "--chip", str(IDEAL_CHIP_FILE)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait until some units are on disk, then kill without warning
     wait_for_committed_units(out, 20, proc)  # 20 units of 10 trials
@@ -175,7 +195,7 @@ def test_sigkill_mid_sweep_then_resume_keeps_every_trial_exactly_once(tmp_path):
 
     # the counts agree in distribution with an uninterrupted run of the same protocol
     fresh = tmp_path / "fresh.h5"
-    characterize(STATION, [protocol], fresh, progress=False)
+    characterize(STATION, [protocol], fresh, progress=False, chip=IDEAL_CHIP_FILE)
     with Session(fresh) as s:
         reference = s.runs[0].table("trials")
     for device in (b"w3-1", b"w5-1", b"w10-1"):
@@ -191,9 +211,10 @@ def test_resume_skips_completed_runs_and_refuses_a_changed_protocol(tmp_path):
     small = tmp_path / "small.yaml"
     small.write_text(yaml.safe_dump(raw))
     out = tmp_path / "s.h5"
-    characterize(STATION, [small], out, progress=False)
+    characterize(STATION, [small], out, progress=False, chip=IDEAL_CHIP_FILE)
     # a completed run is not measured again
-    assert characterize(STATION, [small], out, resume=True, progress=False).statuses == {"bias_sweep": "completed"}
+    assert characterize(STATION, [small], out, resume=True, progress=False,
+                        chip=IDEAL_CHIP_FILE).statuses == {"bias_sweep": "completed"}
     with Session(out) as s:
         assert len(s.runs) == 1 and s.runs[0].table("trials").size == 320
     with h5py.File(out, "a") as f:  # as if Ctrl-C had stopped it
@@ -202,7 +223,7 @@ def test_resume_skips_completed_runs_and_refuses_a_changed_protocol(tmp_path):
     small.write_text(yaml.safe_dump(raw))
     with pytest.raises(ResumeError, match=r"parameters differ from the run being resumed \(trials_per_point: 40 in "
                                           r"the file, 60 now\)"):
-        characterize(STATION, [small], out, resume=True, progress=False)
+        characterize(STATION, [small], out, resume=True, progress=False, chip=IDEAL_CHIP_FILE)
 
 
 def test_unreadable_session_files_get_a_clear_error(tmp_path, session):

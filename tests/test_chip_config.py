@@ -104,5 +104,6 @@ def test_demo_runs_end_to_end_on_the_emulated_station(tmp_path):
     # and every sample of the training; each sample's reset and (non-zero) bias pulse reached the emulated devices,
     # each between its two balancing lobes (the default station's DC block)
     pulses, cycles = training["pulses"], training["emulator_cycles"]
-    assert training["trials_recorded"] == 12 * 16 * 50 + pulses and pulses > 10_000
+    # (and the replays of trials whose reset failed or read as failed: a few in a thousand on these devices)
+    assert 12 * 16 * 50 + pulses <= training["trials_recorded"] < 1.02 * (12 * 16 * 50 + pulses) and pulses > 10_000
     assert pulses < cycles <= 6 * pulses

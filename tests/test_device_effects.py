@@ -1,6 +1,6 @@
 """The Hall bars' non-idealities (physics.md §5), one at a time on the realistic chip's devices.
 
-Each test switches on the effect it is about (``configs/chip.realistic.yaml``'s settings) and checks the trend a
+Each test switches on the effect it is about (``configs/chip.default.yaml``'s settings) and checks the trend a
 lab measures: heating curves the loop's plateaus and bends I50 against pulse width, the field's sign reverses the
 polarity and its size moves Ic0, drift moves I50 over a million trials, resets fail at the pinning model's rate,
 telegraph noise makes single reads err and spread-out repeated reads mend them, short pulses are refused. The
@@ -17,10 +17,11 @@ import yaml
 from scipy import stats
 
 from hil.neurons import SimBackend
+from instruments.config_files import IDEAL_CHIP_FILE
 from sim_backend.chip import DEFAULT_CHIP_FILE, ChipConfigError, ShortPulseError, load_chip
 from sim_backend.first_order_lag import settle
 
-REALISTIC = DEFAULT_CHIP_FILE.parent / "chip.realistic.yaml"
+REALISTIC = DEFAULT_CHIP_FILE
 EFFECTS = ("joule_heating", "bias_field", "drift", "telegraph_noise", "reversal_pinning")
 
 
@@ -36,9 +37,9 @@ def realistic(*on, read_noise=None, **sections):
     return raw
 
 
-def test_the_realistic_chip_has_every_effect_and_the_default_none():
-    assert load_chip(REALISTIC).effects.enabled == list(EFFECTS)
-    assert load_chip().effects.ideal
+def test_the_default_chip_has_every_effect_and_the_ideal_chip_none():
+    assert load_chip().effects.enabled == list(EFFECTS)
+    assert load_chip(IDEAL_CHIP_FILE).effects.ideal
 
 
 def test_first_order_lag_is_exact_segment_by_segment():
@@ -169,7 +170,7 @@ def test_short_pulses_are_refused_where_the_closed_form_does_not_hold():
         chip.switching_probability(torch.tensor([0]), torch.tensor([2e-3]), 1e-9)
     with pytest.raises(ShortPulseError, match="1 ns"):
         chip.apply_waveform(["w3-1"], torch.tensor([[3e-3]]), torch.tensor([[1e-9]]))
-    assert load_chip().switching_probability(torch.tensor([0]), torch.tensor([2e-3]), 1e-9).item() > 0.6
+    assert load_chip(IDEAL_CHIP_FILE).switching_probability(torch.tensor([0]), torch.tensor([2e-3]), 1e-9).item() > 0.6
 
 
 def test_sampling_with_every_effect_follows_the_exact_probability():

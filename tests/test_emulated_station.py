@@ -13,6 +13,7 @@ from scipy import stats
 
 from instruments import adapters as adapters_module
 from instruments.adapters import InstrumentMismatchError, open_connection
+from instruments.config_files import IDEAL_CHIP_FILE
 from instruments.drivers.errors import InstrumentError
 from instruments.drivers.keithley707b import Keithley707B
 from instruments.drivers.keithley2450 import Keithley2450
@@ -39,7 +40,9 @@ def spec_with(edit=None):
 
 @pytest.fixture()
 def emulated():
-    with EmulatedStation(STATION_FILE) as emu:
+    # the ideal devices: what is checked here is that the station plays and reads exactly what the chip does
+    # (the default chip's own effects on the same trials: tests/test_protocols_cope.py, tests/test_bench_wiring.py)
+    with EmulatedStation(STATION_FILE, chip=IDEAL_CHIP_FILE) as emu:
         yield emu
 
 

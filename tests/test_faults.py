@@ -1,5 +1,8 @@
 """Instrument faults and interruptions: errors surface, the instruments end safe (as they confirm, and as the
-emulated instruments show), nothing measured is lost or repeated, and the run resumes."""
+emulated instruments show), nothing measured is lost or repeated, and the run resumes.
+
+The emulated station carries the ideal chip here: its resets never fail, so every unit holds exactly its planned
+trials and a lost or repeated one shows in the counts (replays of failed resets: tests/test_protocols_cope.py)."""
 
 import random
 import signal
@@ -14,7 +17,7 @@ import yaml
 from hil.lab.characterization import characterize
 from hil.session import Session
 from instruments.adapters import open_connection
-from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
+from instruments.config_files import EMULATED_STATION_FILE, IDEAL_CHIP_FILE, PROTOCOL_FILES
 from instruments.drivers.errors import InstrumentConnectionError, InstrumentError, InstrumentErrors
 from instruments.drivers.keithley2450 import Keithley2450
 from sim_backend.emulated.probe_station import EmulatedStation
@@ -26,6 +29,7 @@ HIL = [sys.executable, "-m", "hil.cli"]
 def small_sweep(tmp_path, path="fast", trials=100, devices=("w3-1", "w5-1"), batch=50):
     raw = yaml.safe_load((PROTOCOL_FILES / "bias-sweep.yaml").read_text())
     raw.update({"devices": list(devices), "trials_per_point": trials, "batch": batch, "path": path})
+    raw.pop("reference")  # no drift-tracking points: the units are the sweep's own
     out = tmp_path / "sweep.yaml"
     out.write_text(yaml.safe_dump(raw))
     return out
@@ -64,7 +68,7 @@ def exactly_once(path, n_units, per_unit):
 def test_an_instrument_error_mid_sweep_stops_safely_is_recorded_and_the_run_resumes(tmp_path):
     protocol = small_sweep(tmp_path)
     out = tmp_path / "run.h5"
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         station = served_station_file(emulated, tmp_path)
         cmd = [*HIL, "characterize", "--station", str(station), "--protocol", str(protocol), "--out", str(out)]
         # the source meter rejects a command in the middle of the sweep, as a real one does (error queue)
@@ -95,7 +99,7 @@ def test_an_instrument_error_mid_sweep_stops_safely_is_recorded_and_the_run_resu
 def test_a_dropped_connection_stops_the_run_safely_and_it_resumes(tmp_path):
     protocol = small_sweep(tmp_path)
     out = tmp_path / "run.h5"
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         emulated.instruments["source_meter"].faults.drop_after_messages = 400
         with pytest.raises(InstrumentConnectionError, match="source_meter .* at TCPIP::127.0.0.1::") as caught:
             characterize(emulated.spec, [protocol], out, progress=False)
@@ -105,14 +109,14 @@ def test_a_dropped_connection_stops_the_run_safely_and_it_resumes(tmp_path):
         assert_instruments_safe(emulated)
     with Session(out) as s:
         assert s.runs[0].status == "failed" and 0 < s.runs[0].table("trials").size < 3200
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         assert characterize(emulated.spec, [protocol], out, resume=True, progress=False).statuses == {
             "bias_sweep": "completed"}
     exactly_once(out, 2 * 16 * 2, 50)
 
 
 def test_a_silent_instrument_and_a_refused_connection_name_the_instrument(tmp_path):
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         address = emulated.addresses["source_meter"]
         smu = Keithley2450(open_connection(address, timeout_ms=200, instrument="source_meter (Keithley2450)"))
         emulated.instruments["source_meter"].faults.reply_delay_s = 0.5
@@ -134,7 +138,7 @@ def test_ctrl_c_at_ten_random_moments_is_always_safe_and_loses_nothing(tmp_path)
     protocol = small_sweep(tmp_path, trials=60, batch=20, devices=("w3-1", "w5-1", "w10-1"))
     out = tmp_path / "run.h5"
     rng = random.Random(7)
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         station = served_station_file(emulated, tmp_path)
         cmd = [*HIL, "characterize", "--station", str(station), "--protocol", str(protocol), "--out", str(out)]
         interrupted = 0
@@ -180,7 +184,8 @@ def test_hil_emulate_serves_the_station_until_interrupted():
 
 def test_reset_check_reads_every_reset_back(tmp_path):
     out = tmp_path / "reset.h5"
-    characterize(EMULATED_STATION_FILE, [PROTOCOL_FILES / "reset-check.yaml"], out, progress=False)
+    characterize(EMULATED_STATION_FILE, [PROTOCOL_FILES / "reset-check.yaml"], out, progress=False,
+                 chip=IDEAL_CHIP_FILE)
     with Session(out) as s:
         run = s.runs[0]
         reset = run.analysis("reset")
@@ -194,7 +199,7 @@ def test_reset_check_reads_every_reset_back(tmp_path):
 def test_a_device_that_breaks_down_is_reported_lost_and_gets_no_more_pulses(tmp_path):
     protocol = small_sweep(tmp_path, devices=("w3-1", "w3-2", "w5-1"))
     out = tmp_path / "run.h5"
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         # in the middle of w3-2's 32 units (one waveform each, after one measuring each device's Hall levels)
         emulated.bench.faults.break_after_waveforms = 42
         result = characterize(emulated.spec, [protocol], out, progress=False)
@@ -222,7 +227,7 @@ def test_a_forbidden_crosspoint_anywhere_in_the_run_is_refused_before_any_comman
     station = tmp_path / "station.yaml"
     raw["chip"] = str(EMULATED_STATION_FILE.parent / raw["chip"])
     station.write_text(yaml.safe_dump(raw))
-    with EmulatedStation(station) as emulated:
+    with EmulatedStation(station, chip=IDEAL_CHIP_FILE) as emulated:
         with pytest.raises(Exception, match="routing w10-4: crosspoint 4C09 is forbidden"):
             characterize(emulated.spec, [PROTOCOL_FILES / "channel-resistance.yaml"], tmp_path / "x.h5",
                          progress=False)
@@ -231,7 +236,7 @@ def test_a_forbidden_crosspoint_anywhere_in_the_run_is_refused_before_any_comman
 
 
 def test_errors_in_the_queue_from_before_the_run_do_not_stop_it(tmp_path):
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         emulated.instruments["source_meter"].push_error(-113, "Undefined header")
         result = characterize(emulated.spec, [PROTOCOL_FILES / "channel-resistance.yaml"], tmp_path / "x.h5",
                               progress=False)
@@ -239,7 +244,7 @@ def test_errors_in_the_queue_from_before_the_run_do_not_stop_it(tmp_path):
 
 
 def test_instrument_errors_read_by_the_station_name_role_model_and_code():
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         from instruments.station import Station
 
         with Station.open(emulated.spec) as station:
@@ -258,7 +263,7 @@ def test_a_device_lost_before_an_interruption_gets_nothing_after_the_resume(tmp_
     loop = yaml.safe_load((PROTOCOL_FILES / "hysteresis-loop.yaml").read_text())
     loop["devices"] = ["w3-2", "w5-1"]
     out = tmp_path / "run.h5"
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         emulated.bench.faults.break_after_waveforms = 40  # w3-2's 8th unit
         emulated.instruments["pulse_generator"].faults.error_after_messages = 410  # soon after: the run stops
         with pytest.raises(InstrumentError):
@@ -288,7 +293,7 @@ def test_ctrl_c_while_the_station_opens_is_not_swallowed(monkeypatch):
         make_safe(self)
 
     monkeypatch.setattr(Keithley2450Adapter, "make_safe", interrupted)
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         with pytest.raises(KeyboardInterrupt):
             Station.open(emulated.spec)
         assert_instruments_safe(emulated)
@@ -297,7 +302,7 @@ def test_ctrl_c_while_the_station_opens_is_not_swallowed(monkeypatch):
 def test_both_pulse_generator_channels_end_off_and_are_confirmed(tmp_path):
     from pymeasure.instruments.keysight import Keysight81160A as StockKeysight81160A
 
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         stock = StockKeysight81160A(open_connection(emulated.addresses["pulse_generator"]))
         stock.channels[2].output = True  # someone left the channel the station does not use on
         assert stock.channels[2].output  # (the query also waits until the instrument took the command)
@@ -311,13 +316,13 @@ def test_both_pulse_generator_channels_end_off_and_are_confirmed(tmp_path):
 
 def test_a_resume_on_other_instruments_is_refused_before_any_unit(tmp_path):
     out = tmp_path / "run.h5"
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         emulated.instruments["pulse_generator"].faults.error_after_messages = 200
         with pytest.raises(InstrumentError):
             characterize(emulated.spec, [small_sweep(tmp_path)], out, progress=False)
     with Session(out) as s:
         done = s.runs[0].table("trials").size
-    with EmulatedStation(EMULATED_STATION_FILE) as emulated:
+    with EmulatedStation(EMULATED_STATION_FILE, chip=IDEAL_CHIP_FILE) as emulated:
         source_meter = emulated.instruments["source_meter"]
         source_meter.idn = source_meter.idn.replace("04096331", "04099999")  # another unit of the same model
         with pytest.raises(Exception, match=r"cannot resume with a different source_meter: the file was measured "

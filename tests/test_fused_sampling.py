@@ -11,6 +11,7 @@ import torch
 from scipy import stats
 
 from hil.neurons import SimBackend, virtual_chip_mapping
+from instruments.config_files import IDEAL_CHIP_FILE
 from sim_backend import load_chip
 from sim_backend.sot import exact_i50
 
@@ -27,7 +28,7 @@ def assert_binomial(counts, n, p):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_chip_draws_follow_the_neel_brown_probability_across_devices_and_currents(dtype):
-    chip = load_chip()
+    chip = load_chip(IDEAL_CHIP_FILE)
     devices = torch.arange(len(chip))
     # from the slow tail (P ~ 0.02) through the median to saturation, per device: I50 + k·w_I
     steps = torch.tensor([-5.0, -1.0, 0.5, 3.0], dtype=torch.float64)
@@ -44,7 +45,7 @@ def test_chip_draws_follow_the_neel_brown_probability_across_devices_and_current
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_sim_backend_draws_follow_its_probability(dtype):
-    backend = SimBackend.virtual(24, seed=5)
+    backend = SimBackend.virtual(24, chip=IDEAL_CHIP_FILE, seed=5)
     neurons = backend.assign(24)
     i50, w = backend.curve(neurons)
     steps = torch.tensor([-3.0, -1.0, 0.0, 1.0, 2.5], dtype=torch.float64)
@@ -57,7 +58,7 @@ def test_sim_backend_draws_follow_its_probability(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_no_current_never_switches_and_a_current_above_ic0_always_does(dtype):
-    backend = SimBackend.from_chip_file()
+    backend = SimBackend.from_chip_file(IDEAL_CHIP_FILE)
     neurons = backend.assign(12)
     ic0 = backend.chip.ic0_a.to(dtype)
     for current, expected in ((0.0 * ic0, 0.0), (-ic0, 0.0), (1.2 * ic0, 1.0), (3.0 * ic0, 1.0)):
@@ -67,7 +68,7 @@ def test_no_current_never_switches_and_a_current_above_ic0_always_does(dtype):
 
 def test_short_pulses_saturate_at_the_attempt_rate():
     """t_p = τ0: above Ic0 a pulse switches with 1 − 1/e, not 1 (the τ = τ0 clamp changes the draws)."""
-    backend = SimBackend.from_chip_file(pulse_width_s=1e-9)
+    backend = SimBackend.from_chip_file(IDEAL_CHIP_FILE, pulse_width_s=1e-9)
     neurons = backend.assign(12)
     for dtype in (torch.float32, torch.float64):
         currents = (backend.chip.ic0_a * torch.tensor([1.0, 1.5, 3.0]).repeat_interleave(4)).to(dtype)
@@ -78,7 +79,7 @@ def test_short_pulses_saturate_at_the_attempt_rate():
 
 def test_a_weak_magnet_switches_at_zero_current_as_the_clamped_curve_says():
     """Δ = 5: P(I = 0) ≈ 1 and P(I < 0) holds at P(0) (no current below zero), in both dtypes."""
-    mapping = virtual_chip_mapping(12)
+    mapping = virtual_chip_mapping(12, chip=IDEAL_CHIP_FILE)
     mapping["material"] = {**mapping["material"], "delta": 5.0}
     mapping["variation"] = {**mapping["variation"], "delta": 0.0}
     backend = SimBackend(load_chip(mapping), pulse_width_s=1e-9)  # P(0) = 1 − exp(−e^−5) ≈ 0.0067
@@ -93,7 +94,7 @@ def test_a_weak_magnet_switches_at_zero_current_as_the_clamped_curve_says():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_same_seed_same_outcomes_also_for_a_batch_drawn_in_blocks(dtype):
-    chip = load_chip()
+    chip = load_chip(IDEAL_CHIP_FILE)
     devices = torch.arange(12)
     # at each device's median, 240,000 pairs: drawn in blocks
     currents = exact_i50(chip.ic0_a, chip.delta, PULSE_S).to(dtype).expand(20_000, -1)
@@ -111,7 +112,7 @@ def test_same_seed_same_outcomes_also_for_a_batch_drawn_in_blocks(dtype):
 
 
 def test_counters_of_a_large_float32_batch_and_across_a_checkpoint():
-    backend = SimBackend.virtual(100, seed=2)
+    backend = SimBackend.virtual(100, chip=IDEAL_CHIP_FILE, seed=2)
     neurons = backend.assign(100)
     i50, w = backend.curve(neurons)
     currents = (i50 + w * torch.linspace(-3, 3, 3000, dtype=torch.float64)[:, None]).float()  # drawn in blocks

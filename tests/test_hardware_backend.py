@@ -31,8 +31,10 @@ def test_pulse_mode_samples_are_trials_on_the_emulated_devices(hardware):
     # every sample was one trial on the station: a reset and a bias pulse reached the emulated chip, each between
     # its two balancing lobes (the default station's DC block; the chip counts a lobe as a cycle when it carries a
     # tenth of Ic0 or more: the reset's do, a bias pulse's may not)
-    assert backend.physical_trials - trials == 200 * 36
-    assert 2 * 200 * 36 < int(chip.cycles.sum()) - cycles <= 6 * 200 * 36
+    # (and a replay for each of the few trials whose reset failed or read as failed on these realistic devices)
+    played = backend.physical_trials - trials
+    assert 200 * 36 <= played < 1.02 * 200 * 36
+    assert 2 * played < int(chip.cycles.sum()) - cycles <= 6 * played
     assert backend.pulses == 200 * 36 and backend.energy_j > 0
     # the trials follow the devices' measured curves (40 trials per point: a few percent of noise in them)
     expected = float(backend.probability(neurons, currents).mean())
@@ -52,8 +54,8 @@ def test_curve_mode_samples_measured_curves_and_remeasures_every_k_calls():
         assert backend.physical_trials == measured  # sampled from the curves: no pulses
         backend.reseed(5)
         assert torch.equal(backend.sample(neurons, currents), first)
-        backend.sample(neurons, currents)  # third call: the devices are measured again
-        assert backend.physical_trials == 2 * measured
+        backend.sample(neurons, currents)  # third call: the devices are measured again (replays aside, as long)
+        assert abs(backend.physical_trials - 2 * measured) < 0.02 * measured
 
 
 def test_a_small_network_trains_with_the_emulated_devices_in_the_loop(hardware):

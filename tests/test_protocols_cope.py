@@ -1,6 +1,6 @@
 """The protocols on devices that behave like fabricated ones, measured on the emulated station over TCP.
 
-Each test characterizes the realistic chip (``configs/chip.realistic.yaml``), with one effect made strong enough to
+Each test characterizes the realistic chip (``configs/chip.default.yaml``), with one effect made strong enough to
 see in a short run where needed, and checks the trend in the recorded data: heated loops have curved plateaus and
 I50 falls with pulse width faster than ln t_p alone; the field's sign reverses the polarity (the levels
 measurement says so); wear moves I50 and the reference points catch it; resets fail at the pinning model's rate,
@@ -18,12 +18,12 @@ import yaml
 
 from hil.lab.characterization import characterize
 from hil.session import Session
-from instruments.config_files import EMULATED_STATION_FILE, PROTOCOL_FILES
+from instruments.config_files import EMULATED_STATION_FILE, IDEAL_CHIP_FILE, PROTOCOL_FILES
 from protocols.device_trial import LevelsError
 from protocols.fits import fit_logistic
 from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
 
-REALISTIC = DEFAULT_CHIP_FILE.parent / "chip.realistic.yaml"
+REALISTIC = DEFAULT_CHIP_FILE
 
 
 def chip_file(tmp_path, read_noise=None, **effects):
@@ -129,7 +129,7 @@ def test_i50_falls_with_pulse_width_faster_than_the_log_law_on_a_heated_chip(tmp
     runs = run(tmp_path, chip, *[protocol("bias-sweep.yaml", devices=["w3-1"], trials_per_point=150,
                                           pulse_width=width, bias=bias) for width in ("1us", "10us", "100us")])
     i50 = [i50_of(results["curves"], "w3-1") for _, _, results in runs]
-    ideal = load_chip(DEFAULT_CHIP_FILE)
+    ideal = load_chip(IDEAL_CHIP_FILE)
     drop_ideal = float(ideal.logistic_view(1e-6)[0][0] - ideal.logistic_view(10e-6)[0][0])
     # the first decade (the bar still warming through the first µs) drops more than the second, and more than
     # ln t_p alone gives an unheated bar

@@ -18,6 +18,7 @@ from hil.offline.comparison import replay
 from hil.offline.transport_check import replay_transport
 from hil.session import Session
 from hil.training import TrainConfig, train
+from instruments.config_files import IDEAL_CHIP_FILE
 from instruments.transport import TransportMismatch
 from sim_backend.chip import DEFAULT_CHIP_FILE, load_chip
 
@@ -30,8 +31,9 @@ Z = 3.3  # 99.9 % two-sided
 
 @pytest.fixture(scope="module")
 def known_chip(tmp_path_factory):
-    """The embedded chip with three devices given explicit, non-default parameters."""
-    raw = yaml.safe_load(DEFAULT_CHIP_FILE.read_text())
+    """The embedded chip's ideal devices, three of them given explicit, non-default parameters (the textbook Néel–Brown
+    calibration; the effects' calibration: tests/test_calibrate_effects.py)."""
+    raw = yaml.safe_load(IDEAL_CHIP_FILE.read_text())
     for device in raw["devices"]:
         device.update(MODIFIED.get(device["id"], {}))
     path = tmp_path_factory.mktemp("chip") / "known.yaml"
@@ -42,7 +44,7 @@ def known_chip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def known_session(known_chip, tmp_path_factory):
     sweep = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
-    sweep.update({"devices": ["w3-1", "w5-1", "w5-2", "w10-3"], "trials_per_point": 300})
+    sweep.update({"devices": ["w3-1", "w5-1", "w5-2", "w10-3"], "trials_per_point": 300, "reference": None})
     sweep["bias"] = {"3um": {"start": "1.30mA", "stop": "1.62mA", "points": 16},
                      "5um": {"start": "1.30mA", "stop": "2.10mA", "points": 28},
                      "10um": {"start": "2.90mA", "stop": "3.95mA", "points": 18}}
@@ -54,7 +56,7 @@ def known_session(known_chip, tmp_path_factory):
 
 def test_calibration_recovers_known_parameters(known_session, known_chip, tmp_path):
     truth = load_chip(known_chip)
-    chip = calibrate(known_session)
+    chip = calibrate(known_session, base_chip=IDEAL_CHIP_FILE)
     errors = chip["calibration"]["standard_errors"]
     fitted = {d["id"]: d for d in chip["devices"]}
     assert set(fitted) == set(truth.ids)
@@ -73,10 +75,10 @@ def test_calibration_recovers_known_parameters(known_session, known_chip, tmp_pa
 
 
 def test_replay_agrees_with_the_calibration_and_flags_the_default_chip(known_session, tmp_path):
-    calibrated = write_chip(calibrate(known_session), tmp_path / "calibrated.yaml")
+    calibrated = write_chip(calibrate(known_session, base_chip=IDEAL_CHIP_FILE), tmp_path / "calibrated.yaml")
     own = replay(known_session, chip=calibrated)
     assert own["verdict"] == "agrees", own["devices_differing"]
-    default = replay(known_session)
+    default = replay(known_session, chip=IDEAL_CHIP_FILE)
     assert set(default["devices_differing"]) == {"w3-1", "w5-2", "w10-3"}  # w5-1 is as the default chip has it
     sweep = next(r for r in default["runs"] if r["protocol"] == "bias_sweep")
     assert sweep["devices"]["w3-1"]["points_disagreeing"] >= 5
@@ -97,7 +99,10 @@ def test_transport_replay_reproduces_the_recorded_trials_exactly():
     result = replay_transport(DATA_SESSION)
     assert result["identical"]
     assert [r["protocol"] for r in result["runs"]] == ["channel_resistance", "bias_sweep", "hysteresis_loop"]
-    assert result["runs"][1]["n_records"] == 12 * 16 * 50 + 12  # the trials, and each device's measured levels
+    # the trials (and the replays of those whose reset failed), and each device's measured levels
+    with Session(DATA_SESSION) as session:
+        replays = int((session.runs[1].table("trials")["attempt"] > 0).sum())
+    assert result["runs"][1]["n_records"] == 12 * 16 * 50 + replays + 12
 
 
 def test_transport_replay_stops_at_the_first_changed_command():
@@ -140,14 +145,14 @@ def test_replay_backend_trains_from_the_shipped_session_without_physics(monkeypa
 def test_calibration_uses_every_pulse_width_of_a_session(tmp_path):
     """Sweeps at two pulse widths: one joint Néel–Brown fit, and the width dependence comes out as t_p/τ."""
     base = yaml.safe_load((CONFIGS / "protocols" / "bias-sweep.yaml").read_text())
-    base.update({"devices": ["w5-4"], "trials_per_point": 300})
+    base.update({"devices": ["w5-4"], "trials_per_point": 300, "reference": None})
     base["bias"] = {"5um": {"start": "1.45mA", "stop": "2.10mA", "points": 20}}
     short = {**base, "pulse_width": "2us"}
     out = tmp_path / "two-widths.h5"
-    characterize(STATION, [base, short], out, progress=False)
-    chip = calibrate(out)
+    characterize(STATION, [base, short], out, progress=False, chip=IDEAL_CHIP_FILE)
+    chip = calibrate(out, base_chip=IDEAL_CHIP_FILE)
     err = chip["calibration"]["standard_errors"]["w5-4"]
-    truth = load_chip()
+    truth = load_chip(IDEAL_CHIP_FILE)
     i = truth.index("w5-4")
     fitted = next(d for d in chip["devices"] if d["id"] == "w5-4")
     assert abs(fitted["ic0"] - float(truth.ic0_a[i])) < Z * err["ic0"]

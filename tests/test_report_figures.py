@@ -47,7 +47,7 @@ def test_report_of_the_shipped_session_writes_every_figure_and_the_scaling_fits(
         assert unit in summary
     assert not re.search(r"\d ?(um|uA|uJ|ohm)\b", summary)
     # loop half-widths with their intervals, per device
-    assert re.search(r"^w3-1 .* 0\.9225 \[0\.8775, 0\.9225\]$", summary, re.MULTILINE)
+    assert re.search(r"^w3-1 .* 0\.9000 \[0\.8550, 0\.9000\]$", summary, re.MULTILINE)
 
 
 def test_report_writes_vector_figures_on_request(tmp_path):

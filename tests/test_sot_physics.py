@@ -1,4 +1,5 @@
-"""The simulated SOT chip behaves like the devices of physics.md: closed form, trends, seeds, breakdown."""
+"""The simulated SOT chip behaves like the devices of physics.md: closed form, trends, seeds, breakdown (the ideal
+chip of ``configs/chip.ideal.yaml``: the textbook bar, which the non-idealities of the default chip build on)."""
 
 import math
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
+from instruments.config_files import IDEAL_CHIP_FILE
 from protocols.fits import fit_logistic, fit_neel_brown
 from sim_backend import load_chip, logistic_from_neel_brown, switching_probability
 from sim_backend.sot import exact_i50
@@ -16,7 +18,7 @@ PULSE_S = 10e-6
 
 @pytest.fixture()
 def chip():
-    return load_chip()
+    return load_chip(IDEAL_CHIP_FILE)
 
 
 def measured_curve(chip, device, currents, trials, width_s=PULSE_S):
@@ -143,7 +145,7 @@ def test_hysteresis_loop_is_square_and_narrower_for_narrower_devices(chip):
 
 
 def test_same_seed_same_chip_and_outcomes_different_seed_differs():
-    a, b, c = load_chip(seed=7), load_chip(seed=7), load_chip(seed=8)
+    a, b, c = load_chip(IDEAL_CHIP_FILE, seed=7), load_chip(IDEAL_CHIP_FILE, seed=7), load_chip(IDEAL_CHIP_FILE, seed=8)
     assert torch.equal(a.ic0_a, b.ic0_a) and torch.equal(a.delta, b.delta) and torch.equal(a.r_ch_ohm, b.r_ch_ohm)
     assert not torch.equal(a.ic0_a, c.ic0_a)
     idx = torch.arange(12).repeat(500)

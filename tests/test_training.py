@@ -304,8 +304,8 @@ def test_result_records_are_independent_of_the_model(digits):
 
 
 def test_the_transfer_chip_has_the_realistic_chips_effects():
-    """chip.varied.yaml carries chip.realistic.yaml's effects: section unchanged (the two files must not part)."""
-    varied, realistic = load_chip(TRANSFER_CHIP), load_chip(DEFAULT_CHIP_FILE.parent / "chip.realistic.yaml")
+    """chip.varied.yaml carries chip.default.yaml's effects: section unchanged (the two files must not part)."""
+    varied, realistic = load_chip(TRANSFER_CHIP), load_chip(DEFAULT_CHIP_FILE.parent / "chip.default.yaml")
     assert varied.effects == realistic.effects and "drift" in varied.effects.enabled
     assert varied.spec.variation["ic0"] == 2 * realistic.spec.variation["ic0"]
 

@@ -18,6 +18,8 @@ from tests.test_live_view import POLL_S, characterize, live_sweep
 POINTS = "return document.querySelectorAll('.plot.pi g.points path.point').length"
 ERRORS = "return [...document.querySelectorAll('#errors:not([hidden]) li.instrument-error')].map(e => e.textContent)"
 # the source meter rejects this message (about three quarters into the sweep), as a real one rejects a command
+RUN_TEXT = ("return [document.querySelector('.run .progress-text').textContent, "
+            "document.querySelector('.run .status').textContent]")
 REJECTED_MESSAGE = 2001  # of about 3,000: a command (every 4th message here is a :READ? query)
 TIMEOUT_S = 60
 
@@ -60,8 +62,9 @@ def test_the_page_shows_the_points_grow_and_the_instrument_error_that_stopped_th
             errors = page.execute_script(ERRORS)
             time.sleep(POLL_S / 2)
         assert run.wait(TIMEOUT_S) == 3, run.stderr.read()
-        progress = page.find_element("css selector", ".run .progress-text").text
-        status = page.find_element("css selector", ".run .status").text
+        # read in the page itself, in one go: the page re-renders as it polls (an element found from here could be
+        # replaced before its text is read)
+        progress, status = page.execute_script(RUN_TEXT)
     plotted = [n for n in counts if n]
     assert plotted == sorted(plotted) and len(set(plotted)) >= 2, counts  # the points grew while it ran
     assert len(errors) == 1 and errors[0].startswith("source_meter (Keithley2450) reports -200: Execution error"), \

@@ -21,7 +21,7 @@ import torch
 class TelegraphNoise:
     """``amplitude_ohm``: peak-to-peak step on a ``reference_width_m`` cross; ``dwell_s``: mean time per level."""
 
-    amplitude_ohm: float = 0.8
+    amplitude_ohm: float = 0.5
     dwell_s: float = 1e-3
     reference_width_m: float = 3e-6
 
