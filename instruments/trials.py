@@ -182,9 +182,16 @@ def run_trials_fast(station: Station, device: str, bias_a: Sequence[float], widt
     station.check_clamp(device, [reset_a], "reset pulse")
     station.check_clamp(device, bias, "bias pulse")
 
+    # every trial starts alike, and the trials of a batch share few bias levels: their segments are built once
+    head = [*station.balanced(reset_v, timing.reset_width_s), Segment(0.0, timing.gap_s), Segment(0.0, window)]
+    tail = [Segment(0.0, timing.gap_s), Segment(0.0, window)]
+    built: dict[float, list[Segment]] = {}
+
     def trial_segments(level_v: float) -> list[Segment]:
-        return [*station.balanced(reset_v, timing.reset_width_s), Segment(0.0, timing.gap_s), Segment(0.0, window),
-                *station.balanced(level_v, width_s), Segment(0.0, timing.gap_s), Segment(0.0, window)]
+        segments = built.get(level_v)
+        if segments is None:
+            segments = built[level_v] = [*head, *station.balanced(level_v, width_s), *tail]
+        return segments
 
     per_trial = len(trial_segments(1.0))
     aperture = station.source_meter.aperture_s
