@@ -49,6 +49,7 @@ def table(digits):
     return {row["network"]: row for row in result.table()}
 
 
+@pytest.mark.slow  # the synapse table over seeds on digits: about a minute (CI runs pytest -m slow)
 def test_five_state_in_situ_and_ex_situ_are_within_one_and_a_half_points_of_floating_point(table):
     float_accuracy = table["floating point"]["accuracy"]
     assert float_accuracy > 0.96
@@ -69,6 +70,7 @@ def _better(a: dict, b: dict, n_test: int = 450) -> float:
     return float(stats.norm.sf((p_b - p_a) / se))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["in-situ", "ex-situ"])
 def test_more_states_are_better_two_below_three_at_most_five(table, mode):
     two, three, five = (table[f"{k}-state {mode}"] for k in (2, 3, 5))
@@ -76,6 +78,7 @@ def test_more_states_are_better_two_below_three_at_most_five(table, mode):
     assert _better(five, three) > 0.05  # 3 is not significantly better than 5
 
 
+@pytest.mark.slow  # the synapse table over seeds on digits: about a minute (CI runs pytest -m slow)
 def test_the_margin_cuts_programming_during_training_at_a_small_accuracy_cost(table):
     with_margin, without = table["5-state in-situ"], table["5-state in-situ (no margin)"]
     # measured on this network: 2.6x fewer reprogrammings (11,560 vs 29,755 over 30 epochs, 3 seeds)
@@ -87,6 +90,7 @@ def test_the_margin_cuts_programming_during_training_at_a_small_accuracy_cost(ta
         with_margin["program_events"] * 5e-15 / (30 * 1347))
 
 
+@pytest.mark.slow  # the synapse table over seeds on digits: about a minute (CI runs pytest -m slow)
 def test_three_stochastic_hidden_layers_of_devices_match_the_software_network(digits):
     """Deep networks of SOT neurons (simulated, calibrated mapping): within 0.5 pp of the same software
     network of ideal stochastic neurons, averaged over two seeds."""
