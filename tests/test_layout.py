@@ -71,3 +71,10 @@ def test_no_two_modules_share_a_name_stem():
             stems[path.stem].append(str(path.relative_to(ROOT)))
     shared = {stem: paths for stem, paths in stems.items() if len(paths) > 1}
     assert not shared, shared
+
+
+def test_every_folder_of_modules_is_a_package_the_wheel_ships():
+    """A folder of modules without ``__init__.py`` is left out of the wheel (setup.py finds packages)."""
+    for package in PACKAGES:
+        for folder in sorted({path.parent for path in (ROOT / package).rglob("*.py")}):
+            assert (folder / "__init__.py").is_file(), f"{folder.relative_to(ROOT)} has no __init__.py"

@@ -1,0 +1,1 @@
+"""The non-idealities of fabricated devices: heating, bias field, drift, telegraph noise, pinned reversals."""
