@@ -133,6 +133,15 @@ def test_long_pulses_agree_with_neel_brown_100ns():
 
 
 @pytest.mark.slow
+def test_long_pulses_agree_with_neel_brown_1us():
+    """The µs regime the chips' pulses live in: 1 µs pulses (10⁶ Heun steps) at 0.33–0.41 Ic0, 400 macrospins per
+    point; P rises with the current and sits within the binomial error of Néel–Brown."""
+    p, expected, z = check_against_neel_brown([0.33, 0.37, 0.41], 1e-6, 400, seed=5)
+    assert 0.15 < float(expected[0]) and float(expected[-1]) < 0.9 and bool((torch.diff(p) > 0).all())
+    assert bool((z.abs() < 3).all()), (p, expected, z)
+
+
+@pytest.mark.slow
 def test_closed_form_departs_below_its_bound():
     """At half the bound (10 ns) the closed form no longer holds: over 0.6–0.75 Ic0 the sLLG switches more often
     (precession at the onset), χ² of the four points (4 degrees of freedom) above 18.5 (p < 0.001)."""
