@@ -188,7 +188,8 @@ def _transfer_rows(data: Dataset) -> list[Row]:
     split = result.pulse_trials
     rows.append(Row(f"{data.name}_hil_instrument_hours_pulse", pulse["instrument_hours"], "h", note=(
         f"pulse mode: {pulse['trials']:,.0f} trials ({split['training']:,} training samples, {split['evaluation']:,} "
-        f"in the per-epoch evaluations, {split['curves']:,} measuring the curves) x 520 us; accuracy on the devices "
+        f"in the per-epoch evaluations, {split['curves']:,} measuring the curves) x "
+        f"{pulse['instrument_hours'] * 3.6e9 / pulse['trials']:.0f} us; accuracy on the devices "
         f"{_interval(pulse)}; {shape}"), spread=spread_of(hours["pulse"])))
     ratios = [c / p for c, p in zip(hours["curve"], hours["pulse"], strict=True)]
     rows.append(Row(f"{data.name}_hil_instrument_hours_curve", curve["instrument_hours"], "h",
@@ -208,9 +209,9 @@ def _planned_hours_rows(data: Dataset) -> list[Row]:
     for mode in ("pulse", "curve"):
         chip = SimBackend.virtual(HIDDEN, width_m=TRANSFER_WIDTH_M, chip=TRANSFER_CHIP, seed=CHIP_SEED_OFFSET)
         hours[mode] = plan_trials(data, config, InLoopBackend(chip, mode=mode, remeasure_every=every))
-    shape = (f"{data.n_features}-{HIDDEN}-{data.n_classes}, {config.epochs} epochs, {HIDDEN} devices of 3 um; planned "
-             "trials x 520 us (not run: accuracy not measured)")
     pulse, curve = hours["pulse"], hours["curve"]
+    shape = (f"{data.n_features}-{HIDDEN}-{data.n_classes}, {config.epochs} epochs, {HIDDEN} devices of 3 um; planned "
+             f"trials x {pulse.trial_time_s * 1e6:.0f} us (not run: accuracy not measured)")
     return [Row(f"{data.name}_hil_instrument_hours_pulse", pulse.seconds / 3600, "h",
                 note=f"pulse mode: {pulse.describe()}; {shape}"),
             Row(f"{data.name}_hil_instrument_hours_curve", curve.seconds / 3600, "h", pulse.seconds / 3600,
