@@ -7,7 +7,12 @@ Rows (every point the same fixed CPU work, :mod:`benchmarks.sweep_work`, about 0
   warmed up) before each timed sweep, which is then timed whole: tasks, results, the HDF5 session commits.
 - ``sweep_overhead_per_point``: seconds a point costs beyond its work on 1 Ray worker (the sweep's wall
   time minus the same points' work done in this process, per point), reference the work per point; the ratio
-  is the overhead as a fraction of the point's time (goal ≤ 0.02).
+  is the overhead as a fraction of the point's time (goal ≤ 0.02). Everything Ray adds is in it, its own
+  processes competing for the cores included; being the difference of two sweeps of several seconds, it carries
+  their noise (a few tens of ms per point).
+- ``sweep_dispatch_per_point``: the part of that overhead a point's task, result and session commit cost alone:
+  a sweep of points with almost no work on the same Ray instance right after the timed 1-worker sweep, minus the
+  same work in-process, per point; same reference.
 
 Repetitions alternate the two configurations; the spread is over the repetitions.
 """
@@ -27,6 +32,7 @@ from hil.sweeps.sweep_spec import parse_sweep
 POINTS = 12
 REPEATS = 2000  # matrix products per point: about 0.5 s
 REPETITIONS = 3
+EMPTY_POINTS = 60  # the dispatch sweep: points of one matrix product each
 
 
 def _spec(points: int, repeats: int, name: str):  # noqa: ANN202 — SweepSpec
@@ -35,7 +41,8 @@ def _spec(points: int, repeats: int, name: str):  # noqa: ANN202 — SweepSpec
                         "metrics": ["trace"], "retries": 0})
 
 
-def _timed_sweep(workers: int, folder: Path) -> float:
+def _timed_sweep(workers: int, folder: Path) -> tuple[float, float]:
+    """Seconds of the timed sweep, and of the overhead sweep (points with almost no work) after it."""
     import ray
 
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -43,7 +50,10 @@ def _timed_sweep(workers: int, folder: Path) -> float:
         run_sweep(_spec(2 * workers, 10, "warm-up"), folder / "warm.h5", force=True, progress=False)
         start = time.perf_counter()
         run_sweep(_spec(POINTS, REPEATS, "timed"), folder / "timed.h5", force=True, progress=False)
-        return time.perf_counter() - start
+        timed = time.perf_counter() - start
+        start = time.perf_counter()
+        run_sweep(_spec(EMPTY_POINTS, 1, "overhead"), folder / "overhead.h5", force=True, progress=False)
+        return timed, time.perf_counter() - start
     finally:
         ray.shutdown()
 
@@ -51,20 +61,31 @@ def _timed_sweep(workers: int, folder: Path) -> float:
 def run() -> list[Row]:
     with tempfile.TemporaryDirectory() as folder:
         times: dict[int, list[float]] = {1: [], 2: []}
+        empty_sweeps: list[float] = []
         in_process: list[float] = []
+        empty_in_process: list[float] = []
         for rep in range(REPETITIONS):
             for workers in ((1, 2) if rep % 2 == 0 else (2, 1)):
-                times[workers].append(_timed_sweep(workers, Path(folder)))
+                timed, empty = _timed_sweep(workers, Path(folder))
+                times[workers].append(timed)
+                if workers == 1:
+                    empty_sweeps.append(empty)
             start = time.perf_counter()
             for i in range(POINTS):
                 matmuls({"repeats": REPEATS}, i)
             in_process.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for i in range(EMPTY_POINTS):
+                matmuls({"repeats": 1}, i)
+            empty_in_process.append(time.perf_counter() - start)
     speedups = [one / two for one, two in zip(times[1], times[2], strict=True)]
     rate2 = [POINTS / t for t in times[2]]
     rate1 = [POINTS / t for t in times[1]]
     overheads = [(ray_s - work_s) / POINTS for ray_s, work_s in zip(times[1], in_process, strict=True)]
+    dispatch = [(ray_s - work_s) / EMPTY_POINTS for ray_s, work_s in zip(empty_sweeps, empty_in_process, strict=True)]
     work = [work_s / POINTS for work_s in in_process]
     fractions = [o / w for o, w in zip(overheads, work, strict=True)]
+    dispatch_fractions = [d / w for d, w in zip(dispatch, work, strict=True)]
     return [
         Row("sweep_throughput_2_vs_1_workers", statistics.median(rate2), "points/s", statistics.median(rate1),
             spread_of(speedups)["median"], f"{POINTS} points of {statistics.median(work):.2f} s CPU work on a local "
@@ -72,4 +93,8 @@ def run() -> list[Row]:
         Row("sweep_overhead_per_point", statistics.median(overheads), "s", statistics.median(work),
             spread_of(fractions)["median"], "1 Ray worker: sweep wall time minus the same work in-process, per "
             "point; reference: the work per point (goal <= 0.02)", spread_of(fractions)),
+        Row("sweep_dispatch_per_point", statistics.median(dispatch), "s", statistics.median(work),
+            spread_of(dispatch_fractions)["median"], f"1 Ray worker: a sweep of {EMPTY_POINTS} points of almost no "
+            "work (a task, its result, its record committed) minus the same work in-process, per point; reference: "
+            "the work per point", spread_of(dispatch_fractions)),
     ]
