@@ -278,6 +278,9 @@ class Chip:
         self.destroyed = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._cast_cache: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
         self._sampling_cache: dict[tuple[torch.dtype, float], tuple[Any, int, tuple[Any, ...]]] = {}
+        # what the last ``devices`` tensor of the sampler implies and the drift does not change (the trials per
+        # device, the positions on the tables' grid): kept across the drift's steps
+        self._layout_cache: dict[tuple[Any, ...], tuple[Any, int, Any]] = {}
         # the DW synapse tracks, on random streams of their own (the Hall bars' draws do not change)
         self.tracks = DWTracks(spec.tracks, spec.seed) if spec.tracks is not None else None
         self._init_effects(spec, n, width, mat["channel_length"])
@@ -381,6 +384,7 @@ class Chip:
             self.telegraph.load_state_dict(state["telegraph"])
         self.parameters_version += 1
         self._sampling_cache.clear()
+        self._layout_cache.clear()
 
     # -- the effects: parameters at temperature, time, drift ---------------------------------
 
@@ -525,8 +529,9 @@ class Chip:
             return hit
         self.short_pulse_check(width_s)
         if self.curve_shaped:
-            bars = self.bars()
-            top = TABLE_TOP_FACTOR * bars.ic0_a
+            # the grid spans the devices as built (the drift moves the curves on it, not the grid), so the
+            # per-element positions on it outlive the drift's steps
+            top = TABLE_TOP_FACTOR * self.ic0_a * self.field_factor
             idx = torch.arange(len(self), device=self.device)
             model: tuple[str, Any] = ("table", LogCountTable(
                 lambda currents: self.log_count(idx[:, None], currents, width_s), top, TABLE_POINTS))
@@ -568,14 +573,15 @@ class Chip:
         """How many of the pairs of (``devices``, ``current_a``) fall on each device (remembered for the last
         ``devices`` tensor): broadcasting repeats every element of ``devices`` alike."""
         key = ("counts",)
-        hit = self._sampling_cache.get(key)
+        hit = self._layout_cache.get(key)
         if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None):
             idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
             counts = torch.bincount(idx.reshape(-1).to("cpu"), minlength=len(self)).to(torch.float64)
-            hit = (devices, getattr(devices, "_version", None), counts, idx.numel())
+            hit = (devices, getattr(devices, "_version", None), (counts, idx.numel()))
             if isinstance(devices, torch.Tensor):
-                self._sampling_cache[key] = hit
-        return hit[2] * (current_a.numel() // max(hit[3], 1))
+                self._layout_cache[key] = hit
+        counts, elements = hit[2]
+        return counts * (current_a.numel() // max(elements, 1))
 
     def _ideal_log_count(self, devices: DeviceIndex, current_a: torch.Tensor, width_s: float | torch.Tensor):
         self.short_pulse_check(width_s)
@@ -603,16 +609,19 @@ class Chip:
                          generator: torch.Generator) -> torch.Tensor:
         _, table = self.sampling_model(width_s)
         dtype = current_a.dtype
-        key = ("table", dtype, width_s)
-        hit = self._sampling_cache.get(key)
-        if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None):
+        key = ("grid", dtype)
+        hit = self._layout_cache.get(key)
+        if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None) \
+                or not torch.equal(hit[2][1], table.step_a):
             idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-            gathered = table.gathered(idx, dtype)  # per device of ``devices``, broadcast against the currents
-            hit = (devices, getattr(devices, "_version", None),
-                   (gathered, table.values64.to(dtype), table.slopes64.to(dtype)))
+            # per device of ``devices``, broadcast against the currents
+            hit = (devices, getattr(devices, "_version", None), (table.gathered(idx, dtype), table.step_a))
             if isinstance(devices, torch.Tensor):
-                self._sampling_cache[key] = hit
-        gathered, values, slopes = hit[2]
+                self._layout_cache[key] = hit
+        gathered = hit[2][0]
+        values_key = ("table", dtype, width_s)
+        values, slopes = self._sampling_cache.get(values_key) or self._sampling_cache.setdefault(
+            values_key, (table.values64.to(dtype), table.slopes64.to(dtype)))
         per_element = all(t.shape == current_a.shape for t in gathered)
         if not (current_a.is_cpu and current_a.numel() > SAMPLING_BLOCK and per_element):
             return draw_switched(table.log_count(current_a, gathered, values, slopes), generator)

@@ -72,15 +72,16 @@ def pulse_log_count(current_a: torch.Tensor, width_s: torch.Tensor | float, bars
     start = steady_k if start_k is None else start_k
     shape = torch.broadcast_shapes(current_a.shape, width.shape, steady_k.shape, start.shape)
     transient = torch.minimum(width, torch.as_tensor(TRANSIENT_SPANS * thermal_time_s, dtype=torch.float64))
-    parts = []
-    for node, weight in zip(_GAUSS_NODES, _GAUSS_WEIGHTS, strict=True):
-        t = 0.5 * transient * (node + 1.0)
-        temperature = steady_k + (start - steady_k) * torch.exp(-t / thermal_time_s)
-        log_rate = _log_rate(current_a, bars, laws, temperature, tau0_s, n)
-        parts.append(log_rate + torch.log(0.5 * weight * transient))
+    # the quadrature's nodes along a leading dimension: one evaluation of the rate for all of them
+    along = (-1,) + (1,) * len(shape)
+    nodes = torch.as_tensor(_GAUSS_NODES, dtype=torch.float64, device=current_a.device).reshape(along)
+    weights = torch.as_tensor(_GAUSS_WEIGHTS, dtype=torch.float64, device=current_a.device).reshape(along)
+    t = 0.5 * transient * (nodes + 1.0)
+    temperature = steady_k + (start - steady_k) * torch.exp(-t / thermal_time_s)
+    during = _log_rate(current_a, bars, laws, temperature, tau0_s, n) + torch.log(0.5 * weights * transient)
     rest = (width - transient).clamp(min=0.0)
-    parts.append(_log_rate(current_a, bars, laws, steady_k, tau0_s, n) + torch.log(rest))
-    return torch.logsumexp(torch.stack([p.expand(shape) for p in parts]), dim=0)
+    after = _log_rate(current_a, bars, laws, steady_k, tau0_s, n) + torch.log(rest)
+    return torch.logsumexp(torch.cat([during.expand(len(_GAUSS_NODES), *shape), after.expand(shape)[None]]), dim=0)
 
 
 def _log_rate(current_a: torch.Tensor, bars: BarParameters, laws: MagnetTemperature, temperature_k: torch.Tensor,

@@ -187,6 +187,28 @@ def test_sampling_with_every_effect_follows_the_exact_probability():
     assert stats.chi2.sf(float((z**2).sum()), df=z.numel()) > 1e-3
 
 
+def test_the_sampler_follows_the_devices_as_they_drift():
+    """The default chip, sampled, then a week of drift: the next draws on the same devices tensor follow the
+    drifted devices' exact probability (the sampler's tables move with the drift; its grid stays put)."""
+    chip = load_chip(REALISTIC, seed=5)
+    devices = torch.arange(12).repeat_interleave(4)
+    i50, w = chip.logistic_view(10e-6)
+    currents = (i50[devices] + w[devices] * torch.tensor([-2.0, -0.5, 0.5, 2.0]).repeat(12))
+    batch = currents.to(torch.float32).expand(5_000, -1).contiguous()
+    chip.sample_switching(devices, batch, 10e-6)
+    chip.idle(7 * 86_400.0)
+    p = chip.switching_probability(devices, currents, 10e-6)
+    p_before_aging = p.clone()
+    switched = chip.sample_switching(devices, batch, 10e-6).double().sum(dim=0)
+    trials = batch.shape[0]
+    z = (switched - trials * p) / (trials * p * (1 - p)).clamp(min=1e-12).sqrt()
+    assert float(z.abs().max()) < 4.5
+    assert stats.chi2.sf(float((z**2).sum()), df=z.numel()) > 1e-3
+    # the week moved the curves by more than the draws could hide
+    fresh = load_chip(REALISTIC, seed=5).switching_probability(devices, currents, 10e-6)
+    assert float((fresh - p_before_aging).abs().max()) > 0.1
+
+
 def test_effects_config_errors_name_the_key():
     for section, value, key in (("joule_heating", {"time": "-1 us"}, "effects.joule_heating.time"),
                                 ("drift", {"wear": "fast"}, "effects.drift.wear"),
