@@ -611,11 +611,13 @@ class Chip:
         dtype = current_a.dtype
         key = ("grid", dtype)
         hit = self._layout_cache.get(key)
+        if hit is not None and hit[2][1] is not table and torch.equal(hit[2][1].step_a, table.step_a):
+            hit = self._layout_cache[key] = (hit[0], hit[1], (hit[2][0], table))  # a rebuilt table, the same grid
         if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None) \
-                or not torch.equal(hit[2][1], table.step_a):
+                or hit[2][1] is not table:
             idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
             # per device of ``devices``, broadcast against the currents
-            hit = (devices, getattr(devices, "_version", None), (table.gathered(idx, dtype), table.step_a))
+            hit = (devices, getattr(devices, "_version", None), (table.gathered(idx, dtype), table))
             if isinstance(devices, torch.Tensor):
                 self._layout_cache[key] = hit
         gathered = hit[2][0]
