@@ -84,6 +84,7 @@ def test_benchmarks_print_json_rows():
             assert row["spread"]["min"] <= row["ratio"] <= row["spread"]["max"]
 
 
+@pytest.mark.slow  # about 30 s; CI also runs the installed wheel's demo
 def test_demo_runs_end_to_end_on_the_emulated_station(tmp_path):
     """hil demo: characterize → fit → report → train with the emulated devices in the loop."""
     out = subprocess.run([sys.executable, "-m", "hil.cli", "demo", "--out", str(tmp_path), "--epochs", "2",

@@ -84,6 +84,7 @@ def test_replay_agrees_with_the_calibration_and_flags_the_default_chip(known_ses
     assert sweep["devices"]["w3-1"]["points_disagreeing"] >= 5
 
 
+@pytest.mark.slow  # replays the shipped session against the simulator: about 24 s
 def test_replay_command_writes_figures_and_json(tmp_path):
     out = subprocess.run([sys.executable, "-m", "hil.cli", "replay", str(DATA_SESSION), "--out", str(tmp_path)],
                          capture_output=True, text=True, check=True).stdout

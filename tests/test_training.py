@@ -264,6 +264,7 @@ def test_devices_in_the_loop_reach_the_software_baseline_and_software_transfer_d
     json.dumps(result.as_dict())
 
 
+@pytest.mark.slow  # trains a network per width and bias error: about 17 s
 def test_bias_current_error_hurts_narrow_devices_more_than_wide_ones(digits):
     """One network per width (3, 5, 10 µm; devices drawn from the embedded chip), trained in the loop
     with per-device calibration, then run with every neuron's bias current off by the same amount."""
