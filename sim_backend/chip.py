@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -572,15 +572,8 @@ class Chip:
     def _trials_per_device(self, devices: DeviceIndex, current_a: torch.Tensor) -> torch.Tensor:
         """How many of the pairs of (``devices``, ``current_a``) fall on each device (remembered for the last
         ``devices`` tensor): broadcasting repeats every element of ``devices`` alike."""
-        key = ("counts",)
-        hit = self._layout_cache.get(key)
-        if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None):
-            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-            counts = torch.bincount(idx.reshape(-1).to("cpu"), minlength=len(self)).to(torch.float64)
-            hit = (devices, getattr(devices, "_version", None), (counts, idx.numel()))
-            if isinstance(devices, torch.Tensor):
-                self._layout_cache[key] = hit
-        counts, elements = hit[2]
+        counts, elements = self._for_devices(self._layout_cache, ("counts",), devices, lambda idx: (
+            torch.bincount(idx.reshape(-1).to("cpu"), minlength=len(self)).to(torch.float64), idx.numel()))
         return counts * (current_a.numel() // max(elements, 1))
 
     def _ideal_log_count(self, devices: DeviceIndex, current_a: torch.Tensor, width_s: float | torch.Tensor):
@@ -609,21 +602,14 @@ class Chip:
                          generator: torch.Generator) -> torch.Tensor:
         _, table = self.sampling_model(width_s)
         dtype = current_a.dtype
-        key = ("grid", dtype)
-        hit = self._layout_cache.get(key)
-        if hit is not None and hit[2][1] is not table and torch.equal(hit[2][1].step_a, table.step_a):
-            hit = self._layout_cache[key] = (hit[0], hit[1], (hit[2][0], table))  # a rebuilt table, the same grid
-        if hit is None or hit[0] is not devices or hit[1] != getattr(devices, "_version", None) \
-                or hit[2][1] is not table:
-            idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-            # per device of ``devices``, broadcast against the currents
-            hit = (devices, getattr(devices, "_version", None), (table.gathered(idx, dtype), table))
-            if isinstance(devices, torch.Tensor):
-                self._layout_cache[key] = hit
-        gathered = hit[2][0]
-        values_key = ("table", dtype, width_s)
-        values, slopes = self._sampling_cache.get(values_key) or self._sampling_cache.setdefault(
-            values_key, (table.values64.to(dtype), table.slopes64.to(dtype)))
+        # per device of ``devices``, broadcast against the currents; every table of the chip has the same grid (the
+        # devices as built, :meth:`sampling_model`), so the positions on it hold across the drift's rebuilds
+        gathered = self._for_devices(self._layout_cache, ("grid", dtype), devices,
+                                     lambda idx: table.gathered(idx, dtype))
+        values_key = ("table", dtype, width_s)  # the table's values in the currents' dtype, until the next rebuild
+        if values_key not in self._sampling_cache:
+            self._sampling_cache[values_key] = (table.values64.to(dtype), table.slopes64.to(dtype))
+        values, slopes = self._sampling_cache[values_key]
         per_element = all(t.shape == current_a.shape for t in gathered)
         if not (current_a.is_cpu and current_a.numel() > SAMPLING_BLOCK and per_element):
             return draw_switched(table.log_count(current_a, gathered, values, slopes), generator)
@@ -641,17 +627,25 @@ class Chip:
         """η's line (:func:`~sim_backend.sot.log_count_line`) gathered for ``devices``, with only the clamps
         that can change an outcome; remembered for the last ``devices`` tensor of each dtype and width (a
         tensor changed in place is noticed through its version counter)."""
-        key = (dtype, width_s)
-        hit = self._sampling_cache.get(key)
-        if hit is not None and hit[0] is devices and hit[1] == devices._version:
+        def gather(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float | None]:
+            intercept, slope, floor, ceiling = self.sampling_model(width_s)[1]
+            floor, ceiling = clamps_that_matter(floor, ceiling, dtype)
+            return intercept.to(dtype)[idx], slope.to(dtype)[idx], None if floor is None else floor[idx], ceiling
+
+        return self._for_devices(self._sampling_cache, (dtype, width_s), devices, gather)
+
+    def _for_devices(self, cache: dict, key: tuple[Any, ...], devices: DeviceIndex,
+                     compute: Callable[[torch.Tensor], Any]) -> Any:
+        """``compute(indices of devices)``, remembered in ``cache`` under ``key`` for the last ``devices`` tensor
+        (a tensor changed in place is noticed through its version counter; other indices are not remembered)."""
+        hit = cache.get(key)
+        version = getattr(devices, "_version", None)
+        if hit is not None and hit[0] is devices and hit[1] == version:
             return hit[2]
-        idx = self._indices(devices) if not isinstance(devices, torch.Tensor) else devices
-        intercept, slope, floor, ceiling = self.sampling_model(width_s)[1]
-        floor, ceiling = clamps_that_matter(floor, ceiling, dtype)
-        values = (intercept.to(dtype)[idx], slope.to(dtype)[idx], None if floor is None else floor[idx], ceiling)
+        value = compute(self._indices(devices) if not isinstance(devices, torch.Tensor) else devices)
         if isinstance(devices, torch.Tensor):
-            self._sampling_cache[key] = (devices, devices._version, values)
-        return values
+            cache[key] = (devices, version, value)
+        return value
 
     def _cast(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ic0_a, delta)`` in ``dtype``."""
