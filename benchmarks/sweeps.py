@@ -41,8 +41,8 @@ def _spec(points: int, repeats: int, name: str):  # noqa: ANN202 — SweepSpec
                         "metrics": ["trace"], "retries": 0})
 
 
-def _timed_sweep(workers: int, folder: Path) -> tuple[float, float]:
-    """Seconds of the timed sweep, and of the overhead sweep (points with almost no work) after it."""
+def _timed_sweep(workers: int, folder: Path) -> tuple[float, float | None]:
+    """Seconds of the timed sweep and, on 1 worker, of the dispatch sweep (points with almost no work) after it."""
     import ray
 
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -51,8 +51,10 @@ def _timed_sweep(workers: int, folder: Path) -> tuple[float, float]:
         start = time.perf_counter()
         run_sweep(_spec(POINTS, REPEATS, "timed"), folder / "timed.h5", force=True, progress=False)
         timed = time.perf_counter() - start
+        if workers != 1:
+            return timed, None
         start = time.perf_counter()
-        run_sweep(_spec(EMPTY_POINTS, 1, "overhead"), folder / "overhead.h5", force=True, progress=False)
+        run_sweep(_spec(EMPTY_POINTS, 1, "dispatch"), folder / "dispatch.h5", force=True, progress=False)
         return timed, time.perf_counter() - start
     finally:
         ray.shutdown()
@@ -66,10 +68,10 @@ def run() -> list[Row]:
         empty_in_process: list[float] = []
         for rep in range(REPETITIONS):
             for workers in ((1, 2) if rep % 2 == 0 else (2, 1)):
-                timed, empty = _timed_sweep(workers, Path(folder))
+                timed, dispatch_s = _timed_sweep(workers, Path(folder))
                 times[workers].append(timed)
-                if workers == 1:
-                    empty_sweeps.append(empty)
+                if dispatch_s is not None:
+                    empty_sweeps.append(dispatch_s)
             start = time.perf_counter()
             for i in range(POINTS):
                 matmuls({"repeats": REPEATS}, i)
