@@ -30,7 +30,6 @@ from instruments.transport import RecordingAdapter, ReplayAdapter, TransportLog
 
 log = logging.getLogger(__name__)
 
-SOURCE_IMPEDANCE_OHM = 50.0  # the pulse generator's output impedance: I = V / (R_ch + 50 Ω)
 # Through a DC block every pulse is played between two balancing lobes of the opposite sign, each carrying half its
 # charge at this fraction of its level (so each lasts 1 / (2 × 1/8) = 4 pulse widths): the capacitor ends every
 # pulse as it began, and, the lobes being symmetric about the pulse, its mean over time stays where it is at the
@@ -366,8 +365,7 @@ class Station:
     @property
     def source_impedance_ohm(self) -> float:
         """The pulse generator's output impedance (the station file's wiring, 50 Ω by default)."""
-        wiring = self.spec.wiring
-        return SOURCE_IMPEDANCE_OHM if wiring is None else wiring.output_impedance_ohm
+        return self.spec.source_impedance_ohm
 
     def voltage_for(self, device_id: str, current_a: float) -> float:
         """Pulse-generator voltage that drives ``current_a`` through ``device_id``: ``I · (R_ch + 50 Ω)``."""

@@ -86,6 +86,9 @@ class DWTrackLimits:
     max_current_a: float  # DC through a track: the read current
 
 
+SOURCE_IMPEDANCE_OHM = 50.0  # the pulse generator's output impedance: I = V / (R_ch + 50 Ω)
+
+
 @dataclass(frozen=True)
 class Wiring:
     """``wiring:``: how the pulse generator reaches the channel's pads, which it shares with the source meter.
@@ -99,7 +102,7 @@ class Wiring:
 
     coupling: str
     capacitance_f: float = math.inf
-    output_impedance_ohm: float = 50.0
+    output_impedance_ohm: float = SOURCE_IMPEDANCE_OHM
     off_impedance_ohm: float = math.inf
     min_channel_ohm: float = 0.0
     max_channel_ohm: float = math.inf
@@ -148,6 +151,11 @@ class StationSpec:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     dw_limits: DWTrackLimits | None = None  # safety.dw_track (required when the station has DW tracks)
     wiring: Wiring | None = None  # None: a file from before wiring: could be declared (nothing modeled, checked)
+
+    @property
+    def source_impedance_ohm(self) -> float:
+        """The pulse generator's output impedance (the file's wiring, 50 Ω where it declares none)."""
+        return SOURCE_IMPEDANCE_OHM if self.wiring is None else self.wiring.output_impedance_ohm
 
     def devices_of(self, kind: str) -> list[str]:
         """The ids of the station's devices of ``kind`` (``hall_bar`` or ``dw_track``), in file order."""

@@ -47,7 +47,7 @@ from hil.outputs import check_yaml_output
 from hil.session import Session, SessionError
 from instruments.adapters import LINE_FREQUENCY_HZ
 from instruments.config_files import DEFAULT_CHIP_FILE
-from instruments.station_config import parse_station
+from instruments.station_config import SOURCE_IMPEDANCE_OHM, parse_station
 from instruments.units import parse_quantity
 from protocols.analysis import state_readings, switching_counts
 from protocols.channel_resistance import RESISTANCE, resistance_readings
@@ -307,9 +307,10 @@ class _Calibration:
         material = self.base.material
         nominal = [material["resistivity"] * material["channel_length"] / (self.devices[d] * material["thickness"])
                    for d in ids]
+        r_out = self.station.source_impedance_ohm if self.station is not None else SOURCE_IMPEDANCE_OHM
         return ChipLaws(np.array([self.devices[d] for d in ids]),
                         np.array([self.measured_r_ch.get(d, r) for d, r in zip(ids, nominal, strict=True)]),
-                        material["channel_length"], _output_impedance(self.station), self.effects.temperature,
+                        material["channel_length"], r_out, self.effects.temperature,
                         self.tau0_s, material["exponent_n"], pinning)
 
     # -- pinning ---------------------------------------------------------------------------------
@@ -554,11 +555,6 @@ class _Calibration:
                 "after a strong positive pulse high", "hall_steps_ohm": self.polarity,
                 "magnitude": "not fitted: the fitted Ic0 hold at the station's field; its magnitude is the base "
                              "chip's"}
-
-
-def _output_impedance(station: Any) -> float:
-    wiring = getattr(station, "wiring", None)
-    return float(wiring.output_impedance_ohm) if wiring is not None else 50.0
 
 
 def check_chip_output(out: str | Path, force: bool = False) -> Path:

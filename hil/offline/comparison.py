@@ -24,7 +24,7 @@ import torch
 from scipy import stats
 
 from hil.lab.characterization import station_guard
-from hil.offline.effect_comparison import compare_effects, draw_effects
+from hil.offline.effect_comparison import compare_effects, draw_effects, two_counts_p_value
 from hil.offline.plot_style import checked_format, natural_order, save
 from hil.outputs import check_outputs
 from hil.session import Session
@@ -90,7 +90,7 @@ def _model_curves(chip: Chip, spec: StationSpec, curves: np.ndarray | None) -> d
     a heating channel carries a little less)."""
     if curves is None:
         return {}
-    r_out = spec.wiring.output_impedance_ohm if spec.wiring is not None else 50.0
+    r_out = spec.source_impedance_ohm
     out = {}
     for device, c in curves_by_device(curves).items():
         index = chip.index(device)
@@ -119,7 +119,7 @@ def _compare_curves(measured: np.ndarray, simulated: np.ndarray | None, model: d
             sim_k = [lookup.get((a, w)) for a, w in zip(c.current_a, c.width_s, strict=True)]
             sim_p = [None if kn is None else kn[0] / max(kn[1], 1) for kn in sim_k]
         if drifting:
-            pvalues = np.array([_two_counts(k, n, kn) for k, n, kn in zip(c.n_switched, c.n_trials, sim_k,
+            pvalues = np.array([two_counts_p_value(k, n, kn) for k, n, kn in zip(c.n_switched, c.n_trials, sim_k,
                                                                            strict=True)])
         else:
             pvalues = np.array([stats.binomtest(int(k), int(n), float(np.clip(p, 0.0, 1.0))).pvalue
@@ -139,15 +139,6 @@ def _compare_curves(measured: np.ndarray, simulated: np.ndarray | None, model: d
             "verdict": "agrees" if not flagged.any() else "differs",
         }
     return out
-
-
-def _two_counts(k: float, n: float, other: tuple[float, float] | None) -> float:
-    """p-value of ``k`` of ``n`` against ``other`` ``(k, n)`` at the same rate: given both counts' sum, ``k`` is
-    binomial with the share ``n`` has of the trials (1 where there is no simulated count)."""
-    if other is None:
-        return 1.0
-    total = int(k + other[0])
-    return 1.0 if total == 0 else float(stats.binomtest(int(k), total, n / (n + other[1])).pvalue)
 
 
 def _compare_loops(measured_steps: np.ndarray, simulated_steps: np.ndarray) -> dict[str, Any]:

@@ -146,8 +146,7 @@ def reset_failures(runs: list[dict[str, Any]], simulated: list[dict[str, Any]]) 
     for device, (n_m, k_m, n_s, k_s) in counts.items():
         if n_m == 0 or n_s == 0:
             continue
-        total = k_m + k_s
-        p = 1.0 if total == 0 else float(stats.binomtest(k_m, total, n_m / (n_m + n_s)).pvalue)
+        p = two_counts_p_value(k_m, n_m, (k_s, n_s))
         low, high = wilson_interval(np.array([k_m, k_s]), np.array([n_m, n_s]))
         devices[device] = {"measured_failed": k_m, "measured_resets": n_m, "simulated_failed": k_s,
                            "simulated_resets": n_s, "measured_rate": k_m / n_m, "simulated_rate": k_s / n_s,
@@ -156,6 +155,15 @@ def reset_failures(runs: list[dict[str, Any]], simulated: list[dict[str, Any]]) 
     for entry in devices.values():
         entry["verdict"] = _verdict([entry["p_value"]], len(devices))
     return _row(devices, "failed resets of the reset checks (after a switch), conditional binomial test")
+
+
+def two_counts_p_value(k: float, n: float, other: tuple[float, float] | None) -> float:
+    """p-value of ``k`` of ``n`` against ``other`` ``(k, n)`` at the same rate: given both counts' sum, ``k`` is
+    binomial with the share ``n`` has of the trials (1 where there is no simulated count)."""
+    if other is None:
+        return 1.0
+    total = int(k + other[0])
+    return 1.0 if total == 0 else float(stats.binomtest(int(k), total, n / (n + other[1])).pvalue)
 
 
 def _failed_resets(trials: np.ndarray | None) -> dict[str, tuple[int, int]]:

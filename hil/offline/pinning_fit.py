@@ -68,15 +68,6 @@ class PinningFit:
     log_likelihood: float
     counts: list[ResetCounts]
 
-    def device_probabilities(self) -> dict[str, float]:
-        """Each device's ``p`` as the fit sees it: its posterior mean under the fitted lognormal and its counts."""
-        out = {}
-        p = self.probability * np.exp(self.spread * _NODES)
-        for c in self.counts:
-            like = _WEIGHTS * stats.binom.pmf(c.n_failed, c.n_tried, c.rate(p))
-            out[c.device] = float(np.sum(like * np.minimum(p, 1.0)) / max(np.sum(like), 1e-300))
-        return out
-
 
 def _log_likelihood(counts: Sequence[ResetCounts], log_median: float, spread: float) -> float:
     p = math.exp(log_median) * np.exp(abs(spread) * _NODES)
