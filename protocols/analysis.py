@@ -82,6 +82,16 @@ def reset_summary(trials: np.ndarray) -> dict[str, dict[str, float]]:
     return out
 
 
+def resets_after_switch(trials: np.ndarray) -> np.ndarray:
+    """Per row of a reset check's trials: whether its reset followed a switch (the device's previous trial switched
+    it, or it is the device's first, after the levels' last pulse switched it): the resets that can fail."""
+    mask = np.zeros(trials.size, dtype=bool)
+    for device in np.unique(trials["device"]):
+        mine = np.flatnonzero(trials["device"] == device)
+        mask[mine] = np.r_[True, trials["outcome"][mine][:-1] == 1]
+    return mask
+
+
 def drift_tracking(reference: np.ndarray, fits: dict[str, dict[str, Any]],
                    confidence: float = 0.95) -> dict[str, dict[str, Any]]:
     """Per device, how far its curve moved during the run, from its reference points (``reference_points`` rows).

@@ -48,8 +48,9 @@ from hil.session import Session, SessionError
 from instruments.adapters import LINE_FREQUENCY_HZ
 from instruments.config_files import DEFAULT_CHIP_FILE
 from instruments.station_config import SOURCE_IMPEDANCE_OHM, parse_station
+from instruments.trials import DEFAULT_TIMING
 from instruments.units import parse_quantity
-from protocols.analysis import state_readings, switching_counts
+from protocols.analysis import resets_after_switch, state_readings, switching_counts
 from protocols.channel_resistance import RESISTANCE, resistance_readings
 from protocols.device_trial import TRIALS
 from protocols.fits import FitError, fit_neel_brown, fit_width_exponent
@@ -196,14 +197,9 @@ class _Calibration:
                 reference_hours[(r, int(row["unit"]))] = float(row["station_time_s"]) / 3600.0
             resets = run["protocol"] == ResetCheck.name
             if resets:
-                tried = np.zeros(trials.size, dtype=bool)
-                for device in np.unique(trials["device"]):
-                    mine = np.flatnonzero(trials["device"] == device)
-                    tried[mine] = np.r_[True, trials["outcome"][mine][:-1] == 1]  # the levels' last pulse switched it
-                valid, outcome = tried, trials["reset_ok"] == 1
+                valid, outcome = resets_after_switch(trials), trials["reset_ok"] == 1
                 currents = np.abs(trials["reset_a"])
-                widths = np.full(trials.size, parse_quantity((run["parameters"].get("reset") or {}).get(
-                    "width", "100us"), "s", "reset.width"))
+                widths = np.full(trials.size, _reset_width_s(run["parameters"]))
             else:
                 valid = (trials["reset_ok"] == 1) & np.isfinite(trials["reading_ohm"]) & (trials["amplitude_a"] > 0)
                 outcome, currents, widths = trials["outcome"] == 1, trials["amplitude_a"], trials["width_s"]
@@ -330,11 +326,11 @@ class _Calibration:
         for run, before in checks:
             trials = run["tables"][TRIALS.name]
             reads = int(run["parameters"].get("reads", 1))
-            width = parse_quantity((run["parameters"].get("reset") or {}).get("width", "100us"), "s", "reset.width")
+            width = _reset_width_s(run["parameters"])
+            after_switch = resets_after_switch(trials)
             for device in np.unique(trials["device"]):
                 mine = trials["device"] == device
-                rows = trials[mine]
-                switched_before = np.r_[True, rows["outcome"][:-1] == 1]  # the levels' last pulse switched it
+                rows, switched_before = trials[mine], after_switch[mine]
                 entry = tried[device.decode()]
                 entry[0] += int(switched_before.sum())
                 entry[1] += int(((rows["reset_ok"] == 0) & switched_before).sum())
@@ -555,6 +551,12 @@ class _Calibration:
                 "after a strong positive pulse high", "hall_steps_ohm": self.polarity,
                 "magnitude": "not fitted: the fitted Ic0 hold at the station's field; its magnitude is the base "
                              "chip's"}
+
+
+def _reset_width_s(parameters: Mapping[str, Any]) -> float:
+    """A recorded run's reset width (s): its ``reset.width``, or the trials' default where it gave none."""
+    width = (parameters.get("reset") or {}).get("width")
+    return DEFAULT_TIMING.reset_width_s if width is None else parse_quantity(width, "s", "reset.width")
 
 
 def check_chip_output(out: str | Path, force: bool = False) -> Path:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from protocols.analysis import curves_by_device, loops_of, readable, text
+from protocols.analysis import curves_by_device, loops_of, readable, resets_after_switch, text
 from protocols.bias_sweep import BiasSweep
 from protocols.fits import wilson_interval
 from protocols.hysteresis_loop import STEPS, HysteresisLoop
@@ -171,10 +171,10 @@ def _failed_resets(trials: np.ndarray | None) -> dict[str, tuple[int, int]]:
     out = {}
     if trials is None or not trials.size:
         return out
+    after_switch = resets_after_switch(trials)
     for device in np.unique(trials["device"]):
-        rows = trials[trials["device"] == device]
-        after_switch = np.r_[True, rows["outcome"][:-1] == 1]
-        out[text(device)] = (int(after_switch.sum()), int(((rows["reset_ok"] == 0) & after_switch).sum()))
+        tried = after_switch & (trials["device"] == device)
+        out[text(device)] = (int(tried.sum()), int((tried & (trials["reset_ok"] == 0)).sum()))
     return out
 
 
