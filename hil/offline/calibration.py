@@ -100,13 +100,10 @@ def calibrate(session_path: str | Path, base_chip: str | Path | None = None,
     base_spec = ChipSpec.from_mapping(base)
     devices, station, runs, created = _read_session(session_path)
     trials = _concat([r["tables"][TRIALS.name] for r in runs if TRIALS.name in r["tables"]])
-    resistance = _concat([r["tables"][RESISTANCE.name] for r in runs if RESISTANCE.name in r["tables"]])
     if trials.size == 0:
         raise SessionError(f"{session_path}: no trials recorded; calibration needs a bias sweep or a reset check")
     calibration = _Calibration(base_spec, devices, station, runs, tau0_s)
-    r_ch = resistance_readings({RESISTANCE.name: resistance}) if resistance.size else {}
-    readings = state_readings(trials)
-    out_devices, uncertainties = calibration.devices_out(r_ch, readings)
+    out_devices, uncertainties = calibration.devices_out(state_readings(trials))
     material = dict(base["material"])
     material["tau0"] = tau0_s
     chip = {
@@ -152,8 +149,9 @@ class _Calibration:
         self.pulses = session_pulses(runs, self.nominal_ic0, blocked,
                                      station.readout.read_current_a if station is not None else 0.0)
         resistance = _concat([r["tables"][RESISTANCE.name] for r in runs if RESISTANCE.name in r["tables"]])
-        self.measured_r_ch = {d: float(np.mean(v)) for d, v in resistance_readings(
-            {RESISTANCE.name: resistance}).items()} if resistance.size else {}
+        # the channel-resistance run's readings per device
+        self.r_ch = resistance_readings({RESISTANCE.name: resistance}) if resistance.size else {}
+        self.measured_r_ch = {d: float(np.mean(v)) for d, v in self.r_ch.items()}
         self.drift: DriftFit | None = None
         self.pinning: PinningFit | None = None
         self.heated, self.isothermal, self.ids, self.width_exponents = self._curves()
@@ -387,7 +385,7 @@ class _Calibration:
 
     # -- output ---------------------------------------------------------------------------------
 
-    def devices_out(self, r_ch: dict[str, np.ndarray], readings: dict[str, tuple[np.ndarray, np.ndarray]]
+    def devices_out(self, readings: dict[str, tuple[np.ndarray, np.ndarray]]
                     ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         out_devices: list[dict[str, Any]] = []
         uncertainties: dict[str, dict[str, Any]] = {}
@@ -410,9 +408,9 @@ class _Calibration:
                 entry["delta_r_ahe"] = float(up.mean() - down.mean())
                 sem = float(np.hypot(up.std(ddof=1) / np.sqrt(up.size), down.std(ddof=1) / np.sqrt(down.size)))
                 err["r0"], err["delta_r_ahe"] = sem / 2, sem
-            if device_id in r_ch:
-                values = r_ch[device_id]
-                entry["r_ch"] = float(np.mean(values))
+            if device_id in self.r_ch:
+                values = self.r_ch[device_id]
+                entry["r_ch"] = self.measured_r_ch[device_id]
                 err["r_ch"] = float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
             out_devices.append(entry)
             uncertainties[device_id] = err

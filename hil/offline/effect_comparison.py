@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from protocols.analysis import curves_by_device, loops_of, readable, resets_after_switch, text
+from protocols.analysis import SwitchingCounts, curves_by_device, loops_of, readable, resets_after_switch, text
 from protocols.bias_sweep import BiasSweep
 from protocols.fits import wilson_interval
 from protocols.hysteresis_loop import STEPS, HysteresisLoop
@@ -55,8 +55,10 @@ def i50_vs_width(runs: list[dict[str, Any]], simulated: list[dict[str, Any]]) ->
         if run["protocol"] != BiasSweep.name:
             continue
         width = _width_of(run)
+        measured_curves, simulated_curves = _curves_of(run["analyses"]), _curves_of(sim["analyses"])
         for device in run["analyses"].get("fits") or {}:
-            measured, other = _logistic_i50(run["analyses"], device), _logistic_i50(sim["analyses"], device)
+            measured = _logistic_i50(run["analyses"], measured_curves.get(device), device)
+            other = _logistic_i50(sim["analyses"], simulated_curves.get(device), device)
             if measured is None or other is None:
                 continue
             points[device].append({"run": run["name"], "width_s": width, "measured_i50_a": measured[0],
@@ -74,13 +76,17 @@ def i50_vs_width(runs: list[dict[str, Any]], simulated: list[dict[str, Any]]) ->
     return _row(devices, "I50 per pulse width (logistic fits, errors widened by their dispersion), z test per width")
 
 
-def _logistic_i50(analyses: dict[str, Any], device: str) -> tuple[float, float] | None:
-    """A device's logistic I50 and its standard error, widened by ``√φ`` where the curve scatters about the logistic
-    more than binomially (``φ``: the fit's deviance per degree of freedom, at least 1; quasi-likelihood): a curve that
-    saturates below 1 (pinning) or moved during the run (drift) is not a logistic, and its I50 is known less well
-    than the binomial information says."""
+def _curves_of(analyses: dict[str, Any]) -> dict[str, SwitchingCounts]:
+    """A run's curve counts by device (none where the run has no curves)."""
+    return curves_by_device(analyses["curves"]) if analyses.get("curves") is not None else {}
+
+
+def _logistic_i50(analyses: dict[str, Any], counts: SwitchingCounts | None, device: str) -> tuple[float, float] | None:
+    """A device's logistic I50 and its standard error, widened by ``√φ`` where its curve ``counts`` scatter about the
+    logistic more than binomially (``φ``: the fit's deviance per degree of freedom, at least 1; quasi-likelihood): a
+    curve that saturates below 1 (pinning) or moved during the run (drift) is not a logistic, and its I50 is known
+    less well than the binomial information says."""
     fit = ((analyses.get("fits") or {}).get(device) or {}).get("logistic")
-    counts = curves_by_device(analyses["curves"]).get(device) if analyses.get("curves") is not None else None
     if fit is None or counts is None:
         return None
     k, n = counts.n_switched, counts.n_trials
