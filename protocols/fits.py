@@ -22,6 +22,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import special, stats
 
+# a 95 % profile-likelihood interval of one parameter: where twice the log-likelihood's fall stays below this
+PROFILE_CHI2_95 = float(stats.chi2.ppf(0.95, 1))
+
 
 class FitError(ValueError):
     """The data cannot determine the curve (e.g. every trial switched, or a single current)."""

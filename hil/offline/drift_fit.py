@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 from instruments.station import BALANCE_LEVEL
+from protocols.fits import PROFILE_CHI2_95
 from sim_backend.chip import PULSE_FRACTION
 
 PULSES_UNIT = 1e6  # wear is given per 10⁶ pulses
 SECONDS_PER_HOUR = 3600.0
-CHI2_95 = float(stats.chi2.ppf(0.95, 1))
 
 
 def segment_pulses(current_a: np.ndarray, nominal_ic0_a: np.ndarray | float, blocks_dc: bool,
@@ -207,7 +207,7 @@ def fit_drift(series: Sequence[ReferenceSeries]) -> DriftFit:
 def _interval(rise: Any, estimate: float, scale: float) -> tuple[float, float]:
     """The 95 % profile-likelihood interval of a non-negative parameter: where ``2 × rise`` stays below χ²₁(95 %)."""
     def excess(v: float) -> float:
-        return 2.0 * rise(v) - CHI2_95
+        return 2.0 * rise(v) - PROFILE_CHI2_95
 
     low = 0.0 if excess(0.0) <= 0 else float(optimize.brentq(excess, 0.0, estimate))
     high = max(estimate, scale)

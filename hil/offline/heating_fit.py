@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats
 
+from protocols.fits import PROFILE_CHI2_95
 from sim_backend.effective_switching import BarParameters, pinned_log_count, pulse_log_count
 from sim_backend.effects.joule_heating import JouleHeating
 from sim_backend.effects.magnet_temperature import MagnetTemperature
@@ -44,7 +44,6 @@ R_TH_SCALE = 1e-7  # K m²/W: the fit's unit of r_th (a µm bar on a few hundred
 TIME_STEP = 0.35  # ln τ_th step of its profile's grid
 TIME_GRID = 6  # grid points either side of the base chip's τ_th: a factor of 8
 CONSTRAINED_SPAN = 3.0  # τ_th counts as fitted where its 95 % profile interval spans less than this factor
-CHI2_95 = float(stats.chi2.ppf(0.95, 1))
 MAX_SCORING_STEPS = 200
 BLOCKS = 4  # per-device parameter blocks of θ: ln Ic0, ln Δ, wear, ln p_pin (then r_th)
 PIN_FLOOR = 1e-7  # p_pin is fitted down to this (a device that never failed a reset sits there)
@@ -322,7 +321,7 @@ def _profile_time(model: HeatingModel, theta: np.ndarray, nll: float, time_s: fl
             previous = fits[k][0]
     profile = np.array([fits[int(k)][1] for k in steps])
     rise = 2.0 * (profile - profile.min())
-    inside = rise <= CHI2_95
+    inside = rise <= PROFILE_CHI2_95
     u = base + steps * TIME_STEP
     r_th = np.array([fits[int(k)][0][-1] for k in steps]) * R_TH_SCALE
     r_range = (float(r_th[inside].min()), float(r_th[inside].max()))
@@ -350,7 +349,7 @@ def _profile_time(model: HeatingModel, theta: np.ndarray, nll: float, time_s: fl
 def _crossing(u: np.ndarray, rise: np.ndarray, edge: int, direction: int) -> float:
     """Where ``rise`` crosses χ²₁(95 %) between grid point ``edge`` (inside) and its neighbour in ``direction``."""
     j = edge + direction
-    fraction = (CHI2_95 - rise[edge]) / (rise[j] - rise[edge])
+    fraction = (PROFILE_CHI2_95 - rise[edge]) / (rise[j] - rise[edge])
     return float(u[edge] + fraction * (u[j] - u[edge]))
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-CHI2_95 = float(stats.chi2.ppf(0.95, 1))
+from protocols.fits import PROFILE_CHI2_95
+
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
@@ -113,7 +114,7 @@ def fit_pinning(counts: Sequence[ResetCounts], spread: float, fit_spread: bool) 
     high_u = _bound(rise_median, log_median, +1.0)
     spread_interval = None
     if free:
-        low_s = 0.0 if 2 * rise_spread(0.0) <= CHI2_95 else _bound(rise_spread, fitted_spread, -1.0, floor=0.0)
+        low_s = 0.0 if 2 * rise_spread(0.0) <= PROFILE_CHI2_95 else _bound(rise_spread, fitted_spread, -1.0, floor=0.0)
         spread_interval = (low_s, _bound(rise_spread, fitted_spread, +1.0))
     return PinningFit(math.exp(log_median), (math.exp(low_u), math.exp(high_u)), fitted_spread, spread_interval,
                       -best, counts)
@@ -123,7 +124,7 @@ def _bound(rise: object, estimate: float, direction: float, floor: float | None 
     """Where ``2 × rise`` reaches χ²₁(95 %) going from ``estimate`` in ``direction`` (``±inf`` if it never does
     within 20 units; ``floor`` stops the search there)."""
     def excess(v: float) -> float:
-        return 2.0 * rise(v) - CHI2_95  # type: ignore[operator]
+        return 2.0 * rise(v) - PROFILE_CHI2_95  # type: ignore[operator]
 
     step = 0.25
     inner, outer = estimate, estimate + direction * step
