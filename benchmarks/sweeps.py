@@ -5,14 +5,14 @@ Rows (every point the same fixed CPU work, :mod:`benchmarks.sweep_work`, about 0
 - ``sweep_throughput_2_vs_1_workers``: points per second of a sweep on a local Ray instance with 2 worker
   CPUs, reference the same sweep with 1 (goal: ratio ≥ 1.8 on 2 cores). Ray is started (and its workers
   warmed up) before each timed sweep, which is then timed whole: tasks, results, the HDF5 session commits.
-- ``sweep_overhead_per_point``: seconds a point costs beyond its work on 1 Ray worker (the sweep's wall
-  time minus the same points' work done in this process, per point), reference the work per point; the ratio
-  is the overhead as a fraction of the point's time (goal ≤ 0.02). Everything Ray adds is in it, its own
-  processes competing for the cores included; being the difference of two sweeps of several seconds, it carries
-  their noise (a few tens of ms per point).
-- ``sweep_dispatch_per_point``: the part of that overhead a point's task, result and session commit cost alone:
-  a sweep of points with almost no work on the same Ray instance right after the timed 1-worker sweep, minus the
-  same work in-process, per point; same reference.
+- ``sweep_overhead_per_point``: what a point costs beyond its task on 1 Ray worker: the sweep's wall time minus
+  the points' task times (each measured in its worker and recorded in the session's ``seconds`` column), per
+  point; reference: the task time per point, so the ratio is the overhead as a fraction of a point's time (goal
+  ≤ 0.02). It holds the dispatch, the result's transfer, the session commit and every gap between tasks; both
+  terms come from the same sweep, so the machine's load in that sweep cancels.
+- ``sweep_work_in_worker_vs_in_process``: a point's task time in the Ray worker against the same work run in
+  this process right after, in the same repetition: how much Ray's own processes, competing for the cores,
+  slow the work itself (not part of the overhead above).
 
 Repetitions alternate the two configurations; the spread is over the repetitions.
 """
@@ -26,13 +26,13 @@ from pathlib import Path
 
 from benchmarks.harness import Row, spread_of
 from benchmarks.sweep_work import matmuls
+from hil.session import Session
 from hil.sweeps.sweep_session import run_sweep
 from hil.sweeps.sweep_spec import parse_sweep
 
 POINTS = 12
 REPEATS = 2000  # matrix products per point: about 0.5 s
 REPETITIONS = 3
-EMPTY_POINTS = 60  # the dispatch sweep: points of one matrix product each
 
 
 def _spec(points: int, repeats: int, name: str):  # noqa: ANN202 — SweepSpec
@@ -41,8 +41,8 @@ def _spec(points: int, repeats: int, name: str):  # noqa: ANN202 — SweepSpec
                         "metrics": ["trace"], "retries": 0})
 
 
-def _timed_sweep(workers: int, folder: Path) -> tuple[float, float | None]:
-    """Seconds of the timed sweep and, on 1 worker, of the dispatch sweep (points with almost no work) after it."""
+def _timed_sweep(workers: int, folder: Path) -> tuple[float, float]:
+    """Seconds of the timed sweep on ``workers`` worker CPUs, and the sum of its points' task times."""
     import ray
 
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -51,52 +51,45 @@ def _timed_sweep(workers: int, folder: Path) -> tuple[float, float | None]:
         start = time.perf_counter()
         run_sweep(_spec(POINTS, REPEATS, "timed"), folder / "timed.h5", force=True, progress=False)
         timed = time.perf_counter() - start
-        if workers != 1:
-            return timed, None
-        start = time.perf_counter()
-        run_sweep(_spec(EMPTY_POINTS, 1, "dispatch"), folder / "dispatch.h5", force=True, progress=False)
-        return timed, time.perf_counter() - start
     finally:
         ray.shutdown()
+    with Session(folder / "timed.h5") as session:
+        tasks = float(session.runs[0].table("points")["seconds"].sum())
+    return timed, tasks
 
 
 def run() -> list[Row]:
     with tempfile.TemporaryDirectory() as folder:
         times: dict[int, list[float]] = {1: [], 2: []}
-        empty_sweeps: list[float] = []
+        task_s: list[float] = []
         in_process: list[float] = []
-        empty_in_process: list[float] = []
         for rep in range(REPETITIONS):
             for workers in ((1, 2) if rep % 2 == 0 else (2, 1)):
-                timed, dispatch_s = _timed_sweep(workers, Path(folder))
+                timed, tasks = _timed_sweep(workers, Path(folder))
                 times[workers].append(timed)
-                if dispatch_s is not None:
-                    empty_sweeps.append(dispatch_s)
+                if workers == 1:
+                    task_s.append(tasks)
             start = time.perf_counter()
             for i in range(POINTS):
                 matmuls({"repeats": REPEATS}, i)
             in_process.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            for i in range(EMPTY_POINTS):
-                matmuls({"repeats": 1}, i)
-            empty_in_process.append(time.perf_counter() - start)
     speedups = [one / two for one, two in zip(times[1], times[2], strict=True)]
     rate2 = [POINTS / t for t in times[2]]
     rate1 = [POINTS / t for t in times[1]]
-    overheads = [(ray_s - work_s) / POINTS for ray_s, work_s in zip(times[1], in_process, strict=True)]
-    dispatch = [(ray_s - work_s) / EMPTY_POINTS for ray_s, work_s in zip(empty_sweeps, empty_in_process, strict=True)]
-    work = [work_s / POINTS for work_s in in_process]
-    fractions = [o / w for o, w in zip(overheads, work, strict=True)]
-    dispatch_fractions = [d / w for d, w in zip(dispatch, work, strict=True)]
+    overheads = [(wall - tasks) / POINTS for wall, tasks in zip(times[1], task_s, strict=True)]
+    task = [tasks / POINTS for tasks in task_s]
+    fractions = [o / t for o, t in zip(overheads, task, strict=True)]
+    slowdowns = [tasks / work for tasks, work in zip(task_s, in_process, strict=True)]
+    work = statistics.median(w / POINTS for w in in_process)
     return [
         Row("sweep_throughput_2_vs_1_workers", statistics.median(rate2), "points/s", statistics.median(rate1),
-            spread_of(speedups)["median"], f"{POINTS} points of {statistics.median(work):.2f} s CPU work on a local "
-            "Ray instance, into an HDF5 session; reference: 1 worker (goal >= 1.8)", spread_of(speedups)),
-        Row("sweep_overhead_per_point", statistics.median(overheads), "s", statistics.median(work),
-            spread_of(fractions)["median"], "1 Ray worker: sweep wall time minus the same work in-process, per "
-            "point; reference: the work per point (goal <= 0.02)", spread_of(fractions)),
-        Row("sweep_dispatch_per_point", statistics.median(dispatch), "s", statistics.median(work),
-            spread_of(dispatch_fractions)["median"], f"1 Ray worker: a sweep of {EMPTY_POINTS} points of almost no "
-            "work (a task, its result, its record committed) minus the same work in-process, per point; reference: "
-            "the work per point", spread_of(dispatch_fractions)),
+            spread_of(speedups)["median"], f"{POINTS} points of {work:.2f} s CPU work on a local Ray instance, into "
+            "an HDF5 session; reference: 1 worker (goal >= 1.8)", spread_of(speedups)),
+        Row("sweep_overhead_per_point", statistics.median(overheads), "s", statistics.median(task),
+            spread_of(fractions)["median"], "1 Ray worker: sweep wall time minus the points' task times recorded in "
+            "the session, per point (dispatch, result, commit, gaps); reference: the task time per point (goal "
+            "<= 0.02)", spread_of(fractions)),
+        Row("sweep_work_in_worker_vs_in_process", statistics.median(task), "s", work, spread_of(slowdowns)["median"],
+            "a point's task time in the 1-worker sweep; reference: the same work in this process, same repetition "
+            "(the slowdown from Ray's processes sharing the cores)", spread_of(slowdowns)),
     ]
