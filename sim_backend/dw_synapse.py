@@ -174,6 +174,7 @@ class DWSynapseArray:
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.levels = torch.tensor(config.levels, dtype=torch.float32, device=self.device)
         self.noise_std = torch.tensor(config.sigma, dtype=torch.float32, device=self.device) * config.spacing
+        self.boundaries = (self.levels[1:] + self.levels[:-1]) / 2  # between neighbouring levels: the bands' edges
         if config.level_variation > 0:
             # drawn from a stream of its own, so the device-to-device spread depends only on the seed
             variation = torch.Generator(device=self.device).manual_seed(self.seed + 7919)
@@ -206,8 +207,10 @@ class DWSynapseArray:
         One event per device programmed, even to the state it already holds (the wall is moved again).
         """
         states = states.to(device=self.device, dtype=torch.long).reshape(-1)
-        if states.numel() and (int(states.min()) < 0 or int(states.max()) >= self.config.states):
-            raise ValueError(f"program: states must lie in 0…{self.config.states - 1}")
+        if states.numel():
+            lowest, highest = (int(v) for v in torch.aminmax(states))
+            if lowest < 0 or highest >= self.config.states:
+                raise ValueError(f"program: states must lie in 0…{self.config.states - 1}")
         expected = self.n if index is None else index.numel()
         if states.numel() != expected:
             raise ValueError(f"program: {states.numel()} states for {expected} devices")
@@ -242,8 +245,7 @@ class DWSynapseArray:
 
     def nearest_state(self, weights: torch.Tensor) -> torch.Tensor:
         """The state whose nominal level is closest to each of ``weights``."""
-        boundaries = (self.levels[1:] + self.levels[:-1]) / 2
-        return torch.bucketize(weights.to(self.levels.dtype), boundaries)
+        return torch.bucketize(weights.to(self.levels.dtype), self.boundaries)
 
     def to(self, device: str | torch.device) -> DWSynapseArray:
         """This array on another torch device (states, weights, offsets and counters kept; the random
@@ -251,7 +253,7 @@ class DWSynapseArray:
         other = DWSynapseArray.__new__(DWSynapseArray)
         other.__dict__.update(self.__dict__)
         other.device = torch.device(device)
-        for name in ("levels", "noise_std", "level_offset", "state", "weight"):
+        for name in ("levels", "boundaries", "noise_std", "level_offset", "state", "weight"):
             value = getattr(self, name)
             setattr(other, name, None if value is None else value.to(other.device))
         other.generator = torch.Generator(device=other.device).manual_seed(self.seed)

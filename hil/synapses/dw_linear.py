@@ -40,6 +40,9 @@ from torch import nn
 from hil.synapses.synapse_backend import SynapseBackend
 
 MODES = ("in-situ", "ex-situ")
+# the integer dtype of each float dtype's size: its bits, nonzero exactly where the float is not +0.0
+_SAME_SIZE_INT = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+                  torch.bfloat16: torch.int16}
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,14 @@ class DWLinear(nn.Module):
         self.register_buffer("software_state", self.block.nearest_state(self.shadow.detach().reshape(-1)))
         self.register_buffer("deployed", torch.tensor(self.config.mode == "in-situ", device=device))
         self._noise: torch.Generator | None = None
-        band = (levels[1:] + levels[:-1]) / 2
+        self._level_range = (low, high)
+        # per state, the shadow weights below/above which a device in it is reprogrammed: its band ± the margin
+        band = self.block.boundaries
         inf = torch.tensor([math.inf], device=device)
-        self._band_low = torch.cat([-inf, band])
-        self._band_high = torch.cat([band, inf])
+        margin = self.config.margin * self.block.config.spacing
+        self._bounds_of_state = torch.stack([torch.cat([-inf, band]) - margin, torch.cat([band, inf]) + margin])
         self._threshold_key: tuple[int, int] | None = None
+        self._excess: torch.Tensor | None = None
         if self.config.mode == "in-situ":
             self.block.program(self.software_state)
 
@@ -136,20 +142,24 @@ class DWLinear(nn.Module):
     def after_step(self) -> int:
         """Clip the shadow weights to the level range and reprogram the devices whose shadow weight left
         its state's band by more than the margin. Returns how many states changed."""
-        levels = self.block.levels
-        self.shadow.clamp_(float(levels[0]), float(levels[-1]))
+        self.shadow.clamp_(*self._level_range)
         shadow = self.shadow.reshape(-1)
         state = self.block.state if self.config.mode == "in-situ" else self.software_state
         low, high = self._thresholds(state)
-        index = torch.nonzero((shadow < low) | (shadow > high)).reshape(-1)
+        # outside its band ± margin ⇔ clamping to it moves the weight. Computed as clamp − weight (zero bits
+        # exactly where nothing moved: x − x = +0.0), whose nonzero bits are found as integers: comparisons into
+        # a bool mask and a float nonzero each cost several times this on the CPU, at every step of training
+        if self._excess is None or self._excess.shape != shadow.shape or self._excess.device != shadow.device:
+            self._excess = torch.empty_like(shadow)
+        excess = torch.clamp(shadow, low, high, out=self._excess).sub_(shadow)
+        index = torch.nonzero(excess.view(_SAME_SIZE_INT[excess.dtype])).reshape(-1)
         if index.numel() == 0:
             return 0
         states = self.block.nearest_state(shadow[index])
         self.software_state[index] = states
         if self.config.mode == "in-situ":
             self.block.program(states, index)
-        margin = self.config.margin * self.block.config.spacing
-        low[index], high[index] = self._band_low[states] - margin, self._band_high[states] + margin
+        self._bounds[:, index] = self._bounds_of_state[:, states]
         self._threshold_key = (id(state), state._version)
         return int(index.numel())
 
@@ -157,10 +167,9 @@ class DWLinear(nn.Module):
         """Per device, the shadow weights below/above which it is reprogrammed (its band ± the margin),
         kept between steps and recomputed only when the states changed elsewhere (a restored checkpoint)."""
         if self._threshold_key != (id(state), state._version):
-            margin = self.config.margin * self.block.config.spacing
-            self._low, self._high = self._band_low[state] - margin, self._band_high[state] + margin
+            self._bounds = self._bounds_of_state[:, state]  # row 0 the lower, row 1 the upper bound
             self._threshold_key = (id(state), state._version)
-        return self._low, self._high
+        return self._bounds[0], self._bounds[1]
 
     @torch.no_grad()
     def deploy(self) -> torch.Tensor:
