@@ -201,19 +201,23 @@ class DWSynapseArray:
         noise = torch.randn(states.shape, generator=generator or self.generator, device=self.device)
         return self._nominal(index, states) + noise * self.noise_std[states]
 
-    def program(self, states: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    def program(self, states: torch.Tensor, index: torch.Tensor | None = None, checked: bool = False) -> torch.Tensor:
         """Program the devices ``index`` (all when ``None``) to ``states``; returns their realized weights.
 
         One event per device programmed, even to the state it already holds (the wall is moved again).
+        ``checked``: the caller vouches that ``states`` is a 1-D long tensor on this block's device, one valid
+        state per device of ``index`` (a layer's reprogramming after each training step; the checks would cost
+        more than the programming).
         """
-        states = states.to(device=self.device, dtype=torch.long).reshape(-1)
-        if states.numel():
-            lowest, highest = (int(v) for v in torch.aminmax(states))
-            if lowest < 0 or highest >= self.config.states:
-                raise ValueError(f"program: states must lie in 0…{self.config.states - 1}")
-        expected = self.n if index is None else index.numel()
-        if states.numel() != expected:
-            raise ValueError(f"program: {states.numel()} states for {expected} devices")
+        if not checked:
+            states = states.to(device=self.device, dtype=torch.long).reshape(-1)
+            if states.numel():
+                lowest, highest = (int(v) for v in torch.aminmax(states))
+                if lowest < 0 or highest >= self.config.states:
+                    raise ValueError(f"program: states must lie in 0…{self.config.states - 1}")
+            expected = self.n if index is None else index.numel()
+            if states.numel() != expected:
+                raise ValueError(f"program: {states.numel()} states for {expected} devices")
         realized = self.realize(index, states)
         if index is None:
             self.state, self.weight = states.clone(), realized

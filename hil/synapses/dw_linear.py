@@ -6,14 +6,15 @@ The pieces follow the config → backend → autograd Function → ``nn.Module``
   ``margin``;
 - a :class:`~hil.synapses.synapse_backend.SynapseBackend` gives the layer a block of devices, one per
   weight, and counts their programming events and reads;
-- :class:`StraightThroughWeights` puts the devices' (or the device model's) weights in the forward pass
-  and passes the gradient straight through to the full-precision shadow weights (Hubara et al.);
+- :class:`DWLinearFunction` computes the layer from the devices' (or the device model's) weights and passes
+  their gradient straight through to the full-precision shadow weights (Hubara et al.);
 - :class:`DWLinear` is the ``nn.Module``: ``y = gain · x Wᵀ + b``.
 
 Training after Hubara et al. and Misba et al.: full-precision *shadow* weights (clipped to the devices'
-level range) take the optimizer's steps; after each step, :meth:`DWLinear.after_step` reprograms a device
-only when its shadow weight has left its present state's band (the half-way points to the neighbouring
-levels) by more than ``margin`` (in units of the level spacing), to the state nearest the shadow weight.
+level range) take the optimizer's steps; after each step, :meth:`DWLinear.after_step` (a whole network's
+layers at once: :mod:`hil.synapses.reprogramming`) reprograms a device only when its shadow weight has left
+its present state's band (the half-way points to the neighbouring levels) by more than ``margin`` (in units
+of the level spacing), to the state nearest the shadow weight.
 The margin is a hysteresis around the band edges: it keeps a weight that hovers at an edge from being
 reprogrammed at every step.
 
@@ -37,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hil.synapses.reprogramming import Reprogramming
 from hil.synapses.synapse_backend import SynapseBackend
 
 MODES = ("in-situ", "ex-situ")
@@ -64,16 +66,29 @@ class SynapseConfig:
         return asdict(self)
 
 
-class StraightThroughWeights(torch.autograd.Function):
-    """Forward: the given device weights; backward: the gradient unchanged to the shadow weights."""
+class DWLinearFunction(torch.autograd.Function):
+    """``y = gain · x wᵀ + b`` with ``w`` the device weights; the gradient of ``w`` goes straight through to the
+    shadow weights (Hubara et al.). One autograd node for the layer: its matrix products, the gain and the
+    bias, and the straight-through step, each of which would otherwise be a node of its own."""
 
     @staticmethod
-    def forward(ctx: Any, shadow: torch.Tensor, device_weights: torch.Tensor) -> torch.Tensor:
-        return device_weights.to(shadow.dtype)
+    def forward(ctx: Any, x: torch.Tensor, shadow: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor,
+                device_weights: torch.Tensor) -> torch.Tensor:
+        w = device_weights.to(shadow.dtype)
+        product = torch.nn.functional.linear(x, w)
+        ctx.save_for_backward(x, w, product, gain)
+        return torch.mul(product, gain).add_(bias)  # not addcmul: its fused rounding changes trained networks
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad, None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, w, product, gain = ctx.saved_tensors
+        scaled = grad * gain
+        grad_x = scaled.matmul(w) if ctx.needs_input_grad[0] else None
+        flat, inputs = scaled.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
+        grad_shadow = flat.t().mm(inputs) if ctx.needs_input_grad[1] else None
+        grad_gain = (grad * product).sum() if ctx.needs_input_grad[2] else None
+        grad_bias = grad.reshape(-1, w.shape[0]).sum(0) if ctx.needs_input_grad[3] else None
+        return grad_x, grad_shadow, grad_gain, grad_bias, None
 
 
 class DWLinear(nn.Module):
@@ -114,8 +129,7 @@ class DWLinear(nn.Module):
         inf = torch.tensor([math.inf], device=device)
         margin = self.config.margin * self.block.config.spacing
         self._bounds_of_state = torch.stack([torch.cat([-inf, band]) - margin, torch.cat([band, inf]) + margin])
-        self._threshold_key: tuple[int, int] | None = None
-        self._excess: torch.Tensor | None = None
+        self._reprogramming: Reprogramming | None = None
         if self.config.mode == "in-situ":
             self.block.program(self.software_state)
 
@@ -133,43 +147,20 @@ class DWLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inferences = x.numel() // max(1, x.shape[-1])
-        w = StraightThroughWeights.apply(self.shadow, self.weights(inferences))
-        return torch.nn.functional.linear(x, w) * self.gain + self.bias
+        return DWLinearFunction.apply(x, self.shadow, self.gain, self.bias, self.weights(inferences))
 
     # -- training -----------------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def after_step(self) -> int:
         """Clip the shadow weights to the level range and reprogram the devices whose shadow weight left
-        its state's band by more than the margin. Returns how many states changed."""
-        self.shadow.clamp_(*self._level_range)
-        shadow = self.shadow.reshape(-1)
-        state = self.block.state if self.config.mode == "in-situ" else self.software_state
-        low, high = self._thresholds(state)
-        # outside its band ± margin ⇔ clamping to it moves the weight. Computed as clamp − weight (zero bits
-        # exactly where nothing moved: x − x = +0.0), whose nonzero bits are found as integers: comparisons into
-        # a bool mask and a float nonzero each cost several times this on the CPU, at every step of training
-        if self._excess is None or self._excess.shape != shadow.shape or self._excess.device != shadow.device:
-            self._excess = torch.empty_like(shadow)
-        excess = torch.clamp(shadow, low, high, out=self._excess).sub_(shadow)
-        index = torch.nonzero(excess.view(_SAME_SIZE_INT[excess.dtype])).reshape(-1)
-        if index.numel() == 0:
-            return 0
-        states = self.block.nearest_state(shadow[index])
-        self.software_state[index] = states
-        if self.config.mode == "in-situ":
-            self.block.program(states, index)
-        self._bounds[:, index] = self._bounds_of_state[:, states]
-        self._threshold_key = (id(state), state._version)
-        return int(index.numel())
+        its state's band by more than the margin. Returns how many states changed.
 
-    def _thresholds(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per device, the shadow weights below/above which it is reprogrammed (its band ± the margin),
-        kept between steps and recomputed only when the states changed elsewhere (a restored checkpoint)."""
-        if self._threshold_key != (id(state), state._version):
-            self._bounds = self._bounds_of_state[:, state]  # row 0 the lower, row 1 the upper bound
-            self._threshold_key = (id(state), state._version)
-        return self._bounds[0], self._bounds[1]
+        A trainer does this for all the layers of a network at once
+        (:func:`~hil.synapses.reprogramming.reprogramming_groups`); this is the same for this layer alone.
+        """
+        if self._reprogramming is None:
+            self._reprogramming = Reprogramming([self])
+        return self._reprogramming.step()
 
     @torch.no_grad()
     def deploy(self) -> torch.Tensor:
@@ -188,4 +179,4 @@ class DWLinear(nn.Module):
                 f"margin={self.config.margin:g}")
 
 
-__all__ = ["MODES", "DWLinear", "StraightThroughWeights", "SynapseConfig"]
+__all__ = ["MODES", "DWLinear", "DWLinearFunction", "SynapseConfig"]

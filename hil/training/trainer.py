@@ -24,6 +24,7 @@ from torch import nn
 from hil.neurons.backend import NeuronBackend
 from hil.neurons.layers import NeuronConfig
 from hil.synapses.dw_linear import DWLinear, SynapseConfig
+from hil.synapses.reprogramming import reprogramming_groups
 from hil.synapses.synapse_backend import SynapseBackend
 from hil.training.config import TrainConfig
 from hil.training.datasets import Dataset
@@ -134,6 +135,7 @@ class Trainer:
         self.history: list[EpochMetrics] = []
         self._current: _EpochInFlight | None = None
         self._synapse_layers = [m for m in model.modules() if isinstance(m, DWLinear)]
+        self._reprogramming = reprogramming_groups(self._synapse_layers)  # after each step, all layers at once
 
     @property
     def steps_per_epoch(self) -> int:
@@ -169,8 +171,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            for layer in self._synapse_layers:
-                layer.after_step()
+            for group in self._reprogramming:
+                group.step()
             now.loss_sum += loss.detach() * idx.numel()
             now.correct += (out.argmax(dim=1) == data.y_train[idx]).sum()
             now.step = step + 1
