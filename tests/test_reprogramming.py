@@ -86,5 +86,5 @@ def test_the_layer_node_gives_the_gradients_of_gain_times_x_w_plus_b_with_w_stra
     assert torch.allclose(y, reference, atol=1e-6)
     assert torch.allclose(x.grad, x_ref.grad, atol=1e-6)
     assert torch.allclose(layer.shadow.grad, w.grad, atol=1e-6)  # the devices' gradient, straight through
-    assert torch.allclose(layer.gain.grad, gain.grad, atol=1e-5)
-    assert torch.allclose(layer.bias.grad, bias.grad, atol=1e-6)
+    assert torch.allclose(layer.periphery.grad[0], gain.grad, atol=1e-5)  # periphery = [gain, bias…]
+    assert torch.allclose(layer.periphery.grad[1:], bias.grad, atol=1e-6)

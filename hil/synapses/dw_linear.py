@@ -26,7 +26,9 @@ reprogrammed at every step.
   reads the devices, and :meth:`DWLinear.deploy` again gives another noise draw (to evaluate the spread).
 
 The per-layer ``gain`` and the bias ``b`` are ordinary full-precision parameters (the periphery: the
-read amplifier's gain and an added current), as in the quantized networks these layers follow.
+read amplifier's gain and an added current), as in the quantized networks these layers follow. They are
+one parameter tensor, ``periphery = [gain, b…]`` (``gain`` and ``bias`` are views of it): the optimizer's
+work per tensor, not per element, is what a training step of these small layers costs.
 """
 
 from __future__ import annotations
@@ -67,17 +69,19 @@ class SynapseConfig:
 
 
 class DWLinearFunction(torch.autograd.Function):
-    """``y = gain · x wᵀ + b`` with ``w`` the device weights; the gradient of ``w`` goes straight through to the
-    shadow weights (Hubara et al.). One autograd node for the layer: its matrix products, the gain and the
-    bias, and the straight-through step, each of which would otherwise be a node of its own."""
+    """``y = gain · x wᵀ + b`` with ``w`` the device weights and ``periphery = [gain, b…]``; the gradient of
+    ``w`` goes straight through to the shadow weights (Hubara et al.). One autograd node for the layer: its
+    matrix products, the gain and the bias, and the straight-through step, each of which would otherwise be
+    a node of its own."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, shadow: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor,
+    def forward(ctx: Any, x: torch.Tensor, shadow: torch.Tensor, periphery: torch.Tensor,
                 device_weights: torch.Tensor) -> torch.Tensor:
         w = device_weights.to(shadow.dtype)
         product = torch.nn.functional.linear(x, w)
+        gain = periphery[0]
         ctx.save_for_backward(x, w, product, gain)
-        return torch.mul(product, gain).add_(bias)  # not addcmul: its fused rounding changes trained networks
+        return torch.mul(product, gain).add_(periphery[1:])  # not addcmul: its fused rounding changes trained networks
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -86,16 +90,17 @@ class DWLinearFunction(torch.autograd.Function):
         grad_x = scaled.matmul(w) if ctx.needs_input_grad[0] else None
         flat, inputs = scaled.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
         grad_shadow = flat.t().mm(inputs) if ctx.needs_input_grad[1] else None
-        grad_gain = (grad * product).sum() if ctx.needs_input_grad[2] else None
-        grad_bias = grad.reshape(-1, w.shape[0]).sum(0) if ctx.needs_input_grad[3] else None
-        return grad_x, grad_shadow, grad_gain, grad_bias, None
+        grad_periphery = None
+        if ctx.needs_input_grad[2]:
+            grad_periphery = torch.cat([(grad * product).sum().reshape(1), grad.reshape(-1, w.shape[0]).sum(0)])
+        return grad_x, grad_shadow, grad_periphery, None
 
 
 class DWLinear(nn.Module):
     """``y = gain · x Wᵀ + b`` with ``W`` on ``out_features × in_features`` DW synapses of ``backend``.
 
-    ``shadow`` (the full-precision weights, initialized uniformly over the level range), ``gain`` and
-    ``bias`` (zero) are the trainable parameters. ``gain`` starts so that the effective weights
+    ``shadow`` (the full-precision weights, initialized uniformly over the level range) and ``periphery``
+    (``gain``, then the ``bias``, zero) are the trainable parameters. ``gain`` starts so that the effective weights
     ``gain·w`` have the standard deviation ``init_std`` (default ``1/√(3·in_features)``, that of
     ``nn.Linear``'s initialization) with the states equally occupied. ``seed`` draws the initial shadow
     weights and the ex-situ training noise.
@@ -117,8 +122,9 @@ class DWLinear(nn.Module):
         self.shadow = nn.Parameter(shadow.to(device))
         init_std = 1.0 / math.sqrt(3.0 * self.in_features) if init_std is None else float(init_std)
         level_rms = float(levels.square().mean().sqrt())
-        self.gain = nn.Parameter(torch.tensor(init_std / level_rms, device=device))
-        self.bias = nn.Parameter(torch.zeros(self.out_features, device=device))
+        periphery = torch.zeros(1 + self.out_features, device=device)
+        periphery[0] = init_std / level_rms
+        self.periphery = nn.Parameter(periphery)
         # the states the training tracks: the devices' own (in situ) or the software copy's (ex situ)
         self.register_buffer("software_state", self.block.nearest_state(self.shadow.detach().reshape(-1)))
         self.register_buffer("deployed", torch.tensor(self.config.mode == "in-situ", device=device))
@@ -147,7 +153,17 @@ class DWLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inferences = x.numel() // max(1, x.shape[-1])
-        return DWLinearFunction.apply(x, self.shadow, self.gain, self.bias, self.weights(inferences))
+        return DWLinearFunction.apply(x, self.shadow, self.periphery, self.weights(inferences))
+
+    @property
+    def gain(self) -> torch.Tensor:
+        """The read amplifier's gain (a view of ``periphery``)."""
+        return self.periphery[0]
+
+    @property
+    def bias(self) -> torch.Tensor:
+        """The added current per output, ``b`` (a view of ``periphery``)."""
+        return self.periphery[1:]
 
     # -- training -----------------------------------------------------------------------------------------
 
