@@ -8,8 +8,9 @@ Rows (every point the same fixed CPU work, :mod:`benchmarks.sweep_work`, about 0
 - ``sweep_overhead_per_point``: what a point costs beyond its task on 1 Ray worker: the sweep's wall time minus
   the points' task times (each measured in its worker and recorded in the session's ``seconds`` column), per
   point; reference: the task time per point, so the ratio is the overhead as a fraction of a point's time (goal
-  ≤ 0.02). It holds the dispatch, the result's transfer, the session commit and every gap between tasks; both
-  terms come from the same sweep, so the machine's load in that sweep cancels.
+  ≤ 0.02). It holds the dispatch, the result's transfer, the session commit and every gap between tasks, and the
+  sweep's own fixed costs (creating and closing the session file, the first task's start) spread over its 24
+  points; both terms come from the same sweep, so the machine's load in that sweep cancels.
 - ``sweep_work_in_worker_vs_in_process``: a point's task time in the Ray worker against the same work run in
   this process right after, in the same repetition: how much Ray's own processes, competing for the cores,
   slow the work itself (not part of the overhead above).
@@ -30,7 +31,7 @@ from hil.session import Session
 from hil.sweeps.sweep_session import run_sweep
 from hil.sweeps.sweep_spec import parse_sweep
 
-POINTS = 12
+POINTS = 24  # a small sweep: the per-sweep costs (session file, Ray set-up) are spread over its points
 REPEATS = 2000  # matrix products per point: about 0.5 s
 REPETITIONS = 3
 

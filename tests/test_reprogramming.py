@@ -60,6 +60,9 @@ def test_a_group_follows_its_layers_when_their_tensors_are_replaced():
         layers[1].shadow.fill_(1.0)  # the layer's parameter is a view of the group's storage again
     group.step()
     assert bool((layers[1].block.state == 4).all())
+    layers[2].shadow = torch.nn.Parameter(torch.full_like(layers[2].shadow, -1.0))  # another parameter object
+    group.step()
+    assert bool((layers[2].block.state == 0).all()) and bool((layers[1].block.state == 4).all())
 
 
 def test_layers_that_differ_are_reprogrammed_in_separate_groups():

@@ -51,15 +51,11 @@ class Reprogramming:
     # -- the flat tensors ---------------------------------------------------------------------------------
 
     def _bound(self) -> bool:
-        """Whether every layer's shadow weights and tracked states are still views of the flat tensors."""
-        if self._shadow is None or self._state is None:
-            return False
-        shadow_base, state_base = self._shadow.data_ptr(), self._state.data_ptr()
-        shadow_item, state_item = self._shadow.element_size(), self._state.element_size()
-        return all(layer.shadow.data_ptr() == shadow_base + start * shadow_item
-                   and layer.software_state.data_ptr() == state_base + start * state_item
-                   and layer.shadow.device == self._shadow.device
-                   for layer, start in zip(self.layers, self._starts, strict=True))
+        """Whether every layer still holds the parameter and buffer the binding gave it, and the parameter still
+        points into the flat tensor (``model.to(device)`` gives it other storage; an assignment another object)."""
+        return self._shadow is not None and all(
+            layer._parameters["shadow"] is shadow and layer._buffers["software_state"] is state
+            and shadow.data_ptr() == pointer for layer, shadow, state, pointer in self._bindings)
 
     def _bind(self) -> None:
         """Make every layer's shadow weights and tracked states views of one flat tensor each."""
@@ -69,6 +65,8 @@ class Reprogramming:
         for layer, start, size in zip(self.layers, self._starts, self._sizes, strict=True):
             layer.shadow.data = self._shadow[start:start + size].view(layer.shadow.shape)
             layer.software_state = self._state[start:start + size]
+        self._bindings = [(layer, layer.shadow, layer.software_state, layer.shadow.data_ptr())
+                          for layer in self.layers]
         first = self.layers[0]
         self._bounds_of_state = first._bounds_of_state.to(self._shadow.device)
         self._boundaries = first.block.boundaries.to(self._shadow.device)
