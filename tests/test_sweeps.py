@@ -91,6 +91,7 @@ def test_every_point_is_checked_before_anything_runs(tmp_path, changes, message)
 
 def test_a_sweep_on_two_workers_streams_every_point_and_records_failures(tmp_path, ray_two_workers):
     out = tmp_path / "sweep.h5"
+    began = time.time()
     result = run_sweep(spec_of(), out, progress=False)
     assert result.status == "completed" and result.points == 8
     with Session(out) as session:
@@ -102,6 +103,9 @@ def test_a_sweep_on_two_workers_streams_every_point_and_records_failures(tmp_pat
     assert np.allclose(ok["metric_value"], ok["axis_x"] ** 2 + ok["seed"])
     assert sorted(failed["axis_x"]) == [-1, -1] and np.isnan(failed["metric_value"]).all()
     assert all(e.startswith(b"ValueError: x must not be negative") for e in failed["error"])
+    # when each task ended (its worker's clock) and how long it ran; a failed point has neither
+    assert ((began <= ok["finished"] - ok["seconds"]) & (ok["finished"] <= time.time())).all()
+    assert np.isnan(failed["finished"]).all() and np.isnan(failed["seconds"]).all()
     assert summary == {"points": 8, "ok": 6, "failed": 2, "experiment": "tests.sweep_experiments:quadratic",
                        "axes": ["x"], "metrics": ["value"]}
     assert by_axis["x"]["values"] == [0.0, 1.0, 2.0]

@@ -39,7 +39,7 @@ def _numeric(values: Sequence[Any]) -> bool:
 
 
 def point_task(experiment: str, settings: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One point, in a worker: the experiment's metrics, the wall time and the node."""
+    """One point, in a worker: the experiment's metrics, the wall time, when it finished and the node."""
     started = time.perf_counter()
     metrics = resolve(experiment)(settings, seed)
     node = ""
@@ -50,7 +50,7 @@ def point_task(experiment: str, settings: dict[str, Any], seed: int) -> dict[str
     except Exception:  # noqa: BLE001 — run outside Ray (the sequential fallback): no node to name
         pass
     return {"metrics": {k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - started,
-            "node": node}
+            "finished": time.time(), "node": node}
 
 
 class SweepRun:
@@ -85,6 +85,8 @@ class SweepRun:
         fields += [Field("status", "S8", "", "ok, or failed (the error is in error)"),
                    Field("error", f"S{ERROR_CHARS}", "", "why the point failed (empty when ok)"),
                    Field("seconds", "f8", "s", "wall time of the point's task", reproducible=False),
+                   Field("finished", "f8", "s", "when the point's task ended (Unix time, its node's clock)",
+                         reproducible=False),
                    Field("node", "S16", "", "the Ray node that computed it", reproducible=False)]
         self.descriptors = (Descriptor(POINTS, tuple(fields), "one row per finished point of the sweep"),)
 
@@ -112,6 +114,7 @@ class SweepRun:
         rows["status"] = OK if result is not None else FAILED
         rows["error"] = error.encode("utf-8", "replace")[:ERROR_CHARS]
         rows["seconds"] = (result or {}).get("seconds", math.nan)
+        rows["finished"] = (result or {}).get("finished", math.nan)
         rows["node"] = str((result or {}).get("node", "")).encode()[:16]
         return {POINTS: rows}
 
