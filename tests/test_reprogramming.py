@@ -91,3 +91,13 @@ def test_the_layer_node_gives_the_gradients_of_gain_times_x_w_plus_b_with_w_stra
     assert torch.allclose(layer.shadow.grad, w.grad, atol=1e-6)  # the devices' gradient, straight through
     assert torch.allclose(layer.periphery.grad[0], gain.grad, atol=1e-5)  # periphery = [gain, bias…]
     assert torch.allclose(layer.periphery.grad[1:], bias.grad, atol=1e-6)
+
+
+def test_a_double_precision_layer_reprograms_and_trains():
+    layer = _network("in-situ")[0][0].double()
+    with torch.no_grad():
+        layer.shadow.fill_(0.9)
+    assert layer.after_step() > 0 and bool((layer.block.state == 4).all())  # 5 states: 0.9 is nearest level 1.0
+    y = layer(torch.randn(4, 12, dtype=torch.float64))
+    y.sum().backward()
+    assert y.dtype == layer.shadow.grad.dtype == layer.periphery.grad.dtype == torch.float64

@@ -68,7 +68,7 @@ class Reprogramming:
         self._bindings = [(layer, layer.shadow, layer.software_state, layer.shadow.data_ptr())
                           for layer in self.layers]
         first = self.layers[0]
-        self._bounds_of_state = first._bounds_of_state.to(self._shadow.device)
+        self._bounds_of_state = first._bounds_of_state.to(self._shadow.device, self._shadow.dtype)
         self._boundaries = first.block.boundaries.to(self._shadow.device)
         self._bounds = self._shadow.new_empty((2, self._shadow.numel()))
         self._moved = torch.empty_like(self._shadow)
@@ -112,7 +112,7 @@ class Reprogramming:
         if index.numel() == 0:
             self._remember_states()
             return 0
-        states = torch.bucketize(shadow[index], self._boundaries)
+        states = torch.bucketize(shadow[index].to(self._boundaries.dtype), self._boundaries)  # as nearest_state
         self._state[index] = states
         self._bounds[:, index] = self._bounds_of_state[:, states]
         if self.in_situ:
