@@ -166,6 +166,7 @@ def _resume_protocol(tmp_path):
     return path
 
 
+@pytest.mark.slow  # about 45 s of repeated kills and resumes: run by CI's slow step (pytest -m slow)
 def test_sigkill_mid_sweep_then_resume_keeps_every_trial_exactly_once(tmp_path):
     protocol = _resume_protocol(tmp_path)
     out = tmp_path / "killed.h5"
