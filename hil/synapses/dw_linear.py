@@ -44,9 +44,6 @@ from hil.synapses.reprogramming import Reprogramming
 from hil.synapses.synapse_backend import SynapseBackend
 
 MODES = ("in-situ", "ex-situ")
-# the integer dtype of each float dtype's size: its bits, nonzero exactly where the float is not +0.0
-_SAME_SIZE_INT = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
-                  torch.bfloat16: torch.int16}
 
 
 @dataclass(frozen=True)
