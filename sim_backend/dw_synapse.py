@@ -273,3 +273,58 @@ class DWSynapseArray:
 
 __all__ = ["DEFAULT_READ_ENERGY_J", "DEFAULT_SIGMA", "DEFAULT_WRITE_ENERGY_J", "DWSynapseArray", "DWSynapseConfig",
            "SynapseConfigError", "even_levels"]
+
+
+class JointProgramming:
+    """Several arrays of one device model programmed as one: their states and realized weights are made views
+    of one flat tensor each, so a programming of devices spread over all of them is a handful of tensor
+    operations instead of a handful per array. Each array's noise still comes from its own stream, in the same
+    order, so the outcome is bit for bit that of programming the arrays in turn.
+
+    Only plain :class:`DWSynapseArray` s qualify (:meth:`supports`: same configuration and device, no
+    device-to-device offsets). An array whose ``state`` or ``weight`` was replaced since (a whole-array
+    programming, a restored checkpoint, :meth:`DWSynapseArray.elapse`) is no longer a view: :meth:`bound`
+    says so, and the caller binds again.
+    """
+
+    def __init__(self, arrays: Sequence[DWSynapseArray]) -> None:
+        if not self.supports(arrays):
+            raise SynapseConfigError("joint programming: the arrays must be plain DWSynapseArrays of one "
+                                     "configuration and device, without level offsets")
+        self.arrays = list(arrays)
+        first = self.arrays[0]
+        self.levels, self.noise_std = first.levels, first.noise_std
+        self.state = torch.cat([a.state.reshape(-1) for a in self.arrays])
+        self.weight = torch.cat([a.weight.reshape(-1) for a in self.arrays])
+        start = 0
+        for array in self.arrays:
+            array.state, array.weight = self.state[start:start + array.n], self.weight[start:start + array.n]
+            start += array.n
+        self._views = [(array.state, array.weight) for array in self.arrays]
+        self._noise = torch.empty(0, device=first.device)
+
+    @staticmethod
+    def supports(arrays: Sequence[DWSynapseArray]) -> bool:
+        if not arrays:
+            return False
+        first = arrays[0]
+        return all(type(a) is DWSynapseArray and a.level_offset is None and a.config == first.config
+                   and a.device == first.device for a in arrays)
+
+    def bound(self) -> bool:
+        """Whether every array's ``state`` and ``weight`` are still the views this binding made."""
+        return all(a.state is state and a.weight is weight
+                   for a, (state, weight) in zip(self.arrays, self._views, strict=True))
+
+    def program(self, states: torch.Tensor, index: torch.Tensor, cuts: Sequence[int]) -> None:
+        """Program the devices ``index`` (flat, over the arrays in order, ascending) to ``states`` (a long
+        tensor on the arrays' device, valid states); ``index[cuts[i]:cuts[i + 1]]`` lie in array ``i``."""
+        if self._noise.numel() < states.numel():
+            self._noise = torch.empty(max(states.numel(), 2 * self._noise.numel()), device=self.levels.device)
+        noise = self._noise[:states.numel()]
+        for array, low, high in zip(self.arrays, cuts[:-1], cuts[1:], strict=True):
+            if high > low:
+                torch.randn((high - low,), generator=array.generator, out=noise[low:high])
+                array.program_events += high - low
+        self.weight[index] = self.levels[states] + noise * self.noise_std[states]  # as realize, array by array
+        self.state[index] = states

@@ -8,10 +8,12 @@ dozen small tensor operations per layer and step, more than the layer's matrix p
 :class:`Reprogramming` checks a group of layers that share levels, margin and mode in one pass: the layers'
 shadow weights and tracked states are made views of one flat tensor each (the parameters stay the same
 objects, so the optimizer and checkpoints see nothing different), their reprogramming bounds kept flat beside
-them; one clip, one search for the devices out of bounds, one nearest-state lookup, then each in-situ
-layer's devices are programmed through its own block (the same random streams, in the same order, as
-layer by layer). :func:`reprogramming_groups` splits a network's layers into such groups. A group whose
-layers' tensors were moved elsewhere (``model.to(device)``, a parameter replaced) binds them again.
+them; one clip, one search for the devices out of bounds, one nearest-state lookup, then the in-situ
+layers' devices are programmed: all at once where their blocks are plain simulated arrays of one model
+(:class:`~sim_backend.dw_synapse.JointProgramming`), else block by block; either way each block draws from its
+own random stream, in the same order, so the outcome is bit for bit that of layer by layer.
+:func:`reprogramming_groups` splits a network's layers into such groups. A group whose layers' tensors were
+moved elsewhere (``model.to(device)``, a parameter replaced, a restored checkpoint) binds them again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+
+from sim_backend.dw_synapse import JointProgramming
 
 if TYPE_CHECKING:
     from hil.synapses.dw_linear import DWLinear
@@ -47,6 +51,7 @@ class Reprogramming:
         self._sizes = sizes
         self._shadow: torch.Tensor | None = None
         self._state: torch.Tensor | None = None
+        self._joint: JointProgramming | None = None
 
     # -- the flat tensors ---------------------------------------------------------------------------------
 
@@ -55,7 +60,8 @@ class Reprogramming:
         points into the flat tensor (``model.to(device)`` gives it other storage; an assignment another object)."""
         return self._shadow is not None and all(
             layer._parameters["shadow"] is shadow and layer._buffers["software_state"] is state
-            and shadow.data_ptr() == pointer for layer, shadow, state, pointer in self._bindings)
+            and shadow.data_ptr() == pointer for layer, shadow, state, pointer in self._bindings) and (
+            self._joint is None or self._joint.bound())
 
     def _bind(self) -> None:
         """Make every layer's shadow weights and tracked states views of one flat tensor each."""
@@ -72,9 +78,13 @@ class Reprogramming:
         self._boundaries = first.block.boundaries.to(self._shadow.device)
         self._bounds = self._shadow.new_empty((2, self._shadow.numel()))
         self._moved = torch.empty_like(self._shadow)
-        self._keys: list[tuple[int, int] | None] = [None] * len(self.layers)
         self._ends = torch.tensor([start + size for start, size in zip(self._starts, self._sizes, strict=True)],
                                   device=self._shadow.device)
+        # in situ, devices of one plain model on the shadow weights' device are programmed all at once
+        blocks = [layer.block for layer in self.layers]
+        self._joint = JointProgramming(blocks) if (
+            self.in_situ and JointProgramming.supports(blocks) and blocks[0].device == self._shadow.device) else None
+        self._keys: list = [None] * len(self.layers)  # nothing remembered: every bound computed afresh
 
     def _tracked_state(self, layer: DWLinear) -> torch.Tensor:
         """The states a layer's reprogramming follows: its devices' own (in situ) or its software copy's."""
@@ -83,15 +93,30 @@ class Reprogramming:
     def _key(self, state: torch.Tensor) -> tuple[int, int]:
         return (id(state), state._version)
 
+    def _flat_tracked(self) -> torch.Tensor | None:
+        """The one tensor all the tracked states are views of, when there is one: the software copies (ex situ),
+        the devices' states when they are programmed jointly (in situ). A write through any view moves its
+        version (views share it), and a replaced view unbinds the group."""
+        if not self.in_situ:
+            return self._state
+        return None if self._joint is None else self._joint.state
+
     def _refresh_bounds(self) -> None:
         """Recompute the bounds of the layers whose states changed elsewhere (a restored checkpoint, a test)."""
+        flat = self._flat_tracked()
+        if flat is not None:
+            if self._keys != [flat._version]:
+                self._bounds.copy_(self._bounds_of_state[:, flat])
+            return
         for i, (layer, start, size) in enumerate(zip(self.layers, self._starts, self._sizes, strict=True)):
             state = self._tracked_state(layer)
             if self._keys[i] != self._key(state):
                 self._bounds[:, start:start + size] = self._bounds_of_state[:, state.reshape(-1)]
 
     def _remember_states(self) -> None:
-        self._keys = [self._key(self._tracked_state(layer)) for layer in self.layers]
+        flat = self._flat_tracked()
+        self._keys = ([flat._version] if flat is not None
+                      else [self._key(self._tracked_state(layer)) for layer in self.layers])
 
     # -- the step -----------------------------------------------------------------------------------------
 
@@ -114,8 +139,10 @@ class Reprogramming:
             return 0
         states = torch.bucketize(shadow[index].to(self._boundaries.dtype), self._boundaries)  # as nearest_state
         self._state[index] = states
-        self._bounds[:, index] = self._bounds_of_state[:, states]
-        if self.in_situ:
+        self._bounds.index_copy_(1, index, self._bounds_of_state.index_select(1, states))
+        if self._joint is not None:
+            self._joint.program(states, index, [0, *torch.searchsorted(index, self._ends).tolist()])
+        elif self.in_situ:
             cuts = [0, *torch.searchsorted(index, self._ends).tolist()]
             on_blocks = states.device == self.layers[0].block.device  # the states need no checks or moves
             for layer, start, low, high in zip(self.layers, self._starts, cuts[:-1], cuts[1:], strict=True):

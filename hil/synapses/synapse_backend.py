@@ -99,8 +99,8 @@ class SynapseBackend(abc.ABC):
             raise ValueError(f"synapse checkpoint of {len(state['blocks'])} blocks for {len(self.blocks)}")
         self.seed = int(state["seed"])
         for block, saved in zip(self.blocks, state["blocks"], strict=True):
-            block.state = saved["state"].to(block.device)
-            block.weight = saved["weight"].to(block.device)
+            block.state = saved["state"].to(block.device, copy=True)  # never sharing memory with the source
+            block.weight = saved["weight"].to(block.device, copy=True)
             block.generator.set_state(saved["generator"])
             block.program_events, block.read_events = int(saved["program_events"]), int(saved["read_events"])
 
