@@ -138,9 +138,10 @@ def test_layers_that_differ_are_reprogrammed_in_separate_groups():
         Reprogramming(layers)
 
 
-def test_the_layer_node_gives_the_gradients_of_gain_times_x_w_plus_b_with_w_straight_through():
+@pytest.mark.parametrize("batch", [(5,), (2, 3)])
+def test_the_layer_node_gives_the_gradients_of_gain_times_x_w_plus_b_with_w_straight_through(batch):
     layer = _network("in-situ")[0][0]
-    x = torch.randn(5, 12, dtype=torch.float32, requires_grad=True)
+    x = torch.randn(*batch, 12, dtype=torch.float32, requires_grad=True)
     y = layer(x)
     upstream = torch.randn(y.shape)
     (y * upstream).sum().backward()

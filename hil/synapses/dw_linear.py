@@ -83,13 +83,15 @@ class DWLinearFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, w, product, gain = ctx.saved_tensors
+        needs_x, needs_shadow, needs_periphery, _ = ctx.needs_input_grad
         scaled = grad * gain
-        grad_x = scaled.matmul(w) if ctx.needs_input_grad[0] else None
-        flat, inputs = scaled.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
-        grad_shadow = flat.t().mm(inputs) if ctx.needs_input_grad[1] else None
+        grad_x = scaled.matmul(w) if needs_x else None
+        if grad.dim() != 2:  # a batch of several leading dimensions: their rows, one matrix
+            scaled, x, grad = scaled.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1]), grad.reshape(-1, w.shape[0])
+        grad_shadow = scaled.t().mm(x) if needs_shadow else None
         grad_periphery = None
-        if ctx.needs_input_grad[2]:
-            grad_periphery = torch.cat([(grad * product).sum().reshape(1), grad.reshape(-1, w.shape[0]).sum(0)])
+        if needs_periphery:
+            grad_periphery = torch.cat([(grad * product.reshape(grad.shape)).sum().reshape(1), grad.sum(0)])
         return grad_x, grad_shadow, grad_periphery, None
 
 
@@ -133,6 +135,9 @@ class DWLinear(nn.Module):
         margin = self.config.margin * self.block.config.spacing
         self._bounds_of_state = torch.stack([torch.cat([-inf, band]) - margin, torch.cat([band, inf]) + margin])
         self._reprogramming: Reprogramming | None = None
+        # the flag tensor, its version and its value; the block's weights and their 2-D view (see weights())
+        self._deployed_seen: tuple[torch.Tensor | None, int, bool] = (None, -1, False)
+        self._weights_seen: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
         if self.config.mode == "in-situ":
             self.block.program(self.software_state)
 
@@ -140,13 +145,28 @@ class DWLinear(nn.Module):
 
     def weights(self, inferences: int = 1) -> torch.Tensor:
         """The weights the forward pass uses now (``out × in``); reading devices counts ``inferences`` reads."""
-        if bool(self.deployed):
-            return self.block.read(inferences).reshape(self.out_features, self.in_features)
+        if self._is_deployed():
+            flat = self.block.read(inferences)
+            seen, view = self._weights_seen
+            if flat is not seen:  # the block's weights were replaced (programmed whole, restored, moved)
+                view = flat.view(self.out_features, self.in_features)
+                self._weights_seen = (flat, view)
+            return view
         # ex situ, before deployment: the device model around the tracked states, a fresh draw each pass
         if self._noise is None or self._noise.device != self.shadow.device:
             self._noise = torch.Generator(device=self.shadow.device).manual_seed(self.seed + 1)
         drawn = self.block.realize(None, self.software_state, generator=self._noise)
         return drawn.reshape(self.out_features, self.in_features)
+
+    def _is_deployed(self) -> bool:
+        """``bool(self.deployed)``, read again only when the flag was replaced or written (a Python bool per
+        forward pass instead of a tensor read)."""
+        flag = self._buffers["deployed"]
+        seen, version, value = self._deployed_seen
+        if flag is not seen or flag._version != version:
+            value = bool(flag)
+            self._deployed_seen = (flag, flag._version, value)
+        return value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inferences = x.numel() // max(1, x.shape[-1])
