@@ -198,6 +198,21 @@ def test_hil_sweep_runs_a_built_in_experiment_and_hil_report_draws_every_axis(tm
     assert load_sweep(REPO / "configs" / "sweeps" / "width-bias.yaml").experiment == "bias"
 
 
+def test_the_margin_sweep_counts_the_reprogrammings_of_training_beside_all_programming_events():
+    raw = yaml.safe_load((REPO / "configs" / "sweeps" / "dw-margin.yaml").read_text())
+    assert load_sweep(REPO / "configs" / "sweeps" / "dw-margin.yaml").experiment == "synapses"
+    raw["base"] = {"epochs": 3, "hidden": [16, 16]}
+    raw["axes"] = {"grid": {"margin": [0, 2]}, "seeds": 1}
+    run = SweepRun(parse_sweep(raw))
+    rows = {float(r["axis_margin"][0]): r for r in (run.measure(u)["points"] for u in run.plan())}
+    weights = 64 * 16 + 16 * 16 + 16 * 10  # every synapse programmed once before training (in situ)
+    for row in rows.values():
+        assert row["status"][0] == OK
+        assert row["metric_program_events"][0] == row["metric_reprogrammings"][0] + weights
+    # a wide margin holds devices in their states while the shadow weights move: far fewer reprogrammings
+    assert rows[2.0]["metric_reprogrammings"][0] < rows[0.0]["metric_reprogrammings"][0] / 3
+
+
 def test_without_ray_a_point_is_measured_in_process_with_the_same_rows():
     run = SweepRun(spec_of(axes={"grid": {"x": [3, -2]}}))
     units = run.plan()

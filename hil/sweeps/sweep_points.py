@@ -54,7 +54,7 @@ PARAMETERS: dict[str, tuple[str, Any, Any]] = {
     "synapse_mode": ("choice", ("in-situ", "ex-situ"), "in-situ"),
 }
 METRICS = {
-    "train": ("accuracy", "energy_per_inference_j", "pulses_per_inference", "program_events",
+    "train": ("accuracy", "energy_per_inference_j", "pulses_per_inference", "program_events", "reprogrammings",
               "program_energy_per_inference_j", "train_seconds"),
     "transfer": ("software_accuracy", "software_on_devices_accuracy", "hil_accuracy", "train_seconds"),
 }
@@ -209,6 +209,8 @@ def train_point(settings: dict[str, Any], seed: int) -> dict[str, float]:
         "energy_per_inference_j": float(energy) / n_test,
         "pulses_per_inference": float(pulses) / n_test,
         "program_events": float(events),
+        # beyond each device's one whole programming (in situ the first, ex situ the deployment): the training's
+        "reprogrammings": float(events - synapses.n_devices) if synapses else 0.0,
         "program_energy_per_inference_j": (float(events) * synapses.config.write_energy_j / (config.epochs * n_train)
                                            if synapses else 0.0),
         "train_seconds": time.perf_counter() - started,
