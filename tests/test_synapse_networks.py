@@ -90,6 +90,27 @@ def test_the_margin_cuts_programming_during_training_at_a_small_accuracy_cost(ta
         with_margin["program_events"] * 5e-15 / (30 * 1347))
 
 
+@pytest.mark.slow  # six 5-layer networks of 30 epochs in batches of 8: about a minute (CI runs pytest -m slow)
+def test_with_small_batches_the_margin_cuts_programming_about_tenfold_while_the_networks_still_learn(digits):
+    """The margin saves the reprogrammings of shadow weights dithering at a band's edge. In batches of 8 the
+    steps are noisy and those dominate: half a spacing of margin cuts them about tenfold (measured: 63,077 →
+    6,111, 10.3×) while the networks still learn the digits, at a cost of 1.9 pp here (0.982 → 0.963), above
+    the 0.5 pp hoped for (README: the regimes measured)."""
+    torch.set_num_threads(1)
+    runs: dict[float, list] = {0.0: [], 0.5: []}
+    for seed in SEEDS:
+        config = TrainConfig(hidden=DEFAULT_HIDDEN, epochs=30, batch_size=8, learning_rate=3e-3, seed=seed)
+        for margin, results in runs.items():
+            synapses = SimSynapseBackend(DWSynapseConfig().with_states(5), seed=seed + 17)
+            result = train(digits, "deterministic", config, synapses=synapses,
+                           synapse_config=SynapseConfig("in-situ", margin))
+            results.append((result.test_accuracy, synapses.program_events - synapses.n_devices))
+    accuracy = {m: statistics.fmean(a for a, _ in r) for m, r in runs.items()}
+    events = {m: statistics.fmean(e for _, e in r) for m, r in runs.items()}
+    assert events[0.0] >= 8 * events[0.5]
+    assert accuracy[0.5] > 0.95 and accuracy[0.0] > 0.97
+
+
 @pytest.mark.slow  # the synapse table over seeds on digits: about a minute (CI runs pytest -m slow)
 def test_three_stochastic_hidden_layers_of_devices_match_the_software_network(digits):
     """Deep networks of SOT neurons (simulated, calibrated mapping): within 0.5 pp of the same software
