@@ -1,3 +1,3 @@
 """hil: hardware-in-loop experiments with stochastic spintronic devices."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -4,6 +4,7 @@ Each refusal names the file or the difference, exits non-zero without a tracebac
 it was.
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import sys
 import pytest
 import yaml
 
+from hil import __version__
 from hil.lab import provenance
 from hil.lab.characterization import characterize
 from hil.session import Session
@@ -110,8 +112,8 @@ def test_a_resume_on_another_station_or_software_version_is_refused(emulated_run
                                           r"'2.5mA' now\)"):
         characterize(station, [RESISTANCE], emulated_run, resume=True, seed=5, progress=False)
     monkeypatch.setattr(provenance, "__version__", "9.9.9")
-    with pytest.raises(ResumeError, match=r"different software version \(software_version: '0.1.0' in the file, "
-                                          r"'9.9.9' now\)"):
+    with pytest.raises(ResumeError, match=rf"different software version \(software_version: '{re.escape(__version__)}' "
+                                          r"in the file, '9.9.9' now\)"):
         characterize(EMULATED_STATION_FILE, [RESISTANCE], emulated_run, resume=True, seed=5, progress=False)
 
 
