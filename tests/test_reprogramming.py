@@ -165,3 +165,26 @@ def test_a_double_precision_layer_reprograms_and_trains():
     y = layer(torch.randn(4, 12, dtype=torch.float64))
     y.sum().backward()
     assert y.dtype == layer.shadow.grad.dtype == layer.periphery.grad.dtype == torch.float64
+
+
+def test_a_group_follows_a_layer_given_another_block():
+    layers, backend = _network("in-situ")
+    group = Reprogramming(layers)
+    group.step()
+    replaced = layers[1].block
+    before, events = replaced.state.clone(), replaced.program_events
+    layers[1].block = backend.allocate(replaced.n)  # a fresh block, every device in state 0
+    with torch.no_grad():
+        layers[1].shadow.fill_(1.0)
+    group.step()
+    assert bool((layers[1].block.state == 4).all()) and layers[1].block.program_events == replaced.n
+    assert torch.equal(replaced.state, before) and replaced.program_events == events  # left as it was
+
+
+def test_a_layer_made_under_inference_mode_runs_forward():
+    x = torch.randn(2, 12)
+    with torch.inference_mode():
+        layer = _network("in-situ")[0][0]
+        y = layer(x)
+        expected = torch.nn.functional.linear(x, layer.block.weight.view(9, 12)) * layer.gain + layer.bias
+    assert torch.allclose(y, expected, atol=1e-6)

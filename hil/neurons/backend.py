@@ -234,7 +234,7 @@ class NeuronBackend(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`: the same random stream and counters."""
         self.seed = int(state["seed"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
         self.pulses = int(state["pulses"])
         self._bias_j.fill_(float(state["bias_j"]))
         self._pending_bias_j = []

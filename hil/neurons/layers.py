@@ -229,7 +229,7 @@ class IdealStochasticNeurons(nn.Module):
         self._generator = None
         if state["state"] is not None:
             self._generator = torch.Generator(device=state["device"])
-            self._generator.set_state(state["state"])
+            self._generator.set_state(state["state"].cpu())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._generator is None or self._generator.device != x.device:

@@ -86,12 +86,15 @@ class DWLinearFunction(torch.autograd.Function):
         needs_x, needs_shadow, needs_periphery, _ = ctx.needs_input_grad
         scaled = grad * gain
         grad_x = scaled.matmul(w) if needs_x else None
-        if grad.dim() != 2:  # a batch of several leading dimensions: their rows, one matrix
-            scaled, x, grad = scaled.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1]), grad.reshape(-1, w.shape[0])
-        grad_shadow = scaled.t().mm(x) if needs_shadow else None
         grad_periphery = None
         if needs_periphery:
-            grad_periphery = torch.cat([(grad * product.reshape(grad.shape)).sum().reshape(1), grad.sum(0)])
+            rows = grad if grad.dim() == 2 else grad.reshape(-1, w.shape[0])
+            grad_periphery = torch.cat([(grad * product).sum().reshape(1), rows.sum(0)])
+        grad_shadow = None
+        if needs_shadow:
+            if grad.dim() != 2:  # a batch of several leading dimensions: their rows, one matrix
+                scaled, x = scaled.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
+            grad_shadow = scaled.t().mm(x)
         return grad_x, grad_shadow, grad_periphery, None
 
 
@@ -158,10 +161,23 @@ class DWLinear(nn.Module):
         drawn = self.block.realize(None, self.software_state, generator=self._noise)
         return drawn.reshape(self.out_features, self.in_features)
 
+    def noise_state(self) -> torch.Tensor | None:
+        """Where the ex-situ training noise stream stands (``None`` before its first draw), for a checkpoint."""
+        return None if self._noise is None else self._noise.get_state()
+
+    def load_noise_state(self, state: torch.Tensor | None) -> None:
+        """Continue the ex-situ training noise stream from :meth:`noise_state`."""
+        self._noise = None
+        if state is not None:
+            self._noise = torch.Generator(device=self.shadow.device)
+            self._noise.set_state(state.cpu())
+
     def _is_deployed(self) -> bool:
         """``bool(self.deployed)``, read again only when the flag was replaced or written (a Python bool per
         forward pass instead of a tensor read)."""
         flag = self._buffers["deployed"]
+        if torch.is_inference(flag):  # made under torch.inference_mode(): no version to follow
+            return bool(flag)
         seen, version, value = self._deployed_seen
         if flag is not seen or flag._version != version:
             value = bool(flag)

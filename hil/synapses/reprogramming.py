@@ -56,12 +56,14 @@ class Reprogramming:
     # -- the flat tensors ---------------------------------------------------------------------------------
 
     def _bound(self) -> bool:
-        """Whether every layer still holds the parameter and buffer the binding gave it, and the parameter still
-        points into the flat tensor (``model.to(device)`` gives it other storage; an assignment another object)."""
+        """Whether every layer still holds the parameter and buffer the binding gave it, the parameter still
+        points into the flat tensor (``model.to(device)`` gives it other storage; an assignment another object),
+        and the layers' blocks are still the jointly programmed arrays, their tensors still the joint views."""
         return self._shadow is not None and all(
             layer._parameters["shadow"] is shadow and layer._buffers["software_state"] is state
             and shadow.data_ptr() == pointer for layer, shadow, state, pointer in self._bindings) and (
-            self._joint is None or self._joint.bound())
+            self._joint is None or (self._joint.bound() and all(
+                layer.block is array for layer, array in zip(self.layers, self._joint.arrays, strict=True))))
 
     def _bind(self) -> None:
         """Make every layer's shadow weights and tracked states views of one flat tensor each."""

@@ -101,7 +101,7 @@ class SynapseBackend(abc.ABC):
         for block, saved in zip(self.blocks, state["blocks"], strict=True):
             block.state = saved["state"].to(block.device, copy=True)  # never sharing memory with the source
             block.weight = saved["weight"].to(block.device, copy=True)
-            block.generator.set_state(saved["generator"])
+            block.generator.set_state(saved["generator"].cpu())
             block.program_events, block.read_events = int(saved["program_events"]), int(saved["read_events"])
 
     def describe(self) -> dict[str, Any]:

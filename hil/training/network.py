@@ -179,9 +179,10 @@ def synapse_counters(model: nn.Module) -> tuple[int, float]:
 
 def sampling_state(model: nn.Module) -> dict[str, Any]:
     """The random streams of a model's stochastic neurons and its backends' counters, and its DW synapses'
-    states, realized weights and counters (for a checkpoint)."""
+    states, realized weights and counters, and their ex-situ training noise streams (for a checkpoint)."""
     return {"backends": [b.state_dict() for b in backends_of(model)],
             "synapses": [b.state_dict() for b in synapse_backends_of(model)],
+            "synapse_noise": [m.noise_state() for m in model.modules() if isinstance(m, DWLinear)],
             "ideal": [m.sampling_state() for m in model.modules() if isinstance(m, IdealStochasticNeurons)]}
 
 
@@ -191,6 +192,9 @@ def load_sampling_state(model: nn.Module, state: dict[str, Any]) -> None:
         backend.load_state_dict(saved)
     for synapses, saved in zip(synapse_backends_of(model), state.get("synapses", []), strict=True):
         synapses.load_state_dict(saved)
+    for layer, saved in zip([m for m in model.modules() if isinstance(m, DWLinear)], state["synapse_noise"],
+                            strict=True):
+        layer.load_noise_state(saved)
     ideal = [m for m in model.modules() if isinstance(m, IdealStochasticNeurons)]
     for layer, saved in zip(ideal, state["ideal"], strict=True):
         layer.load_sampling_state(saved)

@@ -233,7 +233,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
-        self.shuffle.set_state(state["shuffle"])
+        self.shuffle.set_state(state["shuffle"].cpu())  # a generator state is a CPU tensor, wherever it was loaded
         load_sampling_state(self.model, state["sampling"])
         self.history = [EpochMetrics(**m) for m in state["history"]]
         now = state["in_flight"]

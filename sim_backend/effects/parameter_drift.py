@@ -93,4 +93,4 @@ class DriftState:
         self.ambient_offset_k = float(state["ambient_offset_k"])  # type: ignore[arg-type]
         self.pending_s = float(state["pending_s"])  # type: ignore[arg-type]
         self.pending_pulses = state["pending_pulses"].clone()  # type: ignore[union-attr]
-        self.generator.set_state(state["generator"])  # type: ignore[arg-type]
+        self.generator.set_state(state["generator"].cpu())  # type: ignore[union-attr]

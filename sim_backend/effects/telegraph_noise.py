@@ -57,4 +57,4 @@ class TelegraphState:
     def load_state_dict(self, state: dict[str, object]) -> None:
         self.level = state["level"].clone()  # type: ignore[union-attr]
         self.seen_s = state["seen_s"].clone()  # type: ignore[union-attr]
-        self.generator.set_state(state["generator"])  # type: ignore[arg-type]
+        self.generator.set_state(state["generator"].cpu())  # type: ignore[union-attr]
