@@ -94,6 +94,8 @@ _DEVICE_KEYS: dict[str, tuple[str, bool]] = {
     "r0": ("ohm", False),
     "delta_r_ahe": ("ohm", True),
     "r_ch": ("ohm", True),
+    "pinning": ("", False),  # the device's own p of effects.reversal_pinning (a cross with a known pinning site)
+    "wear": ("", False),     # the device's own wear rate of effects.drift (ln Ic0 per 10^6 pulses)
 }
 _TOP_KEYS = {"format", "name", "seed", "material", "variation", "reset", "devices", "notes", "calibration",
              "synapses",  # synapses: the DW synapse model (sim_backend.dw_synapse), validated here too
@@ -188,12 +190,29 @@ class ChipSpec:
             values = _quantities({k: v for k, v in entry.items() if k != "id"}, _DEVICE_KEYS, where, False)
             if "width" not in values:
                 raise ChipConfigError(f"{where}width: missing")
+            _check_device_effects(values, effects, where, entry)
             devices.append({"id": device_id, **values})
         for track_id in tracks.ids if tracks is not None else ():
             if track_id in seen:
                 raise ChipConfigError(f"dw_tracks.tracks: {track_id!r} is also the id of a Hall bar")
         return cls(name=str(raw.get("name", "chip")), seed=seed, material=material, variation=variation,
                    reset=reset, devices=devices, tracks=tracks, effects=effects)
+
+
+def _check_device_effects(values: Mapping[str, float], effects: DeviceEffects, where: str,
+                          entry: Mapping[str, Any]) -> None:
+    """A device's own ``pinning`` (a probability) and ``wear`` (≥ 0) need their effect switched on."""
+    for key, effect, name in (("pinning", effects.reversal_pinning, "reversal_pinning"),
+                              ("wear", effects.drift, "drift")):
+        if key not in values:
+            continue
+        if effect is None:
+            raise ChipConfigError(f"{where}{key}: the chip's effects.{name} is off; switch it on to give a device "
+                                  f"its own {key}")
+        low, high = 0.0, 1.0 if key == "pinning" else math.inf
+        if not low <= values[key] <= high:
+            need = "a probability in [0, 1]" if key == "pinning" else "≥ 0"
+            raise ChipConfigError(f"{where}{key}: must be {need}, got {entry[key]!r}")
 
 
 def load_chip(source: str | Path | Mapping[str, Any] | None = None, seed: int | None = None,
@@ -295,6 +314,12 @@ class Chip:
         self.pin_probability = (pinning.device_probabilities(n, torch.Generator().manual_seed(streams[0]))
                                 .to(self.device) if pinning is not None else None)
         self.drift = DriftState(effects.drift, n, streams[1], self.device) if effects.drift is not None else None
+        # a device's own pinning or wear (devices[].pinning, .wear) replaces its draw; the others keep theirs
+        for i, dev in enumerate(spec.devices):
+            if "pinning" in dev and self.pin_probability is not None:
+                self.pin_probability[i] = dev["pinning"]
+            if "wear" in dev and self.drift is not None:
+                self.drift.wear_rate[i] = dev["wear"]
         self.telegraph = (TelegraphState(effects.telegraph_noise, self.width_m, streams[2])
                           if effects.telegraph_noise is not None else None)
         self.chirality = field_.chirality if field_ is not None else 1

@@ -145,6 +145,58 @@ def test_resets_fail_at_the_pinning_rate_and_differ_between_devices():
     assert float(p_fail.max() / p_fail.min()) > 5  # some devices hold a stronger pinning site
 
 
+def test_a_device_given_its_own_pinning_and_wear_keeps_them_while_the_others_keep_their_draws():
+    base = realistic("drift", "reversal_pinning")
+    plain = load_chip(base, seed=7)
+    raw = copy.deepcopy(base)
+    raw["devices"][1]["pinning"] = 0.3  # w3-2: a cross with a strong pinning site
+    raw["devices"][2]["wear"] = 0.5     # w3-3: wears about a hundred times faster than the median device
+    chip = load_chip(raw, seed=7)
+    assert float(chip.pin_probability[1]) == 0.3 and float(chip.drift.wear_rate[2]) == 0.5
+    others = [i for i in range(len(chip)) if i not in (1, 2)]
+    assert torch.equal(chip.pin_probability[others], plain.pin_probability[others])
+    assert torch.equal(chip.drift.wear_rate[others], plain.drift.wear_rate[others])
+    # w3-2's resets fail at its own rate: up, then reset, 2,000 times
+    rounds = 2000
+    levels = torch.tensor([[-float(chip.reset_current_a[1]), 0.0, float(chip.reset_current_a[1]), 0.0]])
+    durations = torch.tensor([100e-6, 20e-6, 100e-6, 20e-6], dtype=torch.float64)
+    m = chip.apply_waveform(["w3-2"], levels.repeat(1, rounds), durations.repeat(rounds))
+    tried = m[0, 0::4] == 1
+    failed = float((tried & (m[0, 2::4] == 1)).sum())
+    p_fail = 1.0 - float(chip.switching_probability(torch.tensor([1]), chip.reset_current_a[1:2].abs(), 100e-6))
+    expected = float(tried.sum()) * p_fail
+    assert p_fail > 0.05 and abs(failed - expected) < 4 * math.sqrt(expected)
+    # w3-3 wears: 10^5 trials (two pulses each) lower its I50 by about 1 − e^(−0.5 · 0.2) ≈ 10 %
+    backend = SimBackend(chip, pulse_width_s=10e-6)
+    devices = torch.arange(len(chip))
+    before, _ = backend.curve(devices)
+    currents = (before * torch.ones(10_000, len(chip), dtype=torch.float64)).to(torch.float32)
+    for _ in range(10):
+        backend.sample(devices, currents)
+    change = (backend.curve(devices)[0] - before) / before
+    assert -0.15 < float(change[2]) < -0.05
+    assert float(change[others].abs().max()) < 0.02
+
+
+def test_a_device_s_own_pinning_or_wear_is_refused_out_of_range_or_without_its_effect():
+    raw = realistic("drift", "reversal_pinning")
+    raw["devices"][1]["pinning"] = 1.5
+    with pytest.raises(ChipConfigError, match=r"devices\[1\].pinning: must be a probability in \[0, 1\], got 1.5"):
+        load_chip(raw)
+    raw = realistic("drift")
+    raw["devices"][1]["pinning"] = 0.1
+    with pytest.raises(ChipConfigError, match="devices\\[1\\].pinning: the chip's effects.reversal_pinning is off"):
+        load_chip(raw)
+    raw = realistic("reversal_pinning")
+    raw["devices"][0]["wear"] = 0.01
+    with pytest.raises(ChipConfigError, match="devices\\[0\\].wear: the chip's effects.drift is off"):
+        load_chip(raw)
+    raw = realistic("drift")
+    raw["devices"][0]["wear"] = -0.01
+    with pytest.raises(ChipConfigError, match="devices\\[0\\].wear: must be ≥ 0"):
+        load_chip(raw)
+
+
 def test_telegraph_noise_makes_single_reads_err_and_spread_repeated_reads_mend_them():
     chip = load_chip(realistic("telegraph_noise"), seed=4)
     chip.set_state("w3-1", -1)
