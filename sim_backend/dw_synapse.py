@@ -271,8 +271,6 @@ class DWSynapseArray:
                 f"sigma={list(self.config.sigma)}, events={self.program_events})")
 
 
-__all__ = ["DEFAULT_READ_ENERGY_J", "DEFAULT_SIGMA", "DEFAULT_WRITE_ENERGY_J", "DWSynapseArray", "DWSynapseConfig",
-           "SynapseConfigError", "even_levels"]
 
 
 class JointProgramming:
@@ -328,3 +326,7 @@ class JointProgramming:
                 array.program_events += high - low
         self.weight[index] = self.levels[states] + noise * self.noise_std[states]  # as realize, array by array
         self.state[index] = states
+
+
+__all__ = ["DEFAULT_READ_ENERGY_J", "DEFAULT_SIGMA", "DEFAULT_WRITE_ENERGY_J", "DWSynapseArray", "DWSynapseConfig",
+           "JointProgramming", "SynapseConfigError", "even_levels"]

@@ -142,14 +142,15 @@ class Reprogramming:
         states = torch.bucketize(shadow[index].to(self._boundaries.dtype), self._boundaries)  # as nearest_state
         self._state[index] = states
         self._bounds.index_copy_(1, index, self._bounds_of_state.index_select(1, states))
-        if self._joint is not None:
-            self._joint.program(states, index, [0, *torch.searchsorted(index, self._ends).tolist()])
-        elif self.in_situ:
-            cuts = [0, *torch.searchsorted(index, self._ends).tolist()]
-            on_blocks = states.device == self.layers[0].block.device  # the states need no checks or moves
-            for layer, start, low, high in zip(self.layers, self._starts, cuts[:-1], cuts[1:], strict=True):
-                if high > low:
-                    layer.block.program(states[low:high], index[low:high] - start, checked=on_blocks)
+        if self.in_situ:
+            cuts = [0, *torch.searchsorted(index, self._ends).tolist()]  # where each layer's devices begin
+            if self._joint is not None:
+                self._joint.program(states, index, cuts)
+            else:
+                on_blocks = states.device == self.layers[0].block.device  # the states need no checks or moves
+                for layer, start, low, high in zip(self.layers, self._starts, cuts[:-1], cuts[1:], strict=True):
+                    if high > low:
+                        layer.block.program(states[low:high], index[low:high] - start, checked=on_blocks)
         self._remember_states()
         return int(index.numel())
 
